@@ -1,0 +1,53 @@
+# Non-Refoulement Watch: `make run` starts everything, `make test` runs every test tier.
+# Everything downloaded or built is cached under .cache/ (ignored), runtime data under var/.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+REQ_STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+PYTEST := $(PY) -m pytest
+
+.PHONY: help install run stop test test-unit test-integration test-e2e test-compose bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+
+$(REQ_STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	@test -x $(PY) || { echo "python: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "python: installing pinned packages into $(VENV)"
+	@$(PY) -m pip install -q -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(REQ_STAMP)  ## install what is missing: Python packages, Kafka jars, FerretDB
+	@$(PY) -m infra.stack install
+
+run: install  ## start the whole stack locally and print where to go (Ctrl-C stops it)
+	@$(PY) -m infra.stack run
+
+stop:  ## stop a stack left running by `make run`
+	@$(PY) -m infra.stack stop
+
+test: install  ## run every test tier: unit, integration, end-to-end, compose
+	@$(MAKE) --no-print-directory test-unit test-integration test-e2e test-compose
+
+test-unit: $(REQ_STAMP)  ## unit tests (no I/O)
+	$(PYTEST) tests/unit
+
+test-integration: install  ## integration tests against a real Kafka broker and FerretDB
+	$(PYTEST) tests/integration
+
+test-e2e: install  ## end-to-end tests: the whole stack as `make run` starts it
+	$(PYTEST) tests/e2e
+
+test-compose: $(REQ_STAMP)  ## docker-compose.yml checks, and the compose stack where a Docker engine exists
+	$(PYTEST) tests/compose
+
+bench: install  ## benchmarks: pipeline latency against a bare Kafka round trip (writes bench/results/)
+	$(PY) -m bench.pipeline
+
+clean:  ## remove runtime data (var/); caches in .cache/ are kept
+	rm -rf var

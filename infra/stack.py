@@ -1,0 +1,269 @@
+"""The local stack: install what is missing, start every process of infra/Procfile, wait until it
+is ready, stop it cleanly.
+
+    python -m infra.stack run      start everything with honcho in the foreground (Ctrl-C stops)
+    python -m infra.stack stop     stop a stack left running by `run`
+    python -m infra.stack install  fetch Kafka and build FerretDB only
+
+`Stack` is also what the end-to-end tests use: the same Procfile lines, each its own process
+group, so that a test can stop, kill or restart any one of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCFILE = ROOT / "infra" / "Procfile"
+VENV_BIN = ROOT / ".venv" / "bin"
+SERVICES = ("intake", "case", "advocacy", "reporting")
+
+
+def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
+    """Process name -> shell command, in file order."""
+    procs = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, command = line.partition(":")
+        procs[name.strip()] = command.strip()
+    return procs
+
+
+def stack_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every process gets: the caller's, the venv first on PATH, and overrides."""
+    env = dict(os.environ)
+    env.update(overrides or {})
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def install(env: dict[str, str]) -> None:
+    """Fetch the Kafka jars and build FerretDB if they are not cached yet (each says what it does)."""
+    subprocess.run([str(ROOT / "infra/kafka/fetch.sh")], check=True, env=env)
+    subprocess.run([str(ROOT / "infra/ferretdb/build.sh")], check=True, env=env)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    address = re.sub(r"^[a-z]+://", "", address).split("/")[0].split(",")[0]
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def port_open(address: str) -> bool:
+    """True if something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection(_host_port(address), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def service_urls(env: dict[str, str]) -> dict[str, str]:
+    """Where each web service listens, by the same rules as shared.config."""
+    defaults = {"intake": 8001, "case": 8002, "advocacy": 8003, "reporting": 8004}
+    return {s: env.get(f"NRW_{s.upper()}_URL", f"http://127.0.0.1:{env.get(f'NRW_{s.upper()}_PORT', defaults[s])}")
+            for s in SERVICES}
+
+
+def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.3) -> None:
+    """Poll predicate() until true; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+
+
+def ready(url: str) -> bool:
+    """True if the service's /readyz answers 200."""
+    try:
+        return requests.get(f"{url}/readyz", timeout=3).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class Stack:
+    """The Procfile's processes, each started on its own, logs in <var>/logs/<name>.log."""
+
+    def __init__(self, env_overrides: dict[str, str] | None = None, procfile: Path = PROCFILE):
+        self.env = stack_env(env_overrides)
+        self.commands = read_procfile(procfile)
+        self.var = Path(self.env.get("NRW_VAR", ROOT / "var"))
+        self.logs = self.var / "logs"
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, *names: str) -> None:
+        """Start the named processes (all if none named) that are not running."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for name in names or tuple(self.commands):
+            if name in self.procs and self.procs[name].poll() is None:
+                continue
+            log = open(self.logs / f"{name}.log", "ab")
+            self.procs[name] = subprocess.Popen(["/bin/sh", "-c", f"exec {self.commands[name]}"], cwd=ROOT,
+                                                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
+            log.close()
+
+    def signal(self, name: str, sig: int) -> None:
+        """Send a signal to one process's whole group."""
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, sig)
+
+    def stop(self, *names: str, timeout_s: float = 20) -> None:
+        """Stop processes with SIGTERM (SIGKILL after timeout_s), the given ones or all, in reverse order."""
+        for name in reversed(names or tuple(self.procs)):
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            self.signal(name, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.signal(name, signal.SIGKILL)
+                proc.wait()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process, as a crash would."""
+        self.signal(name, signal.SIGKILL)
+        self.procs[name].wait()
+
+    def running(self, name: str) -> bool:
+        """True if the process is alive."""
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        """Wait for Kafka, the database, the topics and every web service's /readyz."""
+        wait_until(lambda: port_open(self.env.get("NRW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")), timeout_s, "Kafka")
+        wait_until(lambda: port_open(self.env.get("NRW_MONGO_URI", "127.0.0.1:27017")), timeout_s, "FerretDB")
+        subprocess.run([sys.executable, "-m", "shared.topics"], cwd=ROOT, env=self.env, check=True,
+                       stdout=subprocess.DEVNULL)
+        for service, url in service_urls(self.env).items():
+            wait_until(lambda: ready(url), timeout_s, f"the {service} service")
+
+
+def _bootstrap_admin(env: dict[str, str]) -> str | None:
+    """Create the admin user if there are no users; the generated password, if one was made."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith("NRW_")})
+    from shared import auth
+    from shared.config import Settings
+    from shared.mongo import connect
+
+    settings = Settings.from_env()
+    client = connect(settings)
+    try:
+        return auth.bootstrap_admin(client[settings.database_name("identity")], settings.admin_password, announce=False)
+    finally:
+        client.close()
+
+
+def run(args) -> int:
+    """`make run`: install, start everything under honcho, print where to go, stop on Ctrl-C."""
+    env = stack_env()
+    install(env)
+    var = Path(env.get("NRW_VAR", ROOT / "var"))
+    (var / "run").mkdir(parents=True, exist_ok=True)
+    pidfile = var / "run" / "stack.pid"
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text()), 0)
+            print("nrw: a stack is already running (make stop stops it)", file=sys.stderr)
+            return 1
+        except (OSError, ValueError):
+            pidfile.unlink()
+    print("nrw: starting Kafka, FerretDB, four web services, their consumers and relays...")
+    honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", str(PROCFILE), "-d", str(ROOT), "--no-prefix"
+                               if args.quiet else "--no-colour"], cwd=ROOT, env=env)
+    pidfile.write_text(str(honcho.pid))
+    try:
+        try:
+            Stack().wait_ready(timeout_s=args.timeout)
+        except (TimeoutError, subprocess.CalledProcessError) as exc:
+            print(f"nrw: the stack did not come up: {exc}. Its output above says why.", file=sys.stderr)
+            honcho.send_signal(signal.SIGTERM)
+            honcho.wait()
+            return 1
+        generated = _bootstrap_admin(env)
+        urls = service_urls(env)
+        print("\n" + "=" * 72)
+        print("Non-Refoulement Watch is running:")
+        for service, url in urls.items():
+            print(f"  {service:<10} {url}   (API {url}/api/v1/, OpenAPI {url}/openapi.json)")
+        print(f"  Kafka      {env.get('NRW_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}")
+        print(f"  MongoDB    {env.get('NRW_MONGO_URI', 'mongodb://127.0.0.1:27017')} (FerretDB)")
+        if generated:
+            print(f"Log in as 'admin' with the generated password: {generated}")
+        elif env.get("NRW_ADMIN_PASSWORD"):
+            print("Log in as 'admin' with the password in NRW_ADMIN_PASSWORD.")
+        else:
+            print("Log in as 'admin' with the password printed on the first start (or set NRW_ADMIN_PASSWORD "
+                  "on a fresh var/).")
+        print("Ctrl-C stops everything; data stays in var/.")
+        print("=" * 72 + "\n", flush=True)
+        return honcho.wait()
+    except KeyboardInterrupt:
+        return honcho.wait()
+    finally:
+        pidfile.unlink(missing_ok=True)
+
+
+def stop(args) -> int:
+    """`make stop`: stop a stack left running."""
+    pidfile = Path(os.environ.get("NRW_VAR", ROOT / "var")) / "run" / "stack.pid"
+    if not pidfile.exists():
+        print("nrw: no stack is running")
+        return 0
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pidfile.unlink(missing_ok=True)
+        print("nrw: no stack is running")
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print("nrw: stopped")
+            return 0
+        time.sleep(0.3)
+    print(f"nrw: the stack (pid {pid}) did not stop within {args.timeout:.0f} s", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m infra.stack", description="Run the local stack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="install what is missing, start everything, wait until ready")
+    p_run.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness (default 180)")
+    p_run.add_argument("--quiet", action="store_true", help="no process-name prefixes in the output")
+    p_run.set_defaults(func=run)
+    p_stop = sub.add_parser("stop", help="stop a stack started by `run`")
+    p_stop.add_argument("--timeout", type=float, default=30, help="seconds to wait (default 30)")
+    p_stop.set_defaults(func=stop)
+    p_install = sub.add_parser("install", help="fetch Kafka and build FerretDB only")
+    p_install.set_defaults(func=lambda a: install(stack_env()) or 0)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

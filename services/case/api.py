@@ -1,0 +1,72 @@
+"""The case service's JSON routes."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from marshmallow import ValidationError
+
+from shared.auth import current_user, require_roles
+from shared.errors import ApiError, flatten_messages
+from shared.mongo import utcnow
+from shared.web import doc, load_body, resources
+
+from services.case import domain, handlers
+from services.case.schemas import CaseList, CaseOut, CaseQuery, TransitionIn
+from services.case.store import CaseStore
+
+bp = Blueprint("case_api", __name__)
+
+ANY_ROLE = ("caseworker", "advocate", "analyst")
+
+
+def _store() -> CaseStore:
+    return CaseStore(resources().db)
+
+
+def _out(case: dict) -> dict:
+    return CaseOut().dump({**case, "allowed_transitions": domain.allowed_moves(case["status"])})
+
+
+@bp.get("/api/v1/cases/<case_id>")
+@require_roles(*ANY_ROLE)
+@doc(summary="One case (never identifying data)", responses={200: CaseOut})
+def get_case(case_id: str):
+    """A case with its status history."""
+    case = _store().get(case_id)
+    if case is None:
+        raise ApiError(404, "not_found", "No case with that id.")
+    return jsonify(_out(case))
+
+
+@bp.get("/api/v1/cases")
+@require_roles(*ANY_ROLE)
+@doc(summary="List cases, newest first", query=CaseQuery, responses={200: CaseList})
+def list_cases():
+    """Cases filtered by status and province, a page at a time."""
+    try:
+        query = CaseQuery().load(request.args.to_dict())
+    except ValidationError as exc:
+        raise ApiError(422, "validation_error", "Some query parameters are invalid.",
+                       fields=flatten_messages(exc.messages)) from None
+    items, total = _store().page(status=query.get("status"), province=query.get("province"), page=query["page"])
+    return jsonify({"items": [_out(c) for c in items], "total": total, "page": query["page"],
+                    "page_size": CaseStore.PAGE_SIZE})
+
+
+@bp.post("/api/v1/cases/<case_id>/transitions")
+@require_roles("caseworker")
+@doc(summary="Move a case to a new status", body=TransitionIn, responses={200: CaseOut})
+def transition(case_id: str):
+    """Change a case's status with the business date it happened."""
+    cmd = load_body(TransitionIn())
+    try:
+        case = handlers.change_status(case_id, actor=current_user()["id"], store=_store(),
+                                      publisher=resources().publisher, now=utcnow(), **cmd)
+    except handlers.NotFound:
+        raise ApiError(404, "not_found", "No case with that id.") from None
+    except domain.IllegalTransition as exc:
+        raise ApiError(409, "illegal_transition", str(exc), allowed=exc.allowed) from None
+    except domain.InvalidDate as exc:
+        raise ApiError(422, "validation_error", "Some fields are missing or invalid.",
+                       fields={"effective_on": [str(exc)]}) from None
+    return jsonify(_out(case))

@@ -1,0 +1,20 @@
+"""The case service's Flask app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from shared.config import Settings
+from shared.web import Resources, create_service_app
+
+from services.case.api import bp as api_bp
+from services.case.store import CaseStore
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the case app; clients are made on first use, after gunicorn forks."""
+    return create_service_app("case", config, [api_bp], on_first_use=_prepare)
+
+
+def _prepare(res: Resources) -> None:
+    CaseStore(res.db).ensure_indexes()

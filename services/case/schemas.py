@@ -1,0 +1,64 @@
+"""The case service's request and response schemas."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.case.domain import STATUSES
+
+
+class HistoryEntry(Schema):
+    """One status of the case, with its business date and when it was recorded."""
+
+    status = fields.String()
+    effective_on = fields.String()
+    recorded_at = fields.DateTime()
+    reason = fields.String(allow_none=True)
+
+
+class CaseOut(Schema):
+    """A case: non-identifying attributes only, never a name."""
+
+    case_id = fields.String(attribute="_id")
+    status = fields.String()
+    sex = fields.String()
+    birth_year = fields.Integer(allow_none=True)
+    nationality = fields.String()
+    province = fields.String()
+    detained_on = fields.String(allow_none=True)
+    deportation_imminent = fields.Boolean()
+    expected_deportation_on = fields.String(allow_none=True)
+    vulnerabilities = fields.List(fields.String())
+    consent_advocacy = fields.String()
+    consent_statistics = fields.Boolean()
+    report_count = fields.Integer()
+    history = fields.List(fields.Nested(HistoryEntry))
+    upr_snapshots = fields.List(fields.Dict())
+    allowed_transitions = fields.List(fields.String())
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class CaseList(Schema):
+    """A page of cases."""
+
+    items = fields.List(fields.Nested(CaseOut))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
+
+
+class CaseQuery(Schema):
+    """Filters of the case list."""
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    province = fields.String(validate=validate.Length(min=1, max=64))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+
+
+class TransitionIn(Schema):
+    """POST /api/v1/cases/{case_id}/transitions."""
+
+    to = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    effective_on = fields.Date(required=True)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))

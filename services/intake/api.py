@@ -1,0 +1,43 @@
+"""Intake's JSON routes: parse, call a handler, map the answer."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from shared.auth import current_user, require_roles
+from shared.errors import ApiError
+from shared.mongo import utcnow
+from shared.web import doc, load_body, resources
+
+from services.intake import handlers
+from services.intake.schemas import ReportCreated, ReportIn, ReportOut
+from services.intake.store import IntakeStore
+
+bp = Blueprint("intake_api", __name__)
+
+
+def _deps() -> dict:
+    return {"store": IntakeStore(resources().db), "keyring": current_app.extensions["intake_keyring"]}
+
+
+@bp.post("/api/v1/reports")
+@require_roles("caseworker")
+@doc(summary="Log a report about a person at risk", body=ReportIn, responses={201: ReportCreated})
+def create_report():
+    """File a report; it opens a case or attaches to the person's existing one."""
+    report = load_body(ReportIn())
+    created = handlers.submit_report(report, actor=current_user()["id"], publisher=resources().publisher,
+                                     now=utcnow(), **_deps())
+    return jsonify(created), 201
+
+
+@bp.get("/api/v1/reports/<report_id>")
+@require_roles("caseworker")
+@doc(summary="Read a report with its identifying data (audited)", responses={200: ReportOut})
+def get_report(report_id: str):
+    """A report with names and contacts; every read is recorded in the audit trail."""
+    report = handlers.read_report(report_id, reader=current_user(), reason=request.args.get("reason"),
+                                  remote_addr=request.remote_addr, now=utcnow(), **_deps())
+    if report is None:
+        raise ApiError(404, "not_found", "No report with that id.")
+    return jsonify(ReportOut().dump(report))

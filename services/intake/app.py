@@ -1,0 +1,23 @@
+"""The intake service's Flask app."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from shared.config import Settings
+from shared.crypto import Keyring
+from shared.web import Resources, create_service_app
+
+from services.intake.api import bp as api_bp
+from services.intake.store import IntakeStore
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the intake app; clients are made on first use, after gunicorn forks."""
+    app = create_service_app("intake", config, [api_bp], on_first_use=_prepare)
+    app.extensions["intake_keyring"] = Keyring.from_settings(app.extensions["nrw"].settings)
+    return app
+
+
+def _prepare(res: Resources) -> None:
+    IntakeStore(res.db).ensure_indexes()

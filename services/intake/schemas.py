@@ -1,0 +1,117 @@
+"""Intake's request and response schemas: strict at the door (unknown fields are refused)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pycountry
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
+
+
+def _not_future(value: dt.date | None) -> None:
+    if value is not None and value > dt.date.today():
+        raise ValidationError("Must not be in the future.")
+
+
+def _birth_year(value: int | None) -> None:
+    if value is not None and not 1900 <= value <= dt.date.today().year:
+        raise ValidationError(f"Must be between 1900 and {dt.date.today().year}.")
+
+
+def _country(value: str) -> None:
+    if len(value) != 2 or not value.isupper() or pycountry.countries.get(alpha_2=value) is None:
+        raise ValidationError("Must be an ISO 3166 alpha-2 country code, such as KP.")
+
+
+Text = lambda n, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
+
+
+class PersonIn(Schema):
+    """Who the report is about. Everything here but sex, birth year and nationality is identifying."""
+
+    full_name = Text(200, required=True)
+    sex = fields.String(required=True, validate=validate.OneOf(SEXES))
+    birth_year = fields.Integer(load_default=None, allow_none=True, validate=_birth_year, strict=True)
+    birth_date = fields.Date(load_default=None, allow_none=True, validate=_not_future)
+    nationality = fields.String(load_default="KP", validate=_country)
+    hometown = Text(200, load_default=None, allow_none=True)
+    family_contact = Text(500, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _birth_date_matches_year(self, data, **_):
+        born, year = data.get("birth_date"), data.get("birth_year")
+        if born and year and born.year != year:
+            raise ValidationError("Does not match birth_year.", "birth_date")
+
+
+class DetentionIn(Schema):
+    """Where and when the person was detained."""
+
+    detained_on = fields.Date(load_default=None, allow_none=True, validate=_not_future)
+    province = Text(64, required=True)
+    city = Text(100, load_default=None, allow_none=True)
+    facility = Text(200, load_default=None, allow_none=True)
+    authority = Text(200, load_default=None, allow_none=True)
+
+
+class RiskIn(Schema):
+    """How urgent the case is."""
+
+    deportation_imminent = fields.Boolean(load_default=False)
+    expected_deportation_on = fields.Date(load_default=None, allow_none=True)
+    vulnerabilities = fields.List(fields.String(validate=validate.OneOf(VULNERABILITIES)), load_default=list)
+    trafficking_victim = fields.Boolean(load_default=False)
+
+    @validates("vulnerabilities")
+    def _unique(self, value, **_):
+        if len(set(value)) != len(value):
+            raise ValidationError("List each vulnerability once.")
+
+
+class SourceIn(Schema):
+    """Where the information came from."""
+
+    type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
+    reliability = fields.String(required=True, validate=validate.OneOf(RELIABILITIES))
+    received_on = fields.Date(load_default=None, allow_none=True, validate=_not_future)
+
+
+class ConsentIn(Schema):
+    """What the person (or family) agreed to."""
+
+    advocacy = fields.String(required=True, validate=validate.OneOf(CONSENT_ADVOCACY))
+    statistics = fields.Boolean(load_default=False)
+
+
+class ReportIn(Schema):
+    """POST /api/v1/reports."""
+
+    person = fields.Nested(PersonIn, required=True)
+    detention = fields.Nested(DetentionIn, required=True)
+    risk = fields.Nested(RiskIn, load_default=lambda: RiskIn().load({}))
+    source = fields.Nested(SourceIn, required=True)
+    consent = fields.Nested(ConsentIn, required=True)
+    notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10000))
+
+
+class ReportCreated(Schema):
+    """The answer to a new report."""
+
+    report_id = fields.String()
+    case_id = fields.String()
+    matched_existing_case = fields.Boolean()
+
+
+class ReportOut(ReportIn):
+    """A stored report with its identifying data (reads are audited)."""
+
+    class Meta:
+        unknown = "exclude"
+
+    report_id = fields.String()
+    case_id = fields.String()
+    matched_existing_case = fields.Boolean()
+    created_at = fields.DateTime()
+    created_by = fields.String()

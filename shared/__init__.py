@@ -1,0 +1,1 @@
+"""Code every Non-Refoulement Watch service uses, and nothing service-specific."""

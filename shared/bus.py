@@ -1,0 +1,354 @@
+"""Kafka plumbing: topics, the event producer, the transactional outbox and its relay, and the
+idempotent consume loop with dead letters.
+
+The outbox lives inside the aggregate's own document: a state change and the events it emits are
+ONE document write (`outbox` holds the pending events, `outbox_pending` flags the document, `rev`
+is bumped on every write for optimistic concurrency). Publishing clears the outbox with a
+compare-and-set on `rev`, so an event is never lost and at worst published twice; consumers are
+idempotent, so twice is harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+import time
+from typing import Callable, Iterable
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+from pymongo.collection import Collection
+
+from shared.config import Settings, all_topics, dead_letter_topic
+from shared.events import EventError, decode, encode, validate_event
+from shared.mongo import is_transient, utcnow
+
+log = logging.getLogger(__name__)
+
+DLQ_HEADER_PREFIX = "nrw.dlq."
+
+
+# --- topics -------------------------------------------------------------------------------------
+
+
+def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, timeout_s: float = 60) -> list[str]:
+    """Create any missing topic with the configured partition count; return those created."""
+    wanted = list(topics or all_topics())
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="nrw-topics",
+                                     request_timeout_ms=10000, bootstrap_timeout_ms=5000)
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        created = []
+        for topic in missing:
+            try:
+                admin.create_topics(
+                    {topic: {"num_partitions": settings.topic_partitions, "replication_factor": 1}},
+                    wait_for_metadata=True,
+                )
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()
+
+
+def kafka_status(admin_holder: dict, settings: Settings) -> str:
+    """'ok' if the broker answers a metadata request, else a short reason. Reuses one admin client."""
+    try:
+        admin = admin_holder.get("admin")
+        if admin is None:
+            admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="nrw-readyz",
+                                     request_timeout_ms=2000, bootstrap_timeout_ms=2000)
+            admin_holder["admin"] = admin
+        admin.describe_cluster()
+        return "ok"
+    except Exception as exc:  # any failure means "not ready"; the reason is the class name only
+        stale = admin_holder.pop("admin", None)
+        if stale is not None:
+            try:
+                stale.close()
+            except Exception:
+                pass
+        return f"unavailable: {type(exc).__name__}"
+
+
+# --- producing ----------------------------------------------------------------------------------
+
+
+def _key_bytes(key: str | bytes | None) -> bytes | None:
+    return key.encode("utf-8") if isinstance(key, str) else key
+
+
+class Publisher:
+    """An idempotent, acks=all Kafka producer for events, keyed by case_id. Built lazily, per process."""
+
+    def __init__(self, settings: Settings, *, client_id: str, max_block_ms: int = 1000):
+        self._settings = settings
+        self._client_id = client_id
+        self._max_block_ms = max_block_ms
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self._settings.kafka_bootstrap,
+                    client_id=self._client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=2,
+                    max_block_ms=self._max_block_ms,
+                    # Without an explicit bound, kafka-python's bootstrap can wait far longer than
+                    # max_block_ms for a broker that is down.
+                    bootstrap_timeout_ms=max(self._max_block_ms, 1000),
+                    request_timeout_ms=5000,
+                    delivery_timeout_ms=30000,
+                    key_serializer=_key_bytes,
+                )
+            return self._producer
+
+    def publish(self, topic: str, events: list[dict], timeout_s: float = 5.0) -> None:
+        """Send events in order and wait until the broker has them all; raise KafkaError otherwise."""
+        producer = self._get()
+        futures = [producer.send(topic, key=e["case_id"], value=encode(e)) for e in events]
+        deadline = time.monotonic() + timeout_s
+        for future in futures:
+            future.get(timeout=max(0.05, deadline - time.monotonic()))
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes | None, headers: list, timeout_s: float = 10.0) -> None:
+        """Send bytes as they are (dead letters keep the original record untouched)."""
+        self._get().send(topic, key=key, value=value, headers=headers).get(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Flush and close the producer, if one was made."""
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None
+
+
+# --- the outbox ---------------------------------------------------------------------------------
+
+
+def with_outbox(doc: dict, events: list[dict], now: dt.datetime | None = None) -> dict:
+    """The document with new events appended to its outbox, its revision bumped: one write."""
+    now = now or utcnow()
+    doc = dict(doc)
+    doc["outbox"] = list(doc.get("outbox", [])) + list(events)
+    doc["outbox_pending"] = bool(doc["outbox"])
+    doc["rev"] = doc.get("rev", 0) + 1
+    doc["updated_at"] = now
+    return doc
+
+
+def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher, timeout_s: float = 5.0) -> bool:
+    """Publish a document's pending events, then clear them if the document is unchanged.
+
+    Returns True when the events reached the broker. Never raises for a broker that is down: the
+    events stay in the outbox for the relay.
+    """
+    events = doc.get("outbox") or []
+    if not events:
+        return True
+    try:
+        publisher.publish(topic, events, timeout_s=timeout_s)
+    except KafkaError as exc:
+        log.warning("outbox: %d event(s) of %s kept for the relay (%s); first event %s %s",
+                    len(events), doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
+        return False
+    collection.update_one(
+        {"_id": doc["_id"], "rev": doc["rev"]},
+        {"$set": {"outbox": [], "outbox_pending": False}, "$inc": {"rev": 1}},
+    )
+    for event in events:
+        log.info("published %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
+    return True
+
+
+def relay_once(collections: list[Collection], topic: str, publisher: Publisher, *, grace_s: float, limit: int = 500) -> int:
+    """One sweep: publish events left pending for longer than grace_s. Returns documents relayed."""
+    cutoff = utcnow() - dt.timedelta(seconds=grace_s)
+    relayed = 0
+    for collection in collections:
+        for doc in collection.find({"outbox_pending": True, "updated_at": {"$lte": cutoff}}).sort("updated_at", 1).limit(limit):
+            if not publish_outbox(collection, doc, topic, publisher):
+                return relayed
+            relayed += 1
+    return relayed
+
+
+def run_relay(collections: list[Collection], topic: str, publisher: Publisher, settings: Settings,
+              stop: threading.Event) -> None:
+    """Sweep the outbox until stopped; the database or broker being down only delays it."""
+    log.info("relay: sweeping %s into %s", ", ".join(c.full_name for c in collections), topic)
+    while not stop.is_set():
+        try:
+            relayed = relay_once(collections, topic, publisher, grace_s=settings.relay_grace_seconds)
+        except Exception as exc:
+            if not is_transient(exc):
+                log.exception("relay: unexpected error")
+            else:
+                log.warning("relay: database unavailable (%s); retrying", type(exc).__name__)
+            relayed = 0
+        if relayed:
+            log.info("relay: published the outbox of %d document(s)", relayed)
+        else:
+            stop.wait(settings.relay_interval_seconds)
+
+
+# --- consuming ----------------------------------------------------------------------------------
+
+
+class RetryLater(Exception):
+    """A handler cannot apply an event yet (a dependency is down); the record will be retried."""
+
+
+Handler = Callable[[dict], None]
+
+
+class EventConsumer:
+    """Consume topics in a group; apply each event once; dead-letter what cannot be applied.
+
+    Offsets are committed only after the effect of every record up to them is stored. A handler
+    must make its effect and its record of the applied event_id one write (see `applied`).
+    """
+
+    def __init__(self, settings: Settings, *, group_id: str, topics: list[str], handlers: dict[str, Handler],
+                 publisher: Publisher, max_poll_records: int = 100, retry_backoff_s: float = 1.0):
+        self.settings = settings
+        self.group_id = group_id
+        self.topics = topics
+        self.handlers = handlers
+        self.publisher = publisher
+        self.max_poll_records = max_poll_records
+        self.retry_backoff_s = retry_backoff_s
+        self.stop = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+
+    def _connect(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_poll_records,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=3000,
+            bootstrap_timeout_ms=5000,
+        )
+
+    def run(self) -> None:
+        """Poll and apply until stop is set."""
+        while not self.stop.is_set():
+            try:
+                self._consumer = self._connect()
+                break
+            except KafkaError as exc:
+                log.warning("consumer %s: broker unavailable (%s); retrying", self.group_id, type(exc).__name__)
+                self.stop.wait(2)
+        consumer = self._consumer
+        if consumer is None:
+            return
+        log.info("consumer %s: reading %s", self.group_id, ", ".join(self.topics))
+        try:
+            while not self.stop.is_set():
+                batch = consumer.poll(timeout_ms=500)
+                for tp, records in batch.items():
+                    self._apply_partition(consumer, tp, records)
+        finally:
+            consumer.close(autocommit=False)
+
+    def _apply_partition(self, consumer: KafkaConsumer, tp: TopicPartition, records: list) -> None:
+        done = None
+        for record in records:
+            try:
+                self.apply(record)
+            except RetryLater as exc:
+                log.warning("consumer %s: %s-%d@%d will be retried: %s", self.group_id, tp.topic, tp.partition,
+                            record.offset, exc)
+                consumer.seek(tp, record.offset)
+                self._commit(consumer, tp, done)
+                self.stop.wait(self.retry_backoff_s)
+                return
+            done = record.offset
+        self._commit(consumer, tp, done)
+
+    def _commit(self, consumer: KafkaConsumer, tp: TopicPartition, last_offset: int | None) -> None:
+        if last_offset is None:
+            return
+        consumer.commit({tp: OffsetAndMetadata(last_offset + 1, "", -1)})
+
+    def apply(self, record) -> None:
+        """Apply one record: validate, hand to its handler, or dead-letter it with the reason."""
+        try:
+            event = validate_event(decode(record.value))
+        except EventError as exc:
+            self.dead_letter(record, exc.reason)
+            return
+        handler = self.handlers.get(event["event_type"])
+        if handler is None:
+            return  # an event type this service does not act on
+        try:
+            handler(event)
+        except RetryLater:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise RetryLater(f"database unavailable ({type(exc).__name__})") from exc
+            log.exception("consumer %s: handler failed for %s %s", self.group_id, event["event_id"], event["event_type"])
+            self.dead_letter(record, f"handler failed: {type(exc).__name__}")
+            return
+        log.info("applied %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
+
+    def dead_letter(self, record, reason: str) -> None:
+        """Send the original record to <topic>.dlq with the reason and where it came from."""
+        headers = [
+            (DLQ_HEADER_PREFIX + "reason", reason.encode("utf-8")),
+            (DLQ_HEADER_PREFIX + "source.topic", record.topic.encode()),
+            (DLQ_HEADER_PREFIX + "source.partition", str(record.partition).encode()),
+            (DLQ_HEADER_PREFIX + "source.offset", str(record.offset).encode()),
+            (DLQ_HEADER_PREFIX + "consumer.group", self.group_id.encode()),
+            (DLQ_HEADER_PREFIX + "failed_at", utcnow().isoformat().encode()),
+        ]
+        try:
+            self.publisher.send_raw(dead_letter_topic(record.topic), record.key, record.value, headers)
+        except KafkaError as exc:
+            raise RetryLater(f"dead-letter topic unavailable ({type(exc).__name__})") from exc
+        log.warning("dead-lettered %s-%d@%d: %s", record.topic, record.partition, record.offset, reason)
+
+
+def applied(doc: dict | None, event_id: str) -> bool:
+    """True if the document already records having applied this event."""
+    return bool(doc) and event_id in doc.get("applied_event_ids", [])
+
+
+def mark_applied(doc: dict, event_id: str) -> dict:
+    """The document with the event recorded as applied (stored in the same write as the effect)."""
+    doc = dict(doc)
+    doc["applied_event_ids"] = list(doc.get("applied_event_ids", [])) + [event_id]
+    return doc
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """Set `stop` on SIGTERM or SIGINT, so a loop can finish its record and close cleanly."""
+    def _handler(signum, _frame):
+        log.info("stopping on signal %d", signum)
+        stop.set()
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)

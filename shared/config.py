@@ -1,0 +1,82 @@
+"""Settings from NRW_-prefixed environment variables, read once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SERVICES = ("intake", "case", "advocacy", "reporting")
+DEFAULT_PORTS = {"intake": 8001, "case": 8002, "advocacy": 8003, "reporting": 8004}
+
+TOPICS = {
+    "intake": "intake.events",
+    "case": "case.events",
+    "advocacy": "advocacy.events",
+    "reporting": "reporting.events",
+}
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Name of the dead-letter topic for a source topic."""
+    return f"{topic}.dlq"
+
+
+def all_topics() -> list[str]:
+    """Every topic the system uses: one per producing service and one dead-letter topic each."""
+    return [t for topic in TOPICS.values() for t in (topic, dead_letter_topic(topic))]
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"NRW_{name}", default)
+
+
+def service_port(service: str) -> int:
+    """The port a service's web process listens on (NRW_<SERVICE>_PORT, default 8001-8004)."""
+    return int(_env(f"{service.upper()}_PORT", str(DEFAULT_PORTS[service])))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults of a developer's machine."""
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_uri: str = "mongodb://127.0.0.1:27017/"
+    db_prefix: str = "nrw_"
+    admin_password: str | None = None
+    token_secret: str | None = None
+    token_ttl_seconds: int = 3600
+    blind_index_key: str | None = None
+    topic_partitions: int = 3
+    relay_interval_seconds: float = 1.0
+    relay_grace_seconds: float = 2.0
+    service_urls: dict = field(default_factory=dict)
+    var_dir: Path = ROOT / "var"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Build settings from NRW_* environment variables."""
+        urls = {
+            name: _env(f"{name.upper()}_URL", f"http://127.0.0.1:{service_port(name)}")
+            for name in SERVICES
+        }
+        return cls(
+            kafka_bootstrap=_env("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            mongo_uri=_env("MONGO_URI", cls.mongo_uri),
+            db_prefix=_env("DB_PREFIX", cls.db_prefix),
+            admin_password=_env("ADMIN_PASSWORD"),
+            token_secret=_env("TOKEN_SECRET"),
+            token_ttl_seconds=int(_env("TOKEN_TTL_SECONDS", str(cls.token_ttl_seconds))),
+            blind_index_key=_env("BLIND_INDEX_KEY"),
+            topic_partitions=int(_env("TOPIC_PARTITIONS", str(cls.topic_partitions))),
+            relay_interval_seconds=float(_env("RELAY_INTERVAL_SECONDS", "1.0")),
+            relay_grace_seconds=float(_env("RELAY_GRACE_SECONDS", "2.0")),
+            service_urls=urls,
+            var_dir=Path(_env("VAR", str(ROOT / "var"))),
+        )
+
+    def database_name(self, owner: str) -> str:
+        """The MongoDB database owned by one service (or 'identity' for users)."""
+        return f"{self.db_prefix}{owner}"

@@ -1,0 +1,310 @@
+"""The event contract between services: one envelope, one payload schema per event type.
+
+Producers validate strictly (an unexpected field, such as a name, is refused before it can leave
+the service); consumers validate tolerantly (fields added by later schema versions are ignored).
+No payload may carry identifying data: names, birth dates, hometowns, contacts or free text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+SCHEMA_VERSION = 1
+
+SEXES = ("female", "male", "unknown")
+CONSENT_ADVOCACY = ("named", "anonymous", "none")
+VULNERABILITIES = (
+    "minor",
+    "pregnant",
+    "elderly",
+    "ill",
+    "prior_repatriation",
+    "religious_contact",
+    "contact_with_south_koreans",
+    "trafficking_victim",
+)
+SOURCE_TYPES = ("family", "fellow_escapee", "broker", "church_partner", "ngo_partner", "media", "other")
+RELIABILITIES = ("confirmed", "probable", "unverified")
+CASE_STATUSES = (
+    "reported",
+    "detained",
+    "deportation_imminent",
+    "released",
+    "in_third_country",
+    "whereabouts_unknown",
+    "repatriated",
+    "resettled",
+    "deceased",
+    "closed_duplicate",
+    "closed_unfounded",
+)
+
+
+class EventError(ValueError):
+    """An event that does not satisfy the contract; `reason` says why, without the data."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _uuid(value: str) -> None:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValidationError("Not a valid UUID.") from None
+
+
+class Envelope(Schema):
+    """The envelope every record on every topic carries."""
+
+    event_id = fields.String(required=True, validate=_uuid)
+    event_type = fields.String(required=True, validate=validate.Length(min=3, max=64))
+    schema_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=dt.timezone.utc)
+    producer = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    case_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    correlation_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    causation_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    actor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    payload = fields.Dict(required=True, keys=fields.String())
+
+
+class CaseReported(Schema):
+    """intake.events / case.reported: a report was logged; non-identifying facts only."""
+
+    report_id = fields.String(required=True)
+    matched_existing_case = fields.Boolean(required=True)
+    sex = fields.String(required=True, validate=validate.OneOf(SEXES))
+    birth_year = fields.Integer(allow_none=True, load_default=None)
+    nationality = fields.String(required=True, validate=validate.Length(equal=2))
+    province = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    detained_on = fields.Date(allow_none=True, load_default=None)
+    deportation_imminent = fields.Boolean(required=True)
+    expected_deportation_on = fields.Date(allow_none=True, load_default=None)
+    vulnerabilities = fields.List(fields.String(validate=validate.OneOf(VULNERABILITIES)), required=True)
+    trafficking_victim = fields.Boolean(required=True)
+    source_type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
+    source_reliability = fields.String(required=True, validate=validate.OneOf(RELIABILITIES))
+    received_on = fields.Date(allow_none=True, load_default=None)
+    consent_advocacy = fields.String(required=True, validate=validate.OneOf(CONSENT_ADVOCACY))
+    consent_statistics = fields.Boolean(required=True)
+
+
+class ConsentChanged(Schema):
+    """intake.events / consent.changed."""
+
+    consent_advocacy = fields.String(required=True, validate=validate.OneOf(CONSENT_ADVOCACY))
+    consent_statistics = fields.Boolean(required=True)
+
+
+class CaseMerged(Schema):
+    """intake.events / case.merged: the envelope's case was merged into another."""
+
+    into_case_id = fields.String(required=True)
+
+
+class CaseOpened(Schema):
+    """case.events / case.opened: the case's non-identifying attributes."""
+
+    status = fields.String(required=True, validate=validate.Equal("reported"))
+    sex = fields.String(required=True, validate=validate.OneOf(SEXES))
+    birth_year = fields.Integer(allow_none=True, load_default=None)
+    nationality = fields.String(required=True, validate=validate.Length(equal=2))
+    province = fields.String(required=True)
+    detained_on = fields.Date(allow_none=True, load_default=None)
+    deportation_imminent = fields.Boolean(required=True)
+    vulnerabilities = fields.List(fields.String(validate=validate.OneOf(VULNERABILITIES)), required=True)
+    consent_advocacy = fields.String(required=True, validate=validate.OneOf(CONSENT_ADVOCACY))
+    consent_statistics = fields.Boolean(required=True)
+
+
+class CaseStatusChanged(Schema):
+    """case.events / case.status_changed."""
+
+    from_ = fields.String(required=True, data_key="from", validate=validate.OneOf(CASE_STATUSES))
+    to = fields.String(required=True, validate=validate.OneOf(CASE_STATUSES))
+    effective_on = fields.Date(required=True)
+
+
+class CaseFactsUpdated(Schema):
+    """case.events / case.facts_updated: only the attributes that changed."""
+
+    deportation_imminent = fields.Boolean()
+    detained_on = fields.Date(allow_none=True)
+    province = fields.String()
+    vulnerabilities = fields.List(fields.String(validate=validate.OneOf(VULNERABILITIES)))
+    consent_advocacy = fields.String(validate=validate.OneOf(CONSENT_ADVOCACY))
+    consent_statistics = fields.Boolean()
+    report_count = fields.Integer()
+
+
+class UnhcrAccessRequested(Schema):
+    """advocacy.events / unhcr_access.requested."""
+
+    request_id = fields.String(required=True)
+    office = fields.String(required=True)
+    channel = fields.String(required=True)
+    sent_on = fields.Date(required=True)
+
+
+class UnhcrAccessResponded(Schema):
+    """advocacy.events / unhcr_access.responded."""
+
+    request_id = fields.String(required=True)
+    outcome = fields.String(
+        required=True, validate=validate.OneOf(("acknowledged", "granted", "denied", "no_response"))
+    )
+    received_on = fields.Date(required=True)
+
+
+class AppealDrafted(Schema):
+    """advocacy.events / appeal.drafted."""
+
+    appeal_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    due_by = fields.AwareDateTime(required=True, default_timezone=dt.timezone.utc)
+
+
+class AppealIssued(Schema):
+    """advocacy.events / appeal.issued."""
+
+    appeal_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    recipients = fields.List(fields.String(), required=True)
+    issued_on = fields.Date(required=True)
+
+
+class AppealAnswered(Schema):
+    """advocacy.events / appeal.answered."""
+
+    appeal_id = fields.String(required=True)
+    outcome = fields.String(required=True)
+    received_on = fields.Date(required=True)
+
+
+class UprSnapshotTaken(Schema):
+    """reporting.events / upr.snapshot_taken."""
+
+    snapshot_id = fields.String(required=True)
+    cycle = fields.String(required=True)
+    as_of = fields.Date(required=True)
+
+
+PAYLOAD_SCHEMAS: dict[str, type[Schema]] = {
+    "case.reported": CaseReported,
+    "consent.changed": ConsentChanged,
+    "case.merged": CaseMerged,
+    "case.opened": CaseOpened,
+    "case.status_changed": CaseStatusChanged,
+    "case.facts_updated": CaseFactsUpdated,
+    "unhcr_access.requested": UnhcrAccessRequested,
+    "unhcr_access.responded": UnhcrAccessResponded,
+    "appeal.drafted": AppealDrafted,
+    "appeal.issued": AppealIssued,
+    "appeal.answered": AppealAnswered,
+    "upr.snapshot_taken": UprSnapshotTaken,
+}
+
+_ENVELOPE = Envelope()
+_PAYLOADS = {name: schema() for name, schema in PAYLOAD_SCHEMAS.items()}
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    """Field paths of a marshmallow error dict (the messages name fields, never their values)."""
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            out.extend(_flatten(value, f"{prefix}{key}."))
+        return out
+    return [prefix.rstrip(".")]
+
+
+def new_event(
+    event_type: str,
+    *,
+    producer: str,
+    case_id: str,
+    payload: dict,
+    actor: str | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
+    """Build an event as a JSON-ready dict and validate it strictly, as a producer must."""
+    event_id = str(uuid.uuid4())
+    event = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "schema_version": SCHEMA_VERSION,
+        "occurred_at": (now or dt.datetime.now(dt.timezone.utc)).isoformat(),
+        "producer": producer,
+        "case_id": case_id,
+        "correlation_id": correlation_id or event_id,
+        "causation_id": causation_id,
+        "actor": actor,
+        "payload": _dump_payload(event_type, payload),
+    }
+    validate_event(event, strict=True)
+    return event
+
+
+def _dump_payload(event_type: str, payload: dict) -> dict:
+    schema = _PAYLOADS.get(event_type)
+    if schema is None:
+        raise EventError(f"unknown event type {event_type!r}")
+    try:
+        loaded = schema.load(payload, unknown=RAISE)
+    except ValidationError as exc:
+        raise EventError(f"payload of {event_type} invalid at: {', '.join(_flatten(exc.messages))}") from None
+    return schema.dump(loaded)
+
+
+def validate_event(event: Any, *, strict: bool = False) -> dict:
+    """Check an event dict against the envelope and its payload schema; return the loaded form.
+
+    strict=True (producers) refuses unknown fields and unknown event types; strict=False
+    (consumers) ignores fields added later and accepts event types it has no schema for.
+    """
+    if not isinstance(event, dict):
+        raise EventError("event is not a JSON object")
+    unknown = RAISE if strict else EXCLUDE
+    try:
+        envelope = _ENVELOPE.load(event, unknown=unknown)
+    except ValidationError as exc:
+        raise EventError(f"envelope invalid at: {', '.join(_flatten(exc.messages))}") from None
+    schema = _PAYLOADS.get(envelope["event_type"])
+    if schema is None:
+        if strict:
+            raise EventError(f"unknown event type {envelope['event_type']!r}")
+        return envelope
+    try:
+        envelope["payload"] = schema.load(envelope["payload"], unknown=unknown)
+    except ValidationError as exc:
+        raise EventError(
+            f"payload of {envelope['event_type']} invalid at: {', '.join(_flatten(exc.messages))}"
+        ) from None
+    return envelope
+
+
+def encode(event: dict) -> bytes:
+    """The bytes of an event on the wire: UTF-8 JSON."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode(raw: bytes | None) -> dict:
+    """Parse a record value into a dict, or raise EventError saying why it could not be."""
+    if raw is None:
+        raise EventError("record has no value")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise EventError("record value is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise EventError(f"record value is not JSON ({exc.msg} at char {exc.pos})") from None
+    return value

@@ -1,0 +1,48 @@
+"""MongoDB connections (FerretDB or MongoDB), made after fork, never at import time."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pymongo import MongoClient
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from shared.config import Settings
+
+# Errors that mean "the database is not answering right now": retry, never dead-letter.
+TRANSIENT_ERRORS = (ConnectionFailure,)
+
+
+def connect(settings: Settings, *, timeout_ms: int = 3000) -> MongoClient:
+    """A client for this process; pymongo clients must not cross a fork."""
+    return MongoClient(
+        settings.mongo_uri,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=max(timeout_ms * 3, 10000),
+        tz_aware=True,
+        uuidRepresentation="standard",
+        appname="nrw",
+    )
+
+
+def ping(client: MongoClient) -> str:
+    """'ok' if the server answers a ping, else a short reason (no connection string in it)."""
+    try:
+        client.admin.command("ping")
+        return "ok"
+    except PyMongoError as exc:
+        return f"unavailable: {type(exc).__name__}"
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, at the millisecond precision BSON keeps."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for database errors worth retrying (server unreachable, not a bad command)."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    return isinstance(exc, OperationFailure) and exc.has_error_label("RetryableWriteError")

@@ -1,0 +1,259 @@
+"""What every service's Flask app shares: per-process resources, JSON errors, health and
+readiness, request-body loading, the OpenAPI document, and logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from typing import Any, Callable
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, current_app, jsonify, request
+from marshmallow import Schema, ValidationError
+from pymongo import MongoClient
+from werkzeug.exceptions import HTTPException
+
+from shared import auth
+from shared.bus import Publisher, kafka_status
+from shared.config import TOPICS, Settings
+from shared.errors import ApiError, flatten_messages
+from shared.mongo import connect, ping
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(service: str, level: int = logging.INFO) -> None:
+    """One line per record: time, level, service, logger, message. Never identifying data."""
+    root = logging.getLogger()
+    if getattr(root, "_nrw_configured", False):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # kafka-python logs every refused connection at ERROR while a broker restarts; our own code
+    # reports broker outages once per retry, so its own chatter is kept to real failures.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logging.getLogger("pymongo").setLevel(logging.WARNING)
+    root._nrw_configured = True
+
+
+class Resources:
+    """Clients a service process needs, made on first use (after gunicorn forks), shared by threads."""
+
+    def __init__(self, settings: Settings, service: str):
+        self.settings = settings
+        self.service = service
+        self.topic = TOPICS[service]
+        self._lock = threading.Lock()
+        self._client: MongoClient | None = None
+        self._publisher: Publisher | None = None
+        self._token_key: str | None = None
+        self.kafka_admin: dict = {}
+
+    @property
+    def client(self) -> MongoClient:
+        """This process's MongoDB client."""
+        with self._lock:
+            if self._client is None:
+                self._client = connect(self.settings)
+            return self._client
+
+    @property
+    def db(self):
+        """The service's own database."""
+        return self.client[self.settings.database_name(self.service)]
+
+    @property
+    def identity_db(self):
+        """The users database, shared by the four services' auth."""
+        return self.client[self.settings.database_name("identity")]
+
+    @property
+    def publisher(self) -> Publisher:
+        """This process's Kafka producer (short blocking: a request must not hang on a dead broker)."""
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = Publisher(self.settings, client_id=f"nrw-{self.service}-web", max_block_ms=500)
+            return self._publisher
+
+    @property
+    def token_key(self) -> str:
+        """The key tokens are signed with."""
+        if self._token_key is None:
+            self._token_key = auth.signing_key(self.settings.token_secret, self.identity_db)
+        return self._token_key
+
+
+def resources() -> Resources:
+    """The current app's Resources."""
+    return current_app.extensions["nrw"]
+
+
+# --- request bodies -----------------------------------------------------------------------------
+
+
+def load_body(schema: Schema) -> dict:
+    """The request's JSON body loaded by a strict schema: 400 if not JSON, 422 if invalid."""
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from None
+    if data is None:
+        raise ApiError(400, "malformed_json", "The request needs a JSON body.")
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation_error", "The request body must be a JSON object.",
+                       fields={"_schema": ["Expected an object."]})
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise ApiError(422, "validation_error", "Some fields are missing or invalid.",
+                       fields=flatten_messages(exc.messages)) from None
+
+
+# --- OpenAPI --------------------------------------------------------------------------------------
+
+
+def doc(*, summary: str, body: type[Schema] | None = None, responses: dict[int, type[Schema] | None] | None = None,
+        query: type[Schema] | None = None, public: bool = False) -> Callable:
+    """Describe a route for the OpenAPI document (schemas are the ones the route really uses)."""
+
+    def decorator(view: Callable) -> Callable:
+        view.nrw_doc = {"summary": summary, "body": body, "responses": responses or {}, "query": query,
+                        "public": public}
+        return view
+
+    return decorator
+
+
+_RULE_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>")
+
+
+def openapi_document(app: Flask, service: str) -> dict:
+    """Build the service's OpenAPI 3 document from its routes' marshmallow schemas."""
+    spec = APISpec(title=f"Non-Refoulement Watch: {service}", version="1.0.0", openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()])
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    error_schema = {"type": "object", "properties": {"error": {"type": "object", "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"},
+        "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}}}
+    spec.components.schema("Error", error_schema)
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions[rule.endpoint]
+        meta = getattr(view, "nrw_doc", None)
+        if meta is None:
+            continue
+        path = _RULE_ARG.sub(r"{\1}", rule.rule)
+        params = [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+                  for name in _RULE_ARG.findall(rule.rule)]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            op: dict[str, Any] = {"summary": meta["summary"], "responses": {}}
+            roles = getattr(view, "nrw_roles", None)
+            if roles:
+                op["description"] = "Roles: " + ", ".join(roles)
+            if not meta["public"]:
+                op["security"] = [{"bearer": []}]
+            if params or meta["query"]:
+                op["parameters"] = list(params) + ([{"in": "query", "schema": meta["query"]}] if meta["query"] else [])
+            if meta["body"] is not None:
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
+            for status, schema in meta["responses"].items():
+                content = {"application/json": {"schema": schema}} if schema is not None else None
+                op["responses"][str(status)] = {"description": "OK" if status < 300 else "Error",
+                                                **({"content": content} if content else {})}
+            for status in ((400, 401, 403, 422) if meta["body"] else (401, 403)):
+                op["responses"].setdefault(str(status), {
+                    "description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+            spec.path(path=path, operations={method.lower(): op})
+    return spec.to_dict()
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+
+def _health_blueprint(service: str) -> Blueprint:
+    bp = Blueprint("health", __name__)
+
+    @bp.get("/healthz")
+    def healthz():
+        """Liveness: the process runs."""
+        return jsonify({"status": "ok", "service": service})
+
+    @bp.get("/readyz")
+    def readyz():
+        """Readiness: the service's database and the Kafka broker answer."""
+        res = resources()
+        checks = {"mongo": ping(res.client), "kafka": kafka_status(res.kafka_admin, res.settings)}
+        if all(v == "ok" for v in checks.values()):
+            return jsonify({"status": "ok", "service": service, "checks": checks})
+        return jsonify({"status": "unavailable", "service": service, "checks": checks}), 503
+
+    @bp.get("/openapi.json")
+    def openapi():
+        """The service's OpenAPI 3 document."""
+        app = current_app
+        if "nrw_openapi" not in app.extensions:
+            app.extensions["nrw_openapi"] = openapi_document(app, service)
+        return jsonify(app.extensions["nrw_openapi"])
+
+    return bp
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return jsonify(exc.body()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = re.sub(r"[^a-z]+", "_", (exc.name or "error").lower()).strip("_")
+        return jsonify({"error": {"code": code, "message": exc.description or exc.name}}), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        from shared.mongo import is_transient
+        if is_transient(exc):
+            log.warning("database unavailable during %s %s: %s", request.method, request.path, type(exc).__name__)
+            return jsonify({"error": {"code": "unavailable", "message": "The database is not answering; try again shortly."}}), 503
+        log.exception("unhandled error during %s %s", request.method, request.path)
+        return jsonify({"error": {"code": "internal_error", "message": "Something went wrong on our side; it has been logged."}}), 500
+
+
+def create_service_app(service: str, settings: Settings | None, blueprints: list[Blueprint],
+                       on_first_use: Callable[[Resources], None] | None = None) -> Flask:
+    """The Flask app of one service: health, auth, its blueprints, JSON errors, OpenAPI."""
+    configure_logging(service)
+    settings = settings or Settings.from_env()
+    app = Flask(service)
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False
+    res = Resources(settings, service)
+    app.extensions["nrw"] = res
+    app.register_blueprint(_health_blueprint(service))
+    app.register_blueprint(auth.auth_blueprint())
+    for bp in blueprints:
+        app.register_blueprint(bp)
+    _register_error_handlers(app)
+
+    state = {"ready": False}
+    lock = threading.Lock()
+
+    @app.before_request
+    def _prepare():
+        # Indexes and the admin bootstrap need the database: done on the first API request of each
+        # process (not at import or fork time), and retried until the database answers.
+        if state["ready"] or not request.path.startswith("/api/"):
+            return
+        with lock:
+            if not state["ready"]:
+                auth.ensure_indexes(res.identity_db)
+                auth.bootstrap_admin(res.identity_db, settings.admin_password)
+                if on_first_use:
+                    on_first_use(res)
+                state["ready"] = True
+
+    return app
