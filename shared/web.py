@@ -42,16 +42,22 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
 
 
 class Resources:
-    """Clients a service process needs, made on first use (after gunicorn forks), shared by threads."""
+    """Clients a service process needs, made on first use (after gunicorn forks), shared by threads.
 
-    def __init__(self, settings: Settings, service: str):
+    The first use of a database also prepares it, once per process: indexes, the admin bootstrap,
+    and the service's own preparation (`on_first_use`, given the service's database).
+    """
+
+    def __init__(self, settings: Settings, service: str, on_first_use: Callable | None = None):
         self.settings = settings
         self.service = service
         self.topic = TOPICS[service]
-        self._lock = threading.Lock()
+        self.on_first_use = on_first_use
+        self._lock = threading.RLock()
         self._client: MongoClient | None = None
         self._publisher: Publisher | None = None
         self._token_key: str | None = None
+        self._prepared = False
         self.kafka_admin: dict = {}
 
     @property
@@ -62,14 +68,29 @@ class Resources:
                 self._client = connect(self.settings)
             return self._client
 
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        with self._lock:
+            if self._prepared:
+                return
+            identity = self.client[self.settings.database_name("identity")]
+            auth.ensure_indexes(identity)
+            auth.bootstrap_admin(identity, self.settings.admin_password)
+            if self.on_first_use:
+                self.on_first_use(self.client[self.settings.database_name(self.service)])
+            self._prepared = True
+
     @property
     def db(self):
         """The service's own database."""
+        self._prepare()
         return self.client[self.settings.database_name(self.service)]
 
     @property
     def identity_db(self):
         """The users database, shared by the four services' auth."""
+        self._prepare()
         return self.client[self.settings.database_name("identity")]
 
     @property
@@ -84,7 +105,7 @@ class Resources:
     def token_key(self) -> str:
         """The key tokens are signed with."""
         if self._token_key is None:
-            self._token_key = auth.signing_key(self.settings.token_secret, self.identity_db)
+            self._token_key = self.settings.token_secret or auth.signing_key(None, self.identity_db)
         return self._token_key
 
 
@@ -224,36 +245,19 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def create_service_app(service: str, settings: Settings | None, blueprints: list[Blueprint],
-                       on_first_use: Callable[[Resources], None] | None = None) -> Flask:
+                       on_first_use: Callable | None = None) -> Flask:
     """The Flask app of one service: health, auth, its blueprints, JSON errors, OpenAPI."""
     configure_logging(service)
     settings = settings or Settings.from_env()
     app = Flask(service)
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
-    res = Resources(settings, service)
+    res = Resources(settings, service, on_first_use)
     app.extensions["nrw"] = res
     app.register_blueprint(_health_blueprint(service))
     app.register_blueprint(auth.auth_blueprint())
     for bp in blueprints:
         app.register_blueprint(bp)
     _register_error_handlers(app)
-
-    state = {"ready": False}
-    lock = threading.Lock()
-
-    @app.before_request
-    def _prepare():
-        # Indexes and the admin bootstrap need the database: done on the first API request of each
-        # process (not at import or fork time), and retried until the database answers.
-        if state["ready"] or not request.path.startswith("/api/"):
-            return
-        with lock:
-            if not state["ready"]:
-                auth.ensure_indexes(res.identity_db)
-                auth.bootstrap_admin(res.identity_db, settings.admin_password)
-                if on_first_use:
-                    on_first_use(res)
-                state["ready"] = True
 
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from shared.config import Settings
-from shared.web import Resources, create_service_app
+from shared.web import create_service_app
 
 from services.case.api import bp as api_bp
 from services.case.store import CaseStore
@@ -16,5 +16,5 @@ def create_app(config: Settings | None = None) -> Flask:
     return create_service_app("case", config, [api_bp], on_first_use=_prepare)
 
 
-def _prepare(res: Resources) -> None:
-    CaseStore(res.db).ensure_indexes()
+def _prepare(db) -> None:
+    CaseStore(db).ensure_indexes()

@@ -6,7 +6,7 @@ from flask import Flask
 
 from shared.config import Settings
 from shared.crypto import Keyring
-from shared.web import Resources, create_service_app
+from shared.web import create_service_app
 
 from services.intake.api import bp as api_bp
 from services.intake.store import IntakeStore
@@ -19,5 +19,5 @@ def create_app(config: Settings | None = None) -> Flask:
     return app
 
 
-def _prepare(res: Resources) -> None:
-    IntakeStore(res.db).ensure_indexes()
+def _prepare(db) -> None:
+    IntakeStore(db).ensure_indexes()

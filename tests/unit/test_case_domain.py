@@ -1,0 +1,73 @@
+"""The case state machine: every pair of API.md's table, accepted or refused."""
+
+import datetime as dt
+
+import pytest
+
+from services.case import domain
+
+NOW = dt.datetime(2024, 1, 10, 12, 0, tzinfo=dt.timezone.utc)
+
+# API.md's table, written out independently of the module under test.
+TABLE = {
+    "reported": {"detained", "deportation_imminent", "repatriated", "released", "in_third_country",
+                 "whereabouts_unknown", "closed_duplicate", "closed_unfounded"},
+    "detained": {"deportation_imminent", "repatriated", "released", "in_third_country", "deceased",
+                 "whereabouts_unknown"},
+    "deportation_imminent": {"detained", "repatriated", "released", "in_third_country", "deceased",
+                             "whereabouts_unknown"},
+    "released": {"detained", "in_third_country", "resettled", "whereabouts_unknown"},
+    "in_third_country": {"detained", "resettled", "whereabouts_unknown"},
+    "whereabouts_unknown": {"detained", "deportation_imminent", "repatriated", "released", "in_third_country",
+                            "resettled", "deceased"},
+    "repatriated": {"whereabouts_unknown"},
+    "resettled": set(), "deceased": set(), "closed_duplicate": set(), "closed_unfounded": set(),
+}
+REPORTED = {"report_id": "r-1", "sex": "male", "birth_year": 1980, "nationality": "KP", "province": "Jilin",
+            "detained_on": "2023-04-18", "deportation_imminent": False, "vulnerabilities": ["ill"],
+            "consent_advocacy": "anonymous", "consent_statistics": True, "received_on": "2023-04-20"}
+
+
+def _case_in(status):
+    case = domain.open_case("c-1", REPORTED, NOW)
+    case["status"] = status
+    return case
+
+
+@pytest.mark.parametrize("current", sorted(TABLE))
+@pytest.mark.parametrize("to", sorted(TABLE))
+def test_every_transition_pair(current, to):
+    case = _case_in(current)
+    if to in TABLE[current]:
+        moved, payload = domain.transition(case, to, dt.date(2024, 1, 9), "news from the family", NOW)
+        assert moved["status"] == to
+        assert moved["history"][-1] == {"status": to, "effective_on": "2024-01-09", "recorded_at": NOW,
+                                        "reason": "news from the family"}
+        assert payload == {"from": current, "to": to, "effective_on": "2024-01-09"}
+        assert case["status"] == current  # the input is not mutated
+    else:
+        with pytest.raises(domain.IllegalTransition) as err:
+            domain.transition(case, to, dt.date(2024, 1, 9), None, NOW)
+        assert set(err.value.allowed) == TABLE[current]
+
+
+def test_a_business_date_in_the_future_is_refused():
+    with pytest.raises(domain.InvalidDate):
+        domain.transition(_case_in("reported"), "detained", dt.date(2024, 1, 11), None, NOW)
+
+
+def test_a_new_case_takes_the_reports_non_identifying_facts():
+    case = domain.open_case("c-1", REPORTED, NOW)
+    assert case["status"] == "reported" and case["report_count"] == 1
+    assert case["history"] == [{"status": "reported", "effective_on": "2023-04-20", "recorded_at": NOW,
+                                "reason": "first report"}]
+    assert domain.opened_payload(case)["province"] == "Jilin"
+
+
+def test_a_later_report_updates_facts_and_counts_once():
+    case = domain.open_case("c-1", REPORTED, NOW)
+    later = {**REPORTED, "report_id": "r-2", "deportation_imminent": True, "vulnerabilities": ["pregnant"]}
+    case2, changes = domain.attach_report(case, later)
+    assert changes == {"deportation_imminent": True, "vulnerabilities": ["ill", "pregnant"], "report_count": 2}
+    again, changes_again = domain.attach_report(case2, later)
+    assert again["report_count"] == 2 and changes_again == {}

@@ -1,0 +1,83 @@
+"""The consume loop's decisions, with a fake publisher (no broker): apply, skip, dead-letter, retry."""
+
+from collections import namedtuple
+
+import pytest
+from pymongo.errors import ServerSelectionTimeoutError
+
+from shared.bus import EventConsumer, RetryLater, applied, mark_applied, with_outbox
+from shared.config import Settings
+from shared.events import encode, new_event
+
+Record = namedtuple("Record", "topic partition offset key value")
+
+
+class FakePublisher:
+    def __init__(self):
+        self.sent = []
+
+    def send_raw(self, topic, key, value, headers, timeout_s=10.0):
+        self.sent.append((topic, key, value, dict(headers)))
+
+
+def _consumer(handlers):
+    publisher = FakePublisher()
+    return EventConsumer(Settings(), group_id="g", topics=["intake.events"], handlers=handlers,
+                         publisher=publisher), publisher
+
+
+def _event():
+    return new_event("case.merged", producer="intake", case_id="c-1", payload={"into_case_id": "c-2"})
+
+
+def test_a_valid_event_reaches_its_handler():
+    seen = []
+    consumer, publisher = _consumer({"case.merged": seen.append})
+    event = _event()
+    consumer.apply(Record("intake.events", 0, 5, b"c-1", encode(event)))
+    assert [e["event_id"] for e in seen] == [event["event_id"]] and publisher.sent == []
+
+
+@pytest.mark.parametrize("value, reason", [
+    (b"{oops", "not JSON"),
+    (b'{"event_type": "case.merged"}', "envelope invalid"),
+])
+def test_poison_goes_to_the_dead_letter_topic_with_reason_and_origin(value, reason):
+    consumer, publisher = _consumer({})
+    consumer.apply(Record("intake.events", 2, 41, b"c-9", value))
+    [(topic, key, original, headers)] = publisher.sent
+    assert topic == "intake.events.dlq" and key == b"c-9" and original == value
+    assert reason in headers["nrw.dlq.reason"].decode()
+    assert headers["nrw.dlq.source.topic"] == b"intake.events"
+    assert headers["nrw.dlq.source.partition"] == b"2" and headers["nrw.dlq.source.offset"] == b"41"
+
+
+def test_an_event_type_without_a_handler_is_skipped_not_dead_lettered():
+    consumer, publisher = _consumer({})
+    consumer.apply(Record("intake.events", 0, 1, b"c-1", encode(_event())))
+    assert publisher.sent == []
+
+
+def test_a_handler_bug_dead_letters_the_event():
+    def broken(_event):
+        raise ValueError("bug")
+    consumer, publisher = _consumer({"case.merged": broken})
+    consumer.apply(Record("intake.events", 0, 1, b"c-1", encode(_event())))
+    assert publisher.sent[0][3]["nrw.dlq.reason"] == b"handler failed: ValueError"
+
+
+def test_a_database_outage_is_retried_not_dead_lettered():
+    def db_down(_event):
+        raise ServerSelectionTimeoutError("no servers")
+    consumer, publisher = _consumer({"case.merged": db_down})
+    with pytest.raises(RetryLater):
+        consumer.apply(Record("intake.events", 0, 1, b"c-1", encode(_event())))
+    assert publisher.sent == []
+
+
+def test_applied_events_and_the_outbox_are_part_of_the_same_document():
+    doc = {"_id": "c-1", "rev": 3}
+    event = _event()
+    new = mark_applied(with_outbox(doc, [event]), event["event_id"])
+    assert applied(new, event["event_id"]) and not applied(doc, event["event_id"])
+    assert new["outbox"] == [event] and new["outbox_pending"] is True and new["rev"] == 4

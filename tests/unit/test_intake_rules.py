@@ -1,0 +1,97 @@
+"""Intake's pure rules and strict schemas."""
+
+import datetime as dt
+
+import pytest
+from marshmallow import ValidationError
+
+from services.intake import domain
+from services.intake.schemas import ReportIn
+from shared.errors import flatten_messages
+from shared.events import new_event
+from tests.support import SYNTH, synthetic_report
+
+
+@pytest.mark.parametrize("a, b", [
+    ("Kim  Ok-sun", "kim ok-sun"),
+    ("  KIM OK-SUN ", "Kim Ok-Sun"),
+    ("Ｋｉｍ Ｏｋ－ｓｕｎ", "kim ok-sun"),        # full-width forms fold under NFKC
+    ("김 옥선", "김  옥선"),                      # Hangul as entered, spacing normalised
+])
+def test_names_that_are_the_same_person_normalise_equal(a, b):
+    assert domain.normalise_name(a) == domain.normalise_name(b)
+
+
+def test_hangul_and_romanised_forms_stay_distinct():
+    assert domain.normalise_name("김옥선") != domain.normalise_name("Kim Ok-sun")
+
+
+def test_the_match_key_includes_the_birth_year():
+    assert domain.person_match_key("Kim", 1990) != domain.person_match_key("Kim", 1991)
+    assert domain.person_match_key("Kim", None).endswith("|?")
+
+
+def test_identifying_fields_are_split_from_the_rest():
+    report = ReportIn().dump(ReportIn().load(synthetic_report()))
+    secret, clear = domain.split_identifying(report)
+    assert SYNTH not in repr(clear)
+    assert secret["person"]["full_name"].startswith(SYNTH) and secret["notes"].startswith(SYNTH)
+
+
+def test_the_case_reported_payload_is_accepted_by_the_strict_event_schema_and_has_no_identifying_data():
+    report = ReportIn().dump(ReportIn().load(synthetic_report()))
+    payload = domain.case_reported_payload("r-1", False, report)
+    event = new_event("case.reported", producer="intake", case_id="c-1", payload=payload)
+    assert SYNTH not in repr(event)
+
+
+def _errors(body):
+    with pytest.raises(ValidationError) as err:
+        ReportIn().load(body)
+    return flatten_messages(err.value.messages)
+
+
+def test_required_fields_are_named_with_dotted_paths():
+    body = synthetic_report()
+    del body["person"]["full_name"], body["consent"]
+    body["detention"].pop("province")
+    errors = _errors(body)
+    assert set(errors) == {"person.full_name", "consent", "detention.province"}
+
+
+@pytest.mark.parametrize("section, change, field", [
+    ("person", {"sex": "other"}, "person.sex"),
+    ("person", {"birth_year": 1899}, "person.birth_year"),
+    ("person", {"birth_year": dt.date.today().year + 1}, "person.birth_year"),
+    ("person", {"birth_year": "1990"}, "person.birth_year"),
+    ("person", {"nationality": "XX"}, "person.nationality"),
+    ("person", {"nationality": "kp"}, "person.nationality"),
+    ("person", {"nickname": "x"}, "person.nickname"),
+    ("detention", {"detained_on": (dt.date.today() + dt.timedelta(days=1)).isoformat()}, "detention.detained_on"),
+    ("detention", {"detained_on": "18/04/2023"}, "detention.detained_on"),
+    ("risk", {"vulnerabilities": ["minor", "tall"]}, "risk.vulnerabilities.1"),
+    ("source", {"type": "rumour"}, "source.type"),
+    ("consent", {"advocacy": "maybe"}, "consent.advocacy"),
+])
+def test_wrong_values_and_unknown_fields_are_refused_per_field(section, change, field):
+    body = synthetic_report()
+    body[section] = {**body[section], **change}
+    assert field in _errors(body)
+
+
+def test_an_unknown_top_level_field_is_refused():
+    assert "extra" in _errors({**synthetic_report(), "extra": True})
+
+
+def test_error_messages_never_echo_the_value():
+    body = synthetic_report(person={"sex": f"{SYNTH}-sex", "nationality": f"{SYNTH}"})
+    assert SYNTH not in repr(_errors(body))
+
+
+def test_defaults_nationality_and_risk():
+    body = synthetic_report()
+    del body["person"]["nationality"], body["risk"]
+    loaded = ReportIn().load(body)
+    assert loaded["person"]["nationality"] == "KP"
+    assert loaded["risk"] == {"deportation_imminent": False, "expected_deportation_on": None,
+                              "vulnerabilities": [], "trafficking_victim": False}
