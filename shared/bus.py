@@ -88,10 +88,6 @@ def kafka_status(admin_holder: dict, settings: Settings) -> str:
 # --- producing ----------------------------------------------------------------------------------
 
 
-def _key_bytes(key: str | bytes | None) -> bytes | None:
-    return key.encode("utf-8") if isinstance(key, str) else key
-
-
 class Publisher:
     """An idempotent, acks=all Kafka producer for events, keyed by case_id. Built lazily, per process."""
 
@@ -117,14 +113,13 @@ class Publisher:
                     bootstrap_timeout_ms=max(self._max_block_ms, 1000),
                     request_timeout_ms=5000,
                     delivery_timeout_ms=30000,
-                    key_serializer=_key_bytes,
                 )
             return self._producer
 
     def publish(self, topic: str, events: list[dict], timeout_s: float = 5.0) -> None:
         """Send events in order and wait until the broker has them all; raise KafkaError otherwise."""
         producer = self._get()
-        futures = [producer.send(topic, key=e["case_id"], value=encode(e)) for e in events]
+        futures = [producer.send(topic, key=e["case_id"].encode("utf-8"), value=encode(e)) for e in events]
         deadline = time.monotonic() + timeout_s
         for future in futures:
             future.get(timeout=max(0.05, deadline - time.monotonic()))

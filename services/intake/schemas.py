@@ -104,14 +104,17 @@ class ReportCreated(Schema):
     matched_existing_case = fields.Boolean()
 
 
-class ReportOut(ReportIn):
-    """A stored report with its identifying data (reads are audited)."""
-
-    class Meta:
-        unknown = "exclude"
+class ReportOut(Schema):
+    """A stored report with its identifying data (reads are audited). Sections as in ReportIn."""
 
     report_id = fields.String()
     case_id = fields.String()
     matched_existing_case = fields.Boolean()
+    person = fields.Dict()
+    detention = fields.Dict()
+    risk = fields.Dict()
+    source = fields.Dict()
+    consent = fields.Dict()
+    notes = fields.String(allow_none=True)
     created_at = fields.DateTime()
     created_by = fields.String()

@@ -1,0 +1,105 @@
+"""Integration tier: a real Kafka broker and a real FerretDB, started once for the session from
+the same scripts `make run` uses, on test ports, with fresh data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+
+from infra.stack import Stack, port_open, wait_until
+from shared import auth
+from shared.bus import ensure_topics
+from shared.config import Settings
+from shared.mongo import connect
+from tests.support import test_env
+
+
+@pytest.fixture(scope="session")
+def infra():
+    """Kafka and FerretDB, running for the whole session."""
+    env = test_env("integration")
+    shutil.rmtree(env["NRW_VAR"], ignore_errors=True)
+    os.environ.update(env)
+    stack = Stack(env)
+    stack.start("kafka", "ferretdb")
+    try:
+        wait_until(lambda: port_open(env["NRW_MONGO_URI"]), 60, "FerretDB")
+        wait_until(lambda: port_open(env["NRW_KAFKA_BOOTSTRAP"]), 90, "Kafka")
+        ensure_topics(Settings.from_env())
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(infra) -> Settings:
+    """Settings of the test stack, with a database prefix of this session's own."""
+    base = Settings.from_env()
+    return Settings(**{**base.__dict__, "db_prefix": f"it{uuid.uuid4().hex[:6]}_"})
+
+
+@pytest.fixture(scope="session")
+def mongo(settings):
+    """A pymongo client to the test FerretDB."""
+    client = connect(settings)
+    yield client
+    client.close()
+
+
+def _app(factory, settings):
+    app = factory(settings)
+    app.testing = True
+    return app
+
+
+@pytest.fixture(scope="session")
+def intake_app(settings):
+    """The intake app, wired to the real database and broker."""
+    from services.intake.app import create_app
+    return _app(create_app, settings)
+
+
+@pytest.fixture(scope="session")
+def case_app(settings):
+    """The case app, wired to the real database and broker."""
+    from services.case.app import create_app
+    return _app(create_app, settings)
+
+
+@pytest.fixture
+def client(intake_app):
+    """A test client of the intake app."""
+    return intake_app.test_client()
+
+
+@pytest.fixture
+def case_client(case_app):
+    """A test client of the case app."""
+    return case_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def users(settings, mongo, intake_app):
+    """One user per role (and an admin), as {role: user doc}."""
+    identity = intake_app.extensions["nrw"].identity_db  # a fresh database: this bootstraps `admin`
+    made = {}
+    for role in ("caseworker", "advocate", "analyst", "admin"):
+        name = f"{role}-{uuid.uuid4().hex[:6]}"
+        auth.create_user(identity, name, "integration-password-1", [role])
+        made[role] = name
+    return made
+
+
+@pytest.fixture(scope="session")
+def tokens(users, intake_app):
+    """A bearer token per role, obtained through the real login route."""
+    client = intake_app.test_client()
+    out = {}
+    for role, name in users.items():
+        res = client.post("/api/v1/auth/token", json={"username": name, "password": "integration-password-1"})
+        assert res.status_code == 200, res.get_json()
+        out[role] = {"Authorization": f"Bearer {res.get_json()['access_token']}"}
+    return out

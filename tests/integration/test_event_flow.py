@@ -1,0 +1,147 @@
+"""The event backbone on the real broker and database: the case consumer opens cases exactly once,
+dead-letters poison and goes on, and the relay sends what the fast path could not."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+
+import pytest
+from kafka import KafkaProducer
+
+from services.case.consumer import make_handlers
+from services.case.store import CaseStore
+from shared.bus import EventConsumer, Publisher, relay_once, with_outbox
+from shared.events import encode, new_event
+from shared.mongo import utcnow
+from tests.support import read_topic, synthetic_report, wait_for
+
+
+@pytest.fixture
+def case_consumer(settings, mongo):
+    """The case service's consumer, running in a thread with a group of this test's own."""
+    db = mongo[settings.database_name("case")]
+    CaseStore(db).ensure_indexes()
+    publisher = Publisher(settings, client_id="it-case-consumer")
+    consumer = EventConsumer(settings, group_id=f"it-case-{uuid.uuid4().hex[:6]}", topics=["intake.events"],
+                             handlers=make_handlers(db, publisher), publisher=publisher)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    yield CaseStore(db)
+    consumer.stop.set()
+    thread.join(timeout=15)
+    publisher.close()
+
+
+@pytest.fixture
+def raw_producer(settings):
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    yield producer
+    producer.close()
+
+
+def _post(client, tokens, body=None):
+    res = client.post("/api/v1/reports", json=body or synthetic_report(), headers=tokens["caseworker"])
+    assert res.status_code == 201
+    return res.get_json()
+
+
+def test_a_report_opens_a_case_that_the_case_api_shows(client, case_client, tokens, case_consumer):
+    body = synthetic_report(risk={"deportation_imminent": True, "vulnerabilities": ["pregnant"]})
+    created = _post(client, tokens, body)
+    wait_for(lambda: case_consumer.get(created["case_id"]), what="the case to open")
+    res = case_client.get(f"/api/v1/cases/{created['case_id']}", headers=tokens["advocate"])
+    assert res.status_code == 200
+    case = res.get_json()
+    assert case["status"] == "reported" and case["report_count"] == 1
+    assert case["sex"] == body["person"]["sex"] and case["birth_year"] == body["person"]["birth_year"]
+    assert case["province"] == body["detention"]["province"] and case["deportation_imminent"] is True
+    assert case["history"][0]["status"] == "reported" and case["history"][0]["effective_on"] == "2023-04-20"
+    assert "full_name" not in case and "Synthmark" not in res.get_data(as_text=True)
+
+
+def test_the_same_event_delivered_twice_is_applied_once(settings, client, tokens, case_consumer, raw_producer):
+    created = _post(client, tokens)
+    [record] = [r for r in read_topic(settings.kafka_bootstrap, "intake.events")
+                if r.key == created["case_id"].encode()]
+    raw_producer.send("intake.events", key=record.key, value=record.value).get(timeout=10)  # a redelivery
+    second = _post(client, tokens, None)
+    wait_for(lambda: case_consumer.get(second["case_id"]), what="a later case")  # the duplicate was consumed
+    case = case_consumer.get(created["case_id"])
+    assert case["report_count"] == 1 and len(case["applied_event_ids"]) == 1
+
+
+def test_a_later_report_updates_the_case_and_emits_facts_updated(settings, client, tokens, case_consumer):
+    first = synthetic_report()
+    a = _post(client, tokens, first)
+    wait_for(lambda: case_consumer.get(a["case_id"]), what="the case to open")
+    later = synthetic_report(person=first["person"], risk={"deportation_imminent": True})
+    b = _post(client, tokens, later)
+    assert b["case_id"] == a["case_id"]
+    case = wait_for(lambda: (c := case_consumer.get(a["case_id"])) and c["report_count"] == 2 and c,
+                    what="the second report")
+    assert case["deportation_imminent"] is True
+    types = wait_for(lambda: [r for r in read_topic(settings.kafka_bootstrap, "case.events")
+                              if r.key == a["case_id"].encode() and b"case.facts_updated" in r.value],
+                     what="case.facts_updated")
+    assert len(types) == 1
+
+
+def test_poison_is_dead_lettered_with_its_reason_and_the_consumer_goes_on(settings, client, tokens,
+                                                                           case_consumer, raw_producer):
+    key = f"poison-{uuid.uuid4().hex[:6]}".encode()
+    bad_envelope = encode({"event_type": "case.reported", "case_id": key.decode(), "payload": {}})
+    raw_producer.send("intake.events", key=key, value=b"{this is not json").get(timeout=10)
+    raw_producer.send("intake.events", key=key, value=bad_envelope).get(timeout=10)
+    after = _post(client, tokens)
+    wait_for(lambda: case_consumer.get(after["case_id"]), what="the next good event to be applied")
+    dead = wait_for(lambda: [r for r in read_topic(settings.kafka_bootstrap, "intake.events.dlq") if r.key == key],
+                    what="dead letters")
+    assert [r.value for r in dead] == [b"{this is not json", bad_envelope]
+    reasons = [dict(r.headers)["nrw.dlq.reason"].decode() for r in dead]
+    assert "not JSON" in reasons[0] and "envelope invalid" in reasons[1]
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["nrw.dlq.source.topic"] == b"intake.events"
+        assert int(headers["nrw.dlq.source.offset"]) >= 0 and headers["nrw.dlq.source.partition"].isdigit()
+
+
+def test_the_relay_publishes_what_the_fast_path_left_and_clears_it(settings, mongo):
+    coll = mongo[settings.database_name("intake")]["relay_probe"]
+    case_id = f"relay-{uuid.uuid4().hex[:8]}"
+    event = new_event("case.merged", producer="intake", case_id=case_id, payload={"into_case_id": "other"})
+    old = utcnow() - dt.timedelta(seconds=30)
+    coll.insert_one(with_outbox({"_id": case_id}, [event], old))
+    publisher = Publisher(settings, client_id="it-relay")
+    try:
+        assert relay_once([coll], "intake.events", publisher, grace_s=1) == 1
+        assert relay_once([coll], "intake.events", publisher, grace_s=1) == 0
+    finally:
+        publisher.close()
+    doc = coll.find_one({"_id": case_id})
+    assert doc["outbox"] == [] and doc["outbox_pending"] is False
+    records = [r for r in read_topic(settings.kafka_bootstrap, "intake.events") if r.key == case_id.encode()]
+    assert len(records) == 1 and event["event_id"].encode() in records[0].value
+
+
+def test_the_relay_does_not_clear_events_added_while_it_published(settings, mongo):
+    coll = mongo[settings.database_name("intake")]["relay_probe"]
+    case_id = f"relay-{uuid.uuid4().hex[:8]}"
+    first = new_event("case.merged", producer="intake", case_id=case_id, payload={"into_case_id": "a"})
+    doc = with_outbox({"_id": case_id}, [first], utcnow() - dt.timedelta(seconds=30))
+    coll.insert_one(doc)
+    second = new_event("case.merged", producer="intake", case_id=case_id, payload={"into_case_id": "b"})
+    newer = with_outbox(doc, [second], utcnow() - dt.timedelta(seconds=30))
+    coll.replace_one({"_id": case_id, "rev": doc["rev"]}, newer)  # a write lands before the relay clears
+    publisher = Publisher(settings, client_id="it-relay-race")
+    try:
+        from shared.bus import publish_outbox
+        publish_outbox(coll, doc, "intake.events", publisher)  # publishes the stale copy, must not clear
+        assert coll.find_one({"_id": case_id})["outbox_pending"] is True
+        assert relay_once([coll], "intake.events", publisher, grace_s=1) == 1
+    finally:
+        publisher.close()
+    assert coll.find_one({"_id": case_id})["outbox"] == []
+    sent = [r for r in read_topic(settings.kafka_bootstrap, "intake.events") if r.key == case_id.encode()]
+    assert {second["event_id"].encode() in r.value for r in sent} == {True, False}
