@@ -1,11 +1,11 @@
 """Kafka plumbing: topics, the event producer, the transactional outbox and its relay, and the
 idempotent consume loop with dead letters.
 
-The outbox lives inside the aggregate's own document: a state change and the events it emits are
-ONE document write (`outbox` holds the pending events, `outbox_pending` flags the document, `rev`
-is bumped on every write for optimistic concurrency). Publishing clears the outbox with a
-compare-and-set on `rev`, so an event is never lost and at worst published twice; consumers are
-idempotent, so twice is harmless.
+The outbox lives inside the document that records a change: the change and the events it emits
+are ONE insert (`outbox` holds the events, `outbox_pending` flags them as not yet on the broker).
+Such documents are never changed afterwards except for that flag, so the fast path and the relay
+can both publish and clear it without a race that matters: an event is never lost and at worst
+published twice, and consumers are idempotent, so twice is harmless.
 """
 
 from __future__ import annotations
@@ -140,24 +140,18 @@ class Publisher:
 
 
 def with_outbox(doc: dict, events: list[dict], now: dt.datetime | None = None) -> dict:
-    """The document with new events appended to its outbox, its revision bumped: one write."""
-    now = now or utcnow()
-    doc = dict(doc)
-    doc["outbox"] = list(doc.get("outbox", [])) + list(events)
-    doc["outbox_pending"] = bool(doc["outbox"])
-    doc["rev"] = doc.get("rev", 0) + 1
-    doc["updated_at"] = now
-    return doc
+    """The document with its events in the outbox, to be stored in the same single write."""
+    return {**doc, "outbox": list(events), "outbox_pending": bool(events), "updated_at": now or utcnow()}
 
 
 def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher, timeout_s: float = 5.0) -> bool:
-    """Publish a document's pending events, then clear them if the document is unchanged.
+    """Publish a document's pending events, then flag them as sent (they stay in the document).
 
     Returns True when the events reached the broker. Never raises for a broker that is down: the
-    events stay in the outbox for the relay.
+    events stay pending for the relay.
     """
     events = doc.get("outbox") or []
-    if not events:
+    if not doc.get("outbox_pending") or not events:
         return True
     try:
         publisher.publish(topic, events, timeout_s=timeout_s)
@@ -165,10 +159,7 @@ def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Pub
         log.warning("outbox: %d event(s) of %s kept for the relay (%s); first event %s %s",
                     len(events), doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
         return False
-    collection.update_one(
-        {"_id": doc["_id"], "rev": doc["rev"]},
-        {"$set": {"outbox": [], "outbox_pending": False}, "$inc": {"rev": 1}},
-    )
+    collection.update_one({"_id": doc["_id"]}, {"$set": {"outbox_pending": False, "published_at": utcnow()}})
     for event in events:
         log.info("published %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
     return True

@@ -1,48 +1,24 @@
-"""The case service's commands and event handlers: domain rule -> one document write (+ outbox)
--> publish. Optimistic concurrency: a write that lost a race reads again and retries."""
+"""The case service's commands and event handlers: domain rule -> a new version of the case with
+its events (one insert) -> publish. A write that lost a race reads the newest version and decides again."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable
 
-from shared.bus import Publisher, applied, mark_applied, publish_outbox, with_outbox
+from shared.bus import Publisher, applied, mark_applied
 from shared.events import new_event
 
 from services.case import domain
-from services.case.store import CaseStore, Conflict
+from services.case.store import CaseStore
 
 log = logging.getLogger(__name__)
 
 TOPIC = "case.events"
-MAX_ATTEMPTS = 20
 
 
 class NotFound(Exception):
     """No case with that id."""
-
-
-def _save_with_retry(store: CaseStore, case_id: str, decide: Callable[[dict | None], tuple[dict, list[dict]] | None],
-                     publisher: Publisher, now: dt.datetime) -> dict | None:
-    """Read, decide (new state + events, or None for nothing to do), write with the outbox; publish."""
-    for _ in range(MAX_ATTEMPTS):
-        current = store.get(case_id)
-        decision = decide(current)
-        if decision is None:
-            return current
-        new, events = decision
-        new = with_outbox(new, events, now)
-        try:
-            if current is None:
-                store.insert(new)
-            else:
-                store.replace(new, current["rev"])
-        except Conflict:
-            continue
-        publish_outbox(store.cases, new, TOPIC, publisher)
-        return new
-    raise RuntimeError(f"case {case_id}: too much contention, gave up after {MAX_ATTEMPTS} attempts")
 
 
 def on_case_reported(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
@@ -64,7 +40,7 @@ def on_case_reported(event: dict, *, store: CaseStore, publisher: Publisher, now
             if changes else []
         return mark_applied(case, event["event_id"]), events
 
-    _save_with_retry(store, case_id, decide, publisher, now)
+    store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
 
 
 def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str | None, actor: str,
@@ -78,7 +54,7 @@ def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str |
         return case, [new_event("case.status_changed", producer="case", case_id=case_id, actor=actor,
                                 payload=payload, now=now)]
 
-    return _save_with_retry(store, case_id, decide, publisher, now)
+    return store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
 
 
 def event_payload_json(event: dict) -> dict:

@@ -76,8 +76,9 @@ def test_a_database_outage_is_retried_not_dead_lettered():
 
 
 def test_applied_events_and_the_outbox_are_part_of_the_same_document():
-    doc = {"_id": "c-1", "rev": 3}
+    doc = {"_id": "c-1", "status": "reported"}
     event = _event()
     new = mark_applied(with_outbox(doc, [event]), event["event_id"])
     assert applied(new, event["event_id"]) and not applied(doc, event["event_id"])
-    assert new["outbox"] == [event] and new["outbox_pending"] is True and new["rev"] == 4
+    assert new["outbox"] == [event] and new["outbox_pending"] is True and new["status"] == "reported"
+    assert with_outbox(doc, [])["outbox_pending"] is False

@@ -1,0 +1,101 @@
+"""Aggregates (a case, an appeal) stored as immutable numbered versions.
+
+Why: FerretDB v1 applies an update by reading the matching documents, changing them in Go and
+writing them back by _id, without re-checking the filter (FerretDB issue #3040), so two
+concurrent "update where rev = n" both succeed and one change is lost. An insert with a unique
+_id is atomic on FerretDB and MongoDB alike, so a new state is written as the insert of version
+n+1: of two writers racing from version n, exactly one wins and the other reads again.
+
+Each version holds the whole state and the events its change emitted (the transactional outbox:
+one document write). A projection (one document per aggregate, newest state) serves lists and
+filters; reads of one aggregate go to its newest version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Callable
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from shared.bus import Publisher, publish_outbox, with_outbox
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 50
+
+Decision = tuple[dict, list[dict]] | None
+
+
+class Conflict(Exception):
+    """Another writer stored this version first; read the newest and decide again."""
+
+
+class VersionedStore:
+    """`<name>_versions` (immutable versions with their outbox) and `<name>` (the projection)."""
+
+    def __init__(self, db: Database, name: str):
+        self.versions = db[f"{name}_versions"]
+        self.current = db[name]
+
+    def ensure_indexes(self) -> None:
+        """Indexes for the newest version of an aggregate and for the relay (idempotent)."""
+        self.versions.create_index([("aggregate_id", ASCENDING), ("rev", DESCENDING)])
+        self.versions.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
+
+    def latest_version(self, aggregate_id: str) -> dict | None:
+        """The newest version document of an aggregate, or None."""
+        return self.versions.find_one({"aggregate_id": aggregate_id}, sort=[("rev", DESCENDING)])
+
+    def get(self, aggregate_id: str) -> dict | None:
+        """The newest state of an aggregate, or None."""
+        version = self.latest_version(aggregate_id)
+        return version["state"] if version else None
+
+    def append(self, aggregate_id: str, rev: int, state: dict, events: list[dict], now: dt.datetime) -> dict:
+        """Store version `rev` with its events in one insert; Conflict if that version exists."""
+        doc = with_outbox({"_id": f"{aggregate_id}:{rev:010d}", "aggregate_id": aggregate_id, "rev": rev,
+                           "state": {**state, "updated_at": now}}, events, now)
+        try:
+            self.versions.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict(aggregate_id) from None
+        return doc
+
+    def project(self, aggregate_id: str) -> None:
+        """Bring the projection up to the newest version (re-checked after writing, so the last
+        writer always leaves the newest state, whatever order concurrent writers finish in)."""
+        for _ in range(MAX_ATTEMPTS):
+            version = self.latest_version(aggregate_id)
+            try:
+                self.current.replace_one({"_id": aggregate_id}, {**version["state"], "rev": version["rev"]},
+                                         upsert=True)
+            except DuplicateKeyError:
+                continue  # a concurrent first projection; write again over it
+            stored = self.current.find_one({"_id": aggregate_id}, {"rev": 1})
+            newest = self.latest_version(aggregate_id)
+            if stored and stored["rev"] == newest["rev"]:
+                return
+
+    def save(self, aggregate_id: str, decide: Callable[[dict | None], Decision], *, publisher: Publisher,
+             topic: str, now: dt.datetime) -> dict | None:
+        """Read the newest state, decide (new state and events, or None: nothing to do), store it
+        as the next version, publish its events and refresh the projection."""
+        for _ in range(MAX_ATTEMPTS):
+            version = self.latest_version(aggregate_id)
+            current = version["state"] if version else None
+            decision = decide(current)
+            if decision is None:
+                return current
+            state, events = decision
+            try:
+                doc = self.append(aggregate_id, (version["rev"] if version else 0) + 1, state, events, now)
+            except Conflict:
+                continue
+            publish_outbox(self.versions, doc, topic, publisher)
+            self.project(aggregate_id)
+            return doc["state"]
+        raise RuntimeError(f"{aggregate_id}: gave up after {MAX_ATTEMPTS} conflicting writes")
