@@ -24,10 +24,11 @@ from pathlib import Path
 
 import requests
 
+from shared.config import DEFAULT_PORTS, SERVICES
+
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "infra" / "Procfile"
 VENV_BIN = ROOT / ".venv" / "bin"
-SERVICES = ("intake", "case", "advocacy", "reporting")
 
 
 def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
@@ -74,8 +75,7 @@ def port_open(address: str) -> bool:
 
 def service_urls(env: dict[str, str]) -> dict[str, str]:
     """Where each web service listens, by the same rules as shared.config."""
-    defaults = {"intake": 8001, "case": 8002, "advocacy": 8003, "reporting": 8004}
-    return {s: env.get(f"NRW_{s.upper()}_URL", f"http://127.0.0.1:{env.get(f'NRW_{s.upper()}_PORT', defaults[s])}")
+    return {s: env.get(f"NRW_{s.upper()}_URL", f"http://127.0.0.1:{env.get(f'NRW_{s.upper()}_PORT', DEFAULT_PORTS[s])}")
             for s in SERVICES}
 
 

@@ -83,7 +83,7 @@ class VersionedStore:
     def save(self, aggregate_id: str, decide: Callable[[dict | None], Decision], *, publisher: Publisher,
              topic: str, now: dt.datetime) -> dict | None:
         """Read the newest state, decide (new state and events, or None: nothing to do), store it
-        as the next version, publish its events and refresh the projection."""
+        as the next version, refresh the projection and publish the events."""
         for _ in range(MAX_ATTEMPTS):
             version = self.latest_version(aggregate_id)
             current = version["state"] if version else None
@@ -95,7 +95,7 @@ class VersionedStore:
                 doc = self.append(aggregate_id, (version["rev"] if version else 0) + 1, state, events, now)
             except Conflict:
                 continue
-            publish_outbox(self.versions, doc, topic, publisher)
             self.project(aggregate_id)
+            publish_outbox(self.versions, doc, topic, publisher)
             return doc["state"]
         raise RuntimeError(f"{aggregate_id}: gave up after {MAX_ATTEMPTS} conflicting writes")

@@ -66,8 +66,8 @@ class Settings:
             kafka_bootstrap=_env("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             mongo_uri=_env("MONGO_URI", cls.mongo_uri),
             db_prefix=_env("DB_PREFIX", cls.db_prefix),
-            admin_password=_env("ADMIN_PASSWORD"),
-            token_secret=_env("TOKEN_SECRET"),
+            admin_password=_env("ADMIN_PASSWORD") or None,  # empty means unset, never an empty password
+            token_secret=_env("TOKEN_SECRET") or None,
             token_ttl_seconds=int(_env("TOKEN_TTL_SECONDS", str(cls.token_ttl_seconds))),
             blind_index_key=_env("BLIND_INDEX_KEY"),
             topic_partitions=int(_env("TOPIC_PARTITIONS", str(cls.topic_partitions))),

@@ -1,0 +1,406 @@
+"""docker-compose.yml and infra/Dockerfile agree with the local launcher and the settings the code reads (no engine)."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib
+import os
+import posixpath
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from infra.stack import read_procfile
+from shared.config import DEFAULT_PORTS, SERVICES, TOPICS, Settings, all_topics
+from shared.crypto import Keyring
+from tests.compose.conftest import compose_test_env
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "infra" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+KAFKA_START = ROOT / "infra" / "kafka" / "start.sh"
+
+PROCFILE = read_procfile()
+# Procfile processes that compose replaces with official images, and those images' services.
+REPLACED_BY_IMAGES = {"kafka", "ferretdb"}
+IMAGE_SERVICES = {"kafka", "mongo"}
+ONE_SHOT = {"topics"}
+PROJECT_PROCESSES = [name for name in PROCFILE if name not in REPLACED_BY_IMAGES]
+WEB = {f"{service}-web": service for service in SERVICES}
+
+# The NRW_* variables shared/config.py reads, by Settings field (kept by hand, checked below).
+SETTINGS_ENV = {
+    "kafka_bootstrap": ["NRW_KAFKA_BOOTSTRAP"],
+    "mongo_uri": ["NRW_MONGO_URI"],
+    "db_prefix": ["NRW_DB_PREFIX"],
+    "admin_password": ["NRW_ADMIN_PASSWORD"],
+    "token_secret": ["NRW_TOKEN_SECRET"],
+    "token_ttl_seconds": ["NRW_TOKEN_TTL_SECONDS"],
+    "blind_index_key": ["NRW_BLIND_INDEX_KEY"],
+    "topic_partitions": ["NRW_TOPIC_PARTITIONS"],
+    "relay_interval_seconds": ["NRW_RELAY_INTERVAL_SECONDS"],
+    "relay_grace_seconds": ["NRW_RELAY_GRACE_SECONDS"],
+    "service_urls": [f"NRW_{s.upper()}_{kind}" for s in SERVICES for kind in ("URL", "PORT")],
+    "var_dir": ["NRW_VAR"],
+}
+# ... and the ones shared/crypto.py reads.
+CRYPTO_ENV = ["NRW_DATA_KEYS", "NRW_DATA_KEY_ID", "NRW_BLIND_INDEX_KEY"]
+# Those whose local default is wrong or unsafe on a server: every container must set them.
+SERVER_ENV = sorted({
+    "NRW_KAFKA_BOOTSTRAP", "NRW_MONGO_URI", "NRW_ADMIN_PASSWORD", "NRW_TOKEN_SECRET", "NRW_VAR",
+    *CRYPTO_ENV, *SETTINGS_ENV["service_urls"],
+})
+# Secrets compose must refuse to start without: a generated fallback would differ per container.
+REQUIRED_SECRETS = ["NRW_ADMIN_PASSWORD", "NRW_TOKEN_SECRET", "NRW_DATA_KEYS", "NRW_BLIND_INDEX_KEY"]
+
+_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Resolve ${VAR}, ${VAR:-default}, ${VAR:?message} and $$ the way compose does."""
+    def resolve(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("name") or match.group("bare")
+        value, op = env.get(name), match.group("op") or ""
+        missing = value is None or (op.startswith(":") and value == "")
+        if missing and op.endswith("-"):
+            return match.group("arg")
+        if missing and op.endswith("?"):
+            raise KeyError(f"{name}: {match.group('arg')}")
+        return value or ""
+    return _VARIABLE.sub(resolve, text)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    """docker-compose.yml as PyYAML reads it (anchors and << merges resolved)."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    """The compose services by name."""
+    return compose["services"]
+
+
+def service_env(service: dict) -> dict[str, str]:
+    """A service's environment as a dict, whichever of the two compose forms it uses."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {name: "" if value is None else str(value) for name, value in env.items()}
+
+
+def project_services(services: dict) -> dict:
+    """The services that run this project's image (built from infra/Dockerfile)."""
+    return {name: s for name, s in services.items() if "build" in s}
+
+
+def healthcheck_text(service: dict) -> str:
+    """A service's healthcheck command as one string."""
+    test = service["healthcheck"]["test"]
+    return test if isinstance(test, str) else " ".join(test)
+
+
+def procfile_imports() -> set[str]:
+    """Repository paths the Procfile's commands (and the topics job) need: packages and files."""
+    needed = set()
+    for command in [*(PROCFILE[name] for name in PROJECT_PROCESSES), "python -m shared.topics"]:
+        argv = shlex.split(command)
+        if argv[0] == "python" and argv[1] == "-m":
+            needed.add(argv[2].split(".")[0])
+        elif argv[0] == "gunicorn":
+            needed.add(argv[argv.index("-c") + 1])
+            needed.add(argv[-1].split(":")[0].split(".")[0])
+        else:
+            raise AssertionError(f"unknown kind of command in the Procfile: {command}")
+    return needed
+
+
+def dockerfile_instructions() -> list[tuple[str, list[str]]]:
+    """(INSTRUCTION, arguments) for each instruction of infra/Dockerfile, continuations joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split()[0].upper(), line.split()[1:]) for line in lines if line and not line.startswith("#")]
+
+
+def image_layout() -> dict[str, str]:
+    """Repository path -> path under WORKDIR, for everything the Dockerfile COPYs."""
+    layout = {}
+    for instruction, args in dockerfile_instructions():
+        if instruction != "COPY":
+            continue
+        *sources, dest = [a for a in args if not a.startswith("--")]
+        into_dir = dest.endswith("/") or dest == "." or len(sources) > 1
+        dest = posixpath.normpath(dest)
+        for source in sources:
+            source = source.rstrip("/")
+            if (ROOT / source).is_dir() or not into_dir:
+                layout[source] = dest
+            else:
+                layout[source] = posixpath.normpath(posixpath.join(dest, Path(source).name))
+    return layout
+
+
+def test_compose_file_parses(compose, services):
+    """The file is valid YAML with a shared x-service block and the expected services."""
+    assert "x-service" in compose, "shared service settings belong in the x-service anchor"
+    assert "x-service" not in services
+    assert IMAGE_SERVICES <= set(services)
+
+
+@pytest.mark.parametrize("process", PROJECT_PROCESSES)
+def test_every_procfile_process_runs_the_same_command_in_compose(services, process):
+    """Each Procfile process is a compose service with the same command; web ones bind 0.0.0.0."""
+    assert process in services, f"docker-compose.yml has no service for the Procfile's {process!r}"
+    command = services[process].get("command")
+    assert isinstance(command, str), "keep commands as strings so that they compare with the Procfile"
+    local = PROCFILE[process]
+    if process in WEB:
+        assert "--bind 127.0.0.1:" in local
+        local = local.replace("--bind 127.0.0.1:", "--bind 0.0.0.0:")
+    assert command == local
+
+
+def test_every_container_of_project_code_is_a_procfile_process(services):
+    """Nothing runs the project's image that the local launcher does not run (bar the topics job)."""
+    project = set(project_services(services))
+    assert project - ONE_SHOT == set(PROJECT_PROCESSES)
+    assert ONE_SHOT <= project
+    assert set(services) - project == IMAGE_SERVICES
+
+
+def test_project_containers_share_one_image(services):
+    """One image, built from infra/Dockerfile at the repository root, for every project container."""
+    project = project_services(services)
+    assert len({s["image"] for s in project.values()}) == 1
+    for name, service in project.items():
+        build = service["build"]
+        assert (build["context"], build["dockerfile"]) == (".", "infra/Dockerfile"), name
+        assert service["command"], f"{name} must say what it runs (the image has no useful default)"
+
+
+def test_settings_mirror_matches_shared_config(monkeypatch):
+    """SETTINGS_ENV names every Settings field, and Settings.from_env reads each listed variable."""
+    assert set(SETTINGS_ENV) == {f.name for f in dataclasses.fields(Settings)}
+    samples = {"kafka_bootstrap": "broker.example:1", "mongo_uri": "mongodb://db.example:2/", "db_prefix": "p_",
+               "admin_password": "sample-password", "token_secret": "sample-secret", "token_ttl_seconds": 77,
+               "blind_index_key": "sample-index-key", "topic_partitions": 5, "relay_interval_seconds": 0.25,
+               "relay_grace_seconds": 0.75, "var_dir": Path("/srv/sample")}
+    for field, value in samples.items():
+        (name,) = SETTINGS_ENV[field]
+        monkeypatch.setenv(name, str(value))
+    for service in SERVICES:
+        monkeypatch.delenv(f"NRW_{service.upper()}_URL", raising=False)
+        monkeypatch.setenv(f"NRW_{service.upper()}_PORT", str(DEFAULT_PORTS[service] + 100))
+    settings = Settings.from_env()
+    assert {field: getattr(settings, field) for field in samples} == samples
+    assert settings.service_urls == {s: f"http://127.0.0.1:{DEFAULT_PORTS[s] + 100}" for s in SERVICES}
+    for service in SERVICES:
+        monkeypatch.setenv(f"NRW_{service.upper()}_URL", f"http://{service}.example")
+    assert Settings.from_env().service_urls == {s: f"http://{s}.example" for s in SERVICES}
+
+
+def test_crypto_mirror_matches_shared_crypto(monkeypatch, tmp_path):
+    """CRYPTO_ENV are the variables shared/crypto.py takes its keys from."""
+    env = compose_test_env()
+    for name in CRYPTO_ENV:
+        monkeypatch.setenv(name, env[name])
+    keyring = Keyring.from_settings(Settings(var_dir=tmp_path))
+    assert (sorted(keyring.keys), keyring.current) == (["k1"], "k1")
+    assert not (tmp_path / "secrets").exists(), "keys came from the environment, not a generated file"
+
+
+@pytest.mark.parametrize("name", sorted(set(PROJECT_PROCESSES) | ONE_SHOT))
+def test_server_settings_are_set_for_every_project_container(services, name):
+    """Each container sets every variable whose local default is wrong on a server, naming compose hosts."""
+    env = service_env(services[name])
+    missing = [var for var in SERVER_ENV if not env.get(var, "").strip()]
+    assert not missing, f"{name} does not set {missing}"
+    resolved = {var: interpolate(value, compose_test_env()) for var, value in env.items()}
+    hosts = [resolved["NRW_KAFKA_BOOTSTRAP"].rpartition(":")[0], urlsplit(resolved["NRW_MONGO_URI"]).hostname]
+    hosts += [urlsplit(resolved[f"NRW_{s.upper()}_URL"]).hostname for s in SERVICES]
+    assert set(hosts) <= set(services), f"{name} points at hosts compose does not define: {hosts}"
+    for service in SERVICES:
+        url = urlsplit(resolved[f"NRW_{service.upper()}_URL"])
+        assert (url.hostname, str(url.port)) == (f"{service}-web", resolved[f"NRW_{service.upper()}_PORT"])
+
+
+def test_secrets_are_required_and_the_admin_password_is_never_empty(services):
+    """Compose stops on a missing or empty key, token secret or admin password (no public default)."""
+    for name, service in project_services(services).items():
+        env = service_env(service)
+        for var in REQUIRED_SECRETS:
+            for missing in ({}, {var: ""}):
+                with pytest.raises(KeyError):
+                    interpolate(env[var], missing)
+        assert interpolate(env["NRW_ADMIN_PASSWORD"], {"NRW_ADMIN_PASSWORD": "chosen"}) == "chosen", name
+
+
+@pytest.mark.parametrize("overrides", [{}, {"NRW_INTAKE_PORT": "18001", "NRW_CASE_PORT": "18002",
+                                            "NRW_ADVOCACY_PORT": "18003", "NRW_REPORTING_PORT": "18004"}],
+                         ids=["default-ports", "overridden-ports"])
+def test_web_ports_match_shared_config(services, overrides):
+    """Bind, published port, healthcheck and NRW_<SERVICE>_PORT agree and default to DEFAULT_PORTS."""
+    for name, service_name in WEB.items():
+        service = services[name]
+        port = overrides.get(f"NRW_{service_name.upper()}_PORT", str(DEFAULT_PORTS[service_name]))
+        env = {var: v for var, v in compose_test_env().items() if not var.endswith("_PORT")} | overrides
+        assert f"--bind 0.0.0.0:{port} " in interpolate(service["command"], env)
+        assert [interpolate(p, env) for p in service["ports"]] == [f"{port}:{port}"]
+        assert f"127.0.0.1:{port}/readyz" in interpolate(healthcheck_text(service), env)
+        assert interpolate(service_env(service)[f"NRW_{service_name.upper()}_PORT"], env) == port
+
+
+def test_healthchecks(services):
+    """Web services probe /readyz with Python's urllib (no curl in the image); Kafka and MongoDB use their own tools."""
+    for name, service in project_services(services).items():
+        if name in WEB:
+            check = healthcheck_text(service)
+            assert check.startswith("CMD python -c") and "urllib" in check and "/readyz" in check, name
+            assert "curl" not in check and "wget" not in check, name
+        else:
+            assert "healthcheck" not in service, f"{name} has no HTTP port to probe"
+    assert healthcheck_text(services["kafka"]).startswith("CMD /opt/kafka/bin/kafka-")
+    assert "mongosh" in healthcheck_text(services["mongo"]) and "ping" in healthcheck_text(services["mongo"])
+
+
+def test_start_order(services):
+    """Topics exist before anything that uses Kafka starts, and the database answers first."""
+    assert services["topics"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+    assert services["topics"]["restart"] == "no"
+    for name, service in project_services(services).items():
+        if name in ONE_SHOT:
+            continue
+        deps = service["depends_on"]
+        assert deps["mongo"] == {"condition": "service_healthy"}, name
+        assert deps["topics"] == {"condition": "service_completed_successfully"}, name
+    for name, service in services.items():
+        for dep, rule in (service.get("depends_on") or {}).items():
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in services[dep], f"{name} waits for {dep} to be healthy, which it never is"
+
+
+def _kafka_properties() -> dict[str, str]:
+    """The broker properties infra/kafka/start.sh writes (its heredoc), as key -> value."""
+    body = re.search(r"<<PROPS\n(.*?)\nPROPS\n", KAFKA_START.read_text(), re.S).group(1)
+    return dict(line.split("=", 1) for line in body.splitlines() if line.strip())
+
+
+def _image_variable(prop: str) -> str:
+    """The apache/kafka image's environment variable for a broker property."""
+    return "KAFKA_" + prop.replace("_", "__").replace("-", "___").replace(".", "_").upper()
+
+
+def test_kafka_settings_match_the_local_broker(services):
+    """Every broker property of start.sh that names no host or path has the same value in compose."""
+    env = service_env(services["kafka"])
+    fixed = {p: v for p, v in _kafka_properties().items() if "$" not in v}
+    assert {"num.partitions", "auto.create.topics.enable", "log.retention.hours"} <= fixed.keys()
+    differing = {p: (v, env.get(_image_variable(p))) for p, v in fixed.items() if env.get(_image_variable(p)) != v}
+    assert not differing, f"start.sh value vs compose value: {differing}"
+
+
+def test_kafka_is_a_single_node_kraft_broker_with_a_volume(compose, services):
+    """Official 4.x image, combined roles, listeners matching NRW_KAFKA_BOOTSTRAP, data on a volume."""
+    kafka = services["kafka"]
+    env = service_env(kafka)
+    assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", kafka["image"])
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert "CONTROLLER://:9093" in env["KAFKA_LISTENERS"] and "PLAINTEXT://:9092" in env["KAFKA_LISTENERS"]
+    bootstrap = {service_env(s)["NRW_KAFKA_BOOTSTRAP"] for s in project_services(services).values()}
+    assert {env["KAFKA_ADVERTISED_LISTENERS"]} == {f"PLAINTEXT://{b}" for b in bootstrap}
+    assert env["CLUSTER_ID"], "the image formats its storage with this id on the first start"
+    volume, _, path = kafka["volumes"][0].partition(":")
+    assert path == env["KAFKA_LOG_DIRS"] and volume in compose["volumes"]
+
+
+def test_mongo_is_the_official_image_with_a_volume(compose, services):
+    """MongoDB 7 keeps its data in a named volume, and the URI the services use points at it."""
+    mongo = services["mongo"]
+    assert mongo["image"] == "mongo:7"
+    volume, _, path = mongo["volumes"][0].partition(":")
+    assert path == "/data/db" and volume in compose["volumes"]
+
+
+def test_topics_the_services_need_exist(services, monkeypatch):
+    """The topics job creates what every relay publishes to and every consumer reads."""
+    assert services["topics"]["command"] == "python -m shared.topics"
+    created = set(all_topics())
+    for name in PROJECT_PROCESSES:
+        argv = shlex.split(PROCFILE[name])
+        if argv[:3] == ["python", "-m", "shared.relay"]:
+            assert TOPICS[argv[3]] in created, name
+        elif argv[:2] == ["python", "-m"] and argv[2].endswith(".consumer"):
+            module = importlib.import_module(argv[2])
+            seen = {}
+            monkeypatch.setattr(module, "run_consumer", lambda service, topics, *a, **k: seen.update(topics=topics))
+            module.main([])
+            assert seen["topics"] and set(seen["topics"]) <= created, name
+
+
+def test_dockerfile_builds_the_runtime_image():
+    """python:3.11-slim, runtime requirements only, a non-root user, unbuffered output, ports 8001-8004."""
+    instructions = dockerfile_instructions()
+    args = {name: [a for i, a in instructions if i == name] for name in ("FROM", "RUN", "USER", "ENV", "EXPOSE")}
+    assert args["FROM"] == [["python:3.11-slim"]]
+    runs = " ".join(" ".join(a) for a in args["RUN"])
+    assert "pip install -r requirements.txt" in runs and "requirements-dev" not in runs
+    assert args["USER"] and args["USER"][-1][0] not in {"root", "0"}
+    assert "PYTHONUNBUFFERED=1" in " ".join(" ".join(a) for a in args["ENV"])
+    assert {int(p) for p in args["EXPOSE"][-1]} == set(DEFAULT_PORTS.values())
+    assert any(i == "WORKDIR" for i, _ in instructions), "the Procfile's relative paths need a WORKDIR"
+
+
+@pytest.mark.parametrize("path", sorted(procfile_imports() | {"requirements.txt"}))
+def test_dockerfile_copies_what_the_commands_need(path):
+    """Every package or file a command uses is COPYed to its repository path and not .dockerignored."""
+    assert (ROOT / path).exists()
+    layout = image_layout()
+    covering = [src for src in layout if path == src or path.startswith(src + "/")]
+    assert covering, f"infra/Dockerfile does not COPY {path}"
+    src = covering[0]
+    in_image = posixpath.normpath(posixpath.join(layout[src], path[len(src):].lstrip("/")))
+    assert in_image == path, f"{path} lands at {in_image} (relative to WORKDIR) in the image"
+    ignored = [p.strip() for p in DOCKERIGNORE.read_text().splitlines() if p.strip() and not p.startswith("#")]
+    parts = Path(path).parts
+    for pattern in ignored:
+        assert not any(fnmatch.fnmatch("/".join(parts[:i]), pattern) for i in range(1, len(parts) + 1)), pattern
+
+
+def test_dockerignore_keeps_local_state_out():
+    """The virtualenv, caches, runtime data, git history, tests and benchmarks stay out of the image."""
+    ignored = {p.strip() for p in DOCKERIGNORE.read_text().splitlines()}
+    assert {".venv", ".cache", "var", ".git", "tests", "bench"} <= ignored
+
+
+def _compose_plugin_missing() -> str | None:
+    """Why `docker compose` cannot run here, or None if it can."""
+    if shutil.which("docker") is None:
+        return "the docker client is not installed"
+    try:
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "`docker compose version` did not answer"
+    return None if probe.returncode == 0 else "the docker compose plugin is not installed"
+
+
+def test_docker_compose_accepts_the_file():
+    """`docker compose config -q` (no engine needed) validates the file against the compose spec."""
+    reason = _compose_plugin_missing()
+    if reason:
+        pytest.skip(reason)
+    env = {**os.environ, **compose_test_env()}
+    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
