@@ -8,7 +8,9 @@ n+1: of two writers racing from version n, exactly one wins and the other reads 
 
 Each version holds the whole state and the events its change emitted (the transactional outbox:
 one document write). A projection (one document per aggregate, newest state) serves lists and
-filters; reads of one aggregate go to its newest version.
+filters, and is the starting point to find the newest version: FerretDB v1 on SQLite only looks
+documents up by plain `_id` without scanning the collection, so every hot read here is by `_id`
+(the projection's `rev` is a hint; versions after it are probed by their `_id`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from shared.bus import Publisher, publish_outbox, with_outbox
+from shared.bus import Publisher, insert_with_outbox, publish_outbox, with_outbox
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 50
 
 Decision = tuple[dict, list[dict]] | None
+
+
+def version_id(aggregate_id: str, rev: int) -> str:
+    """The _id of one version of an aggregate."""
+    return f"{aggregate_id}:{rev:010d}"
 
 
 class Conflict(Exception):
@@ -42,13 +49,19 @@ class VersionedStore:
         self.current = db[name]
 
     def ensure_indexes(self) -> None:
-        """Indexes for the newest version of an aggregate and for the relay (idempotent)."""
+        """Indexes for MongoDB deployments (FerretDB on SQLite reads by _id anyway); idempotent."""
         self.versions.create_index([("aggregate_id", ASCENDING), ("rev", DESCENDING)])
-        self.versions.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
 
     def latest_version(self, aggregate_id: str) -> dict | None:
         """The newest version document of an aggregate, or None."""
-        return self.versions.find_one({"aggregate_id": aggregate_id}, sort=[("rev", DESCENDING)])
+        head = self.current.find_one({"_id": aggregate_id}, {"rev": 1})
+        rev = head["rev"] if head else 0
+        doc = self.versions.find_one({"_id": version_id(aggregate_id, rev)}) if rev else None
+        while True:
+            following = self.versions.find_one({"_id": version_id(aggregate_id, rev + 1)})
+            if following is None:
+                return doc
+            doc, rev = following, rev + 1
 
     def get(self, aggregate_id: str) -> dict | None:
         """The newest state of an aggregate, or None."""
@@ -57,10 +70,10 @@ class VersionedStore:
 
     def append(self, aggregate_id: str, rev: int, state: dict, events: list[dict], now: dt.datetime) -> dict:
         """Store version `rev` with its events in one insert; Conflict if that version exists."""
-        doc = with_outbox({"_id": f"{aggregate_id}:{rev:010d}", "aggregate_id": aggregate_id, "rev": rev,
+        doc = with_outbox({"_id": version_id(aggregate_id, rev), "aggregate_id": aggregate_id, "rev": rev,
                            "state": {**state, "updated_at": now}}, events, now)
         try:
-            self.versions.insert_one(doc)
+            insert_with_outbox(self.versions, doc)
         except DuplicateKeyError:
             raise Conflict(aggregate_id) from None
         return doc
@@ -75,9 +88,9 @@ class VersionedStore:
                                          upsert=True)
             except DuplicateKeyError:
                 continue  # a concurrent first projection; write again over it
+            following = self.versions.find_one({"_id": version_id(aggregate_id, version["rev"] + 1)})
             stored = self.current.find_one({"_id": aggregate_id}, {"rev": 1})
-            newest = self.latest_version(aggregate_id)
-            if stored and stored["rev"] == newest["rev"]:
+            if following is None and stored and stored["rev"] == version["rev"]:
                 return
 
     def save(self, aggregate_id: str, decide: Callable[[dict | None], Decision], *, publisher: Publisher,

@@ -6,6 +6,12 @@ are ONE insert (`outbox` holds the events, `outbox_pending` flags them as not ye
 Such documents are never changed afterwards except for that flag, so the fast path and the relay
 can both publish and clear it without a race that matters: an event is never lost and at worst
 published twice, and consumers are idempotent, so twice is harmless.
+
+The relay finds pending documents through `<collection>_outbox`, one small marker per document
+with pending events, written just BEFORE the document and deleted once its events are out. A
+marker whose document never arrived (the writer died or lost a race) is dropped after a while.
+Why not query `outbox_pending` directly: FerretDB v1 on SQLite evaluates every filter but a
+plain `_id` match by scanning the whole collection, so the relay would scan all history, forever.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
 
 from shared.config import Settings, all_topics, dead_letter_topic
 from shared.events import EventError, decode, encode, validate_event
@@ -139,9 +146,27 @@ class Publisher:
 # --- the outbox ---------------------------------------------------------------------------------
 
 
+MARKER_ORPHAN_AFTER = dt.timedelta(minutes=2)
+
+
 def with_outbox(doc: dict, events: list[dict], now: dt.datetime | None = None) -> dict:
     """The document with its events in the outbox, to be stored in the same single write."""
     return {**doc, "outbox": list(events), "outbox_pending": bool(events), "updated_at": now or utcnow()}
+
+
+def _markers(collection: Collection) -> Collection:
+    return collection.database[f"{collection.name}_outbox"]
+
+
+def insert_with_outbox(collection: Collection, doc: dict) -> None:
+    """Insert a document built by with_outbox (DuplicateKeyError if its _id exists), marking it
+    for the relay first so that no pending event can be missed."""
+    if doc.get("outbox_pending"):
+        try:
+            _markers(collection).insert_one({"_id": doc["_id"], "at": doc["updated_at"]})
+        except DuplicateKeyError:
+            pass  # a racing writer of the same _id marked it; the relay checks the stored document
+    collection.insert_one(doc)
 
 
 def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher, timeout_s: float = 5.0) -> bool:
@@ -151,26 +176,34 @@ def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Pub
     events stay pending for the relay.
     """
     events = doc.get("outbox") or []
-    if not doc.get("outbox_pending") or not events:
-        return True
-    try:
-        publisher.publish(topic, events, timeout_s=timeout_s)
-    except KafkaError as exc:
-        log.warning("outbox: %d event(s) of %s kept for the relay (%s); first event %s %s",
-                    len(events), doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
-        return False
-    collection.update_one({"_id": doc["_id"]}, {"$set": {"outbox_pending": False, "published_at": utcnow()}})
-    for event in events:
-        log.info("published %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
+    if doc.get("outbox_pending") and events:
+        try:
+            publisher.publish(topic, events, timeout_s=timeout_s)
+        except KafkaError as exc:
+            log.warning("outbox: %d event(s) of %s kept for the relay (%s); first event %s %s",
+                        len(events), doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
+            return False
+        collection.update_one({"_id": doc["_id"]}, {"$set": {"outbox_pending": False, "published_at": utcnow()}})
+        for event in events:
+            log.info("published %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
+    _markers(collection).delete_one({"_id": doc["_id"]})
     return True
 
 
 def relay_once(collections: list[Collection], topic: str, publisher: Publisher, *, grace_s: float, limit: int = 500) -> int:
     """One sweep: publish events left pending for longer than grace_s. Returns documents relayed."""
-    cutoff = utcnow() - dt.timedelta(seconds=grace_s)
+    now = utcnow()
+    cutoff = now - dt.timedelta(seconds=grace_s)
     relayed = 0
     for collection in collections:
-        for doc in collection.find({"outbox_pending": True, "updated_at": {"$lte": cutoff}}).sort("updated_at", 1).limit(limit):
+        for marker in _markers(collection).find().sort("at", 1).limit(limit):
+            if marker["at"] > cutoff:
+                continue  # the writer's own fast path is probably still at it
+            doc = collection.find_one({"_id": marker["_id"]})
+            if doc is None:
+                if marker["at"] < now - MARKER_ORPHAN_AFTER:
+                    _markers(collection).delete_one({"_id": marker["_id"]})
+                continue
             if not publish_outbox(collection, doc, topic, publisher):
                 return relayed
             relayed += 1

@@ -8,6 +8,8 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from shared.bus import insert_with_outbox
+
 
 class IntakeStore:
     """Reports (identifying fields encrypted), the person match index, and the audit trail."""
@@ -20,7 +22,6 @@ class IntakeStore:
 
     def ensure_indexes(self) -> None:
         """Indexes the queries below rely on (idempotent)."""
-        self.reports.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
         self.reports.create_index([("case_id", ASCENDING)])
         self.reports.create_index([("created_at", DESCENDING)])
         self.audit.create_index([("report_id", ASCENDING)])
@@ -39,7 +40,7 @@ class IntakeStore:
 
     def insert_report(self, doc: dict) -> None:
         """Store a report together with its outbox: one document write."""
-        self.reports.insert_one(doc)
+        insert_with_outbox(self.reports, doc)
 
     def get_report(self, report_id: str) -> dict | None:
         """A stored report, or None."""

@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 
 from services.case.consumer import make_handlers
 from services.case.store import CaseStore
-from shared.bus import EventConsumer, Publisher, relay_once, with_outbox
+from shared.bus import EventConsumer, Publisher, insert_with_outbox, relay_once, with_outbox
 from shared.events import encode, new_event
 from shared.mongo import utcnow
 from tests.support import read_topic, synthetic_report, wait_for
@@ -113,7 +113,7 @@ def test_the_relay_publishes_what_the_fast_path_left_and_clears_it(settings, mon
     case_id = f"relay-{uuid.uuid4().hex[:8]}"
     event = new_event("case.merged", producer="intake", case_id=case_id, payload={"into_case_id": "other"})
     old = utcnow() - dt.timedelta(seconds=30)
-    coll.insert_one(with_outbox({"_id": case_id}, [event], old))
+    insert_with_outbox(coll, with_outbox({"_id": case_id}, [event], old))  # as if the writer died right here
     publisher = Publisher(settings, client_id="it-relay")
     try:
         assert relay_once([coll], "intake.events", publisher, grace_s=1) == 1
@@ -122,8 +122,22 @@ def test_the_relay_publishes_what_the_fast_path_left_and_clears_it(settings, mon
         publisher.close()
     doc = coll.find_one({"_id": case_id})
     assert doc["outbox_pending"] is False and doc["outbox"] == [event]  # kept as the record of what was sent
+    assert mongo[settings.database_name("intake")]["relay_probe_outbox"].find_one({"_id": case_id}) is None
     records = [r for r in read_topic(settings.kafka_bootstrap, "intake.events") if r.key == case_id.encode()]
     assert len(records) == 1 and event["event_id"].encode() in records[0].value
+
+
+def test_the_relay_drops_markers_whose_document_never_arrived(settings, mongo):
+    coll = mongo[settings.database_name("intake")]["relay_orphans"]
+    markers = mongo[settings.database_name("intake")]["relay_orphans_outbox"]
+    markers.insert_many([{"_id": "gone", "at": utcnow() - dt.timedelta(minutes=10)},
+                         {"_id": "in-flight", "at": utcnow() - dt.timedelta(seconds=5)}])
+    publisher = Publisher(settings, client_id="it-relay-orphans")
+    try:
+        assert relay_once([coll], "intake.events", publisher, grace_s=1) == 0
+    finally:
+        publisher.close()
+    assert {m["_id"] for m in markers.find()} == {"in-flight"}  # a writer may still be inserting it
 
 
 def test_concurrent_writers_never_lose_a_change(settings, mongo):

@@ -1,0 +1,124 @@
+"""Faults lose no event and no case: the broker down, a consumer killed mid-stream, poison on a
+topic, the whole stack restarted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from kafka import KafkaProducer
+
+from infra.stack import port_open
+from shared.config import all_topics
+from tests.support import read_topic, synthetic_report, topic_size, wait_for
+
+
+def _case_events(bootstrap, case_id, event_type):
+    return [r for r in read_topic(bootstrap, "case.events")
+            if r.key == case_id.encode() and json.loads(r.value)["event_type"] == event_type]
+
+
+def test_with_the_broker_down_reports_are_saved_and_their_cases_open_once_it_is_back(api, stack, bootstrap):
+    stack.stop("kafka")
+    assert not port_open(bootstrap)
+    try:
+        created = [api.post_report(synthetic_report()) for _ in range(3)]
+        for c in created:  # stored, readable, and no case yet
+            res = api.http.get(f"{api.urls['intake']}/api/v1/reports/{c['report_id']}", headers=api.caseworker,
+                               timeout=10)
+            assert res.status_code == 200
+            assert api.case(c["case_id"]) is None
+    finally:
+        stack.start("kafka")
+    for c in created:
+        case = wait_for(lambda: api.case(c["case_id"]), timeout_s=90, interval_s=0.5, what="the case after recovery")
+        assert case["report_count"] == 1
+    for c in created:
+        assert len(_case_events(bootstrap, c["case_id"], "case.opened")) == 1
+        reported = [r for r in read_topic(bootstrap, "intake.events") if r.key == c["case_id"].encode()]
+        assert len({json.loads(r.value)["event_id"] for r in reported}) == 1
+
+
+def test_a_consumer_killed_mid_stream_loses_nothing_and_duplicates_nothing(api, stack):
+    total, kill_after = 200, 60
+    posted: list[dict] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+    local = threading.local()
+
+    def post(_):
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        created = api.post_report(synthetic_report(), session=local.session)
+        with lock:
+            posted.append(created)
+            if len(posted) == kill_after:
+                stack.signal("case-consumer", signal.SIGKILL)
+                killed.set()
+        return created
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(post, range(total)))
+    assert killed.is_set()
+    stack.procs["case-consumer"].wait(timeout=10)
+    stack.start("case-consumer")
+
+    case_ids = {c["case_id"] for c in posted}
+    assert len(case_ids) == total
+
+    def all_open():
+        missing = [cid for cid in case_ids if api.case(cid) is None]
+        return not missing
+
+    wait_for(all_open, timeout_s=120, interval_s=1, what="all 200 cases")
+    for cid in case_ids:
+        case = api.case(cid)
+        assert case["report_count"] == 1, cid  # applied once, even if the record was delivered twice
+    listed = api.http.get(f"{api.urls['case']}/api/v1/cases", headers=api.caseworker, timeout=10).json()
+    assert listed["total"] >= total
+
+
+def test_poison_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(api, bootstrap):
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    key = f"poison-{uuid.uuid4().hex[:8]}".encode()
+    bad_envelope = json.dumps({"event_id": "nope", "event_type": "case.reported", "case_id": key.decode()}).encode()
+    try:
+        producer.send("intake.events", key=key, value=b"\x00not json at all").get(timeout=10)
+        producer.send("intake.events", key=key, value=bad_envelope).get(timeout=10)
+    finally:
+        producer.close()
+    created = api.post_report(synthetic_report())
+    wait_for(lambda: api.case(created["case_id"]), timeout_s=20, what="the next case after the poison")
+    dead = wait_for(lambda: [r for r in read_topic(bootstrap, "intake.events.dlq") if r.key == key], timeout_s=20,
+                    what="dead letters")
+    assert sorted(r.value for r in dead) == sorted([b"\x00not json at all", bad_envelope])
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["nrw.dlq.source.topic"] == b"intake.events"
+        assert headers["nrw.dlq.reason"]
+    # The reporting consumer reads the same topic in its own group and dead-letters the same records.
+    groups = wait_for(lambda: {dict(r.headers)["nrw.dlq.consumer.group"] for r in read_topic(bootstrap, "intake.events.dlq")
+                               if r.key == key} >= {b"case", b"reporting"} or None, timeout_s=20, what="both groups")
+    assert groups
+
+
+@pytest.mark.slow
+def test_a_restart_of_the_whole_stack_keeps_every_case_and_every_event(api, stack, bootstrap):
+    created = api.post_report(synthetic_report())
+    wait_for(lambda: api.case(created["case_id"]), what="the case")
+    before_case = api.case(created["case_id"])
+    sizes = {t: topic_size(bootstrap, t) for t in all_topics()}
+    stack.stop()
+    stack.start()
+    stack.wait_ready(timeout_s=180)
+    after_case = api.case(created["case_id"])
+    assert after_case == before_case
+    assert {t: topic_size(bootstrap, t) for t in all_topics()} == sizes
+    later = api.post_report(synthetic_report())
+    wait_for(lambda: api.case(later["case_id"]), timeout_s=30, what="a case after the restart")
+    assert len(_case_events(bootstrap, created["case_id"], "case.opened")) == 1
