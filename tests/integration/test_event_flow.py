@@ -62,15 +62,18 @@ def test_a_report_opens_a_case_that_the_case_api_shows(client, case_client, toke
 
 
 def test_the_same_event_delivered_twice_is_applied_once(settings, client, tokens, case_consumer, raw_producer):
-    created = _post(client, tokens)
+    body = synthetic_report()
+    created = _post(client, tokens, body)
     [record] = [r for r in read_topic(settings.kafka_bootstrap, "intake.events")
                 if r.key == created["case_id"].encode()]
     raw_producer.send("intake.events", key=record.key, value=record.value).get(timeout=10)  # a redelivery
-    second = _post(client, tokens, None)
-    wait_for(lambda: case_consumer.get(second["case_id"]), what="a later case")  # the duplicate was consumed
-    case = case_consumer.get(created["case_id"])
-    assert case["report_count"] == 1 and len(case["applied_event_ids"]) == 1
-    assert case_consumer.versions.count_documents({"aggregate_id": created["case_id"]}) == 1
+    # A later report about the same person has the same key, so it is behind the duplicate.
+    later = _post(client, tokens, synthetic_report(person=body["person"]))
+    assert later["case_id"] == created["case_id"]
+    case = wait_for(lambda: (c := case_consumer.get(created["case_id"])) and len(c["applied_event_ids"]) == 2 and c,
+                    what="both reports to be applied")
+    assert case["report_count"] == 2
+    assert case_consumer.versions.count_documents({"aggregate_id": created["case_id"]}) == 2
 
 
 def test_a_later_report_updates_the_case_and_emits_facts_updated(settings, client, tokens, case_consumer):
