@@ -24,7 +24,7 @@ import time
 from typing import Callable, Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
@@ -126,10 +126,25 @@ class Publisher:
     def publish(self, topic: str, events: list[dict], timeout_s: float = 5.0) -> None:
         """Send events in order and wait until the broker has them all; raise KafkaError otherwise."""
         producer = self._get()
-        futures = [producer.send(topic, key=e["case_id"].encode("utf-8"), value=encode(e)) for e in events]
-        deadline = time.monotonic() + timeout_s
-        for future in futures:
-            future.get(timeout=max(0.05, deadline - time.monotonic()))
+        try:
+            futures = [producer.send(topic, key=e["case_id"].encode("utf-8"), value=encode(e)) for e in events]
+            deadline = time.monotonic() + timeout_s
+            for future in futures:
+                future.get(timeout=max(0.05, deadline - time.monotonic()))
+        except KafkaError:
+            # A producer that failed (broker gone, idempotence state lost) is replaced on the next
+            # send; what it still held stays in the outbox, so dropping it loses nothing.
+            self._discard(producer)
+            raise
+
+    def _discard(self, producer: KafkaProducer) -> None:
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        try:
+            producer.close(timeout=0)
+        except Exception:  # closing a broken producer may fail too; it is dropped either way
+            pass
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None, headers: list, timeout_s: float = 10.0) -> None:
         """Send bytes as they are (dead letters keep the original record untouched)."""
@@ -256,7 +271,6 @@ class EventConsumer:
         self.max_poll_records = max_poll_records
         self.retry_backoff_s = retry_backoff_s
         self.stop = threading.Event()
-        self._consumer: KafkaConsumer | None = None
 
     def _connect(self) -> KafkaConsumer:
         return KafkaConsumer(
@@ -273,25 +287,42 @@ class EventConsumer:
         )
 
     def run(self) -> None:
-        """Poll and apply until stop is set."""
+        """Poll and apply until stop is set. Broker trouble is waited out; anything unexpected
+        closes the consumer and starts it again from the last committed offsets, so one bad
+        moment never ends the process (and with it, under honcho, the whole stack)."""
         while not self.stop.is_set():
             try:
-                self._consumer = self._connect()
-                break
+                consumer = self._connect()
             except KafkaError as exc:
                 log.warning("consumer %s: broker unavailable (%s); retrying", self.group_id, type(exc).__name__)
                 self.stop.wait(2)
-        consumer = self._consumer
-        if consumer is None:
-            return
-        log.info("consumer %s: reading %s", self.group_id, ", ".join(self.topics))
-        try:
-            while not self.stop.is_set():
+                continue
+            log.info("consumer %s: reading %s", self.group_id, ", ".join(self.topics))
+            try:
+                self._poll_until_stopped(consumer)
+            except Exception:
+                log.exception("consumer %s: unexpected error; reconnecting", self.group_id)
+                self.stop.wait(2)
+            finally:
+                try:
+                    consumer.close(autocommit=False)
+                except Exception:  # the consumer may be broken; it is dropped either way
+                    pass
+
+    def _poll_until_stopped(self, consumer: KafkaConsumer) -> None:
+        while not self.stop.is_set():
+            try:
                 batch = consumer.poll(timeout_ms=500)
                 for tp, records in batch.items():
                     self._apply_partition(consumer, tp, records)
-        finally:
-            consumer.close(autocommit=False)
+            except CommitFailedError as exc:
+                # The group rebalanced (e.g. the broker restarted): what was applied since the
+                # last commit will be delivered again, and applying it again changes nothing.
+                log.warning("consumer %s: offsets not committed (%s); rejoining the group", self.group_id,
+                            type(exc).__name__)
+            except KafkaError as exc:
+                log.warning("consumer %s: broker error (%s); retrying", self.group_id, type(exc).__name__)
+                self.stop.wait(self.retry_backoff_s)
 
     def _apply_partition(self, consumer: KafkaConsumer, tp: TopicPartition, records: list) -> None:
         done = None

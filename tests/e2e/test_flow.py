@@ -40,7 +40,8 @@ def test_the_case_list_filters_and_pages(api):
     def listed():
         res = api.http.get(f"{api.urls['case']}/api/v1/cases", params={"province": "Heilongjiang", "status": "reported"},
                            headers=api.caseworker, timeout=10).json()
-        return res if created["case_id"] in [c["case_id"] for c in res["items"]] else None
+        # The total is counted just before the page is read: wait until both include the new case.
+        return res if res["total"] >= 1 and created["case_id"] in [c["case_id"] for c in res["items"]] else None
 
     res = wait_for(listed, what="the case in the list")
     assert res["page"] == 1 and res["total"] >= 1 and res["page_size"] == 50

@@ -82,3 +82,53 @@ def test_applied_events_and_the_outbox_are_part_of_the_same_document():
     assert applied(new, event["event_id"]) and not applied(doc, event["event_id"])
     assert new["outbox"] == [event] and new["outbox_pending"] is True and new["status"] == "reported"
     assert with_outbox(doc, [])["outbox_pending"] is False
+
+
+class FlakyKafkaConsumer:
+    """poll() fails the way kafka-python does around a broker restart, then stops the loop."""
+
+    def __init__(self, consumer, errors):
+        self.owner = consumer
+        self.errors = list(errors)
+        self.polls = 0
+
+    def poll(self, timeout_ms):
+        self.polls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.owner.stop.set()
+        return {}
+
+
+def test_a_rebalance_or_broker_error_does_not_end_the_consume_loop():
+    from kafka.errors import CommitFailedError, NoBrokersAvailable
+
+    consumer, _ = _consumer({})
+    consumer.retry_backoff_s = 0
+    flaky = FlakyKafkaConsumer(consumer, [CommitFailedError("UnknownMemberIdError"), NoBrokersAvailable()])
+    consumer._poll_until_stopped(flaky)
+    assert flaky.polls == 3 and consumer.stop.is_set()
+
+
+def test_an_unexpected_error_restarts_the_consumer_instead_of_the_process(monkeypatch):
+    consumer, _ = _consumer({})
+    made = []
+
+    class Broken:
+        def poll(self, timeout_ms):
+            if len(made) == 1:
+                raise RuntimeError("unexpected")
+            consumer.stop.set()
+            return {}
+
+        def close(self, autocommit):
+            pass
+
+    def connect():
+        made.append(Broken())
+        return made[-1]
+
+    monkeypatch.setattr(consumer, "_connect", connect)
+    monkeypatch.setattr(consumer.stop, "wait", lambda _s: None)
+    consumer.run()
+    assert len(made) == 2
