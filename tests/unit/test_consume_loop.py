@@ -101,11 +101,11 @@ class FlakyKafkaConsumer:
 
 
 def test_a_rebalance_or_broker_error_does_not_end_the_consume_loop():
-    from kafka.errors import CommitFailedError, NoBrokersAvailable
+    from kafka.errors import CommitFailedError, KafkaConnectionError
 
     consumer, _ = _consumer({})
     consumer.retry_backoff_s = 0
-    flaky = FlakyKafkaConsumer(consumer, [CommitFailedError("UnknownMemberIdError"), NoBrokersAvailable()])
+    flaky = FlakyKafkaConsumer(consumer, [CommitFailedError("UnknownMemberIdError"), KafkaConnectionError()])
     consumer._poll_until_stopped(flaky)
     assert flaky.polls == 3 and consumer.stop.is_set()
 
