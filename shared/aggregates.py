@@ -78,20 +78,21 @@ class VersionedStore:
             raise Conflict(aggregate_id) from None
         return doc
 
-    def project(self, aggregate_id: str) -> None:
-        """Bring the projection up to the newest version (re-checked after writing, so the last
-        writer always leaves the newest state, whatever order concurrent writers finish in)."""
+    def project(self, aggregate_id: str, version: dict | None = None) -> None:
+        """Bring the projection up to the newest version. Each writer checks for a newer version
+        after its own write, so whatever order concurrent writers finish in, the last check
+        leaves the newest state."""
+        version = version or self.latest_version(aggregate_id)
         for _ in range(MAX_ATTEMPTS):
-            version = self.latest_version(aggregate_id)
             try:
                 self.current.replace_one({"_id": aggregate_id}, {**version["state"], "rev": version["rev"]},
                                          upsert=True)
             except DuplicateKeyError:
                 continue  # a concurrent first projection; write again over it
             following = self.versions.find_one({"_id": version_id(aggregate_id, version["rev"] + 1)})
-            stored = self.current.find_one({"_id": aggregate_id}, {"rev": 1})
-            if following is None and stored and stored["rev"] == version["rev"]:
+            if following is None:
                 return
+            version = self.latest_version(aggregate_id)
 
     def save(self, aggregate_id: str, decide: Callable[[dict | None], Decision], *, publisher: Publisher,
              topic: str, now: dt.datetime) -> dict | None:
@@ -108,7 +109,7 @@ class VersionedStore:
                 doc = self.append(aggregate_id, (version["rev"] if version else 0) + 1, state, events, now)
             except Conflict:
                 continue
-            self.project(aggregate_id)
+            self.project(aggregate_id, doc)
             publish_outbox(self.versions, doc, topic, publisher)
             return doc["state"]
         raise RuntimeError(f"{aggregate_id}: gave up after {MAX_ATTEMPTS} conflicting writes")
