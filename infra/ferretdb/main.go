@@ -3,6 +3,12 @@
 // Building FerretDB's own cmd/ferretdb with `go install` yields a binary that panics at start
 // (its version file is generated at release time and is not part of the module). Embedding the
 // public package github.com/FerretDB/FerretDB/ferretdb avoids that.
+//
+// It also keeps an index that FerretDB v1.24's SQLite backend needs but does not make: queries by
+// _id filter on `_ferretdb_sjson->'$._id'`, while the _id index FerretDB creates is on
+// `_ferretdb_sjson->"_id"`, so SQLite cannot use it and every lookup by _id scans the whole
+// table (FerretDB issue #3340). An index on the exact expression the queries use turns those
+// scans into index searches; FerretDB's own unique index still enforces uniqueness.
 package main
 
 import (
@@ -12,9 +18,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
+
+	"database/sql"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses
 )
 
 func main() {
@@ -47,6 +59,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if *handler == "sqlite" {
+		go keepIDIndexes(ctx, logger, strings.TrimPrefix(strings.SplitN(*sqliteURL, "?", 2)[0], "file:"))
+	}
+
 	fmt.Fprintf(os.Stderr, "ferretdb: serving %s (%s backend)\n", f.MongoDBURI(), *handler)
 	if err := f.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)
@@ -59,4 +75,55 @@ func envOr(name, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// keepIDIndexes adds the missing _id expression index to every collection table, now and every
+// few seconds (collections are created on first use).
+func keepIDIndexes(ctx context.Context, logger *slog.Logger, dir string) {
+	ticker := time.NewTicker(3 * time.Second)
+	defer ticker.Stop()
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
+		for _, file := range files {
+			if err := indexFile(ctx, file); err != nil {
+				logger.Warn("could not add _id indexes", "file", filepath.Base(file), "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func indexFile(ctx context.Context, file string) error {
+	db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections`)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var table string
+		if err := rows.Scan(&table); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, table)
+	}
+	rows.Close()
+
+	for _, table := range tables {
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, table+"_nrw_id_path", table)
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
