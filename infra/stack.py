@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 import signal
 import socket
 import subprocess
@@ -188,8 +187,9 @@ def run(args) -> int:
         except (OSError, ValueError):
             pidfile.unlink()
     print("nrw: starting Kafka, FerretDB, four web services, their consumers and relays...")
-    honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", str(PROCFILE), "-d", str(ROOT), "--no-prefix"
-                               if args.quiet else "--no-colour"], cwd=ROOT, env=env)
+    style = "--no-prefix" if args.quiet else "--no-colour"
+    honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", str(PROCFILE), "-d", str(ROOT), style],
+                              cwd=ROOT, env=env)
     pidfile.write_text(str(honcho.pid))
     try:
         try:

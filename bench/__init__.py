@@ -1,0 +1,1 @@
+"""Benchmarks run against a stack of their own (`make bench`)."""

@@ -1,0 +1,619 @@
+"""Pipeline latency: from intake's 201 to the case being readable on the case service, against a
+bare Kafka produce-then-consume round trip on the same broker.
+
+    python -m bench.pipeline [--reports N] [--rate R] ...      (`make bench`; --help lists every option)
+
+It starts a stack of its own (its own ports and var/bench, so it never meets `make run` or the
+tests), measures, prints a table, writes bench/results/pipeline-<UTC time>.json and
+bench/results/latest.md, and stops the stack. The aims are shown with pass/fail marks, but the
+exit status is 0 whatever the figures are: it is a measurement, not a test. It is 1 only when the
+stack does not start, its ports are taken, or the pipeline does not work at all (the warm-up fails).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import kafka
+import requests
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import TopicAlreadyExistsError
+from tqdm import tqdm
+
+from infra.stack import Stack, port_open, service_urls
+from tests.support import ADMIN_PASSWORD, synthetic_report, test_env
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+VAR = ROOT / "var" / "bench"
+
+# Ports of the benchmark's own stack: tests use 18xxx/19xxx/27117, `make run` 8xxx/9092/27017.
+BENCH_ENV = {
+    "NRW_KAFKA_BOOTSTRAP": "127.0.0.1:29092",
+    "NRW_KAFKA_CONTROLLER_PORT": "29093",
+    "NRW_FERRETDB_LISTEN": "127.0.0.1:27217",
+    "NRW_MONGO_URI": "mongodb://127.0.0.1:27217/",
+    "NRW_INTAKE_PORT": "28001",
+    "NRW_CASE_PORT": "28002",
+    "NRW_ADVOCACY_PORT": "28003",
+    "NRW_REPORTING_PORT": "28004",
+    "NRW_VAR": str(VAR),
+    "NRW_ACCESS_LOG": "0",
+}
+
+ROUNDTRIP_TOPIC = "bench.roundtrip"
+ROUNDTRIP_PARTITIONS = 3
+HTTP_TIMEOUT_S = 10
+WARMUP_CAP_S = 60
+
+PARAMETERS = ("reports", "rate", "warmup", "workers", "poll_ms", "poll_fraction", "cap_s")
+
+AIM_P50_MS = 100
+AIM_P99_MS = 500
+AIM_RATIO = 5
+AIMS_TEXT = (f"p50 under {AIM_P50_MS} ms, p99 under {AIM_P99_MS} ms, and the pipeline within {AIM_RATIO}x "
+             "of the bare round trip")
+
+
+# --- set-up -------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; every option is described by --help."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pipeline",
+        description="Measure how long a report takes from intake's 201 answer until its case can be read on "
+                    "the case service (intake -> Kafka -> case consumer -> FerretDB -> case API), and compare "
+                    "it with a bare kafka-python produce-then-consume round trip on the same broker, at the "
+                    "same steady rate. Starts its own stack (Kafka 127.0.0.1:29092/29093, FerretDB :27217, "
+                    "services :28001-28004, data in var/bench, wiped at start; logs in var/bench/logs) and "
+                    "stops it at the end. Prints a table and writes bench/results/pipeline-<UTC time>.json "
+                    f"and bench/results/latest.md. Aims: {AIMS_TEXT}. Exits 0 whether the aims are met or "
+                    "not; 1 if its ports are taken, the stack does not start or the warm-up fails.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--reports", type=int, default=500,
+                        help="timed reports posted to intake, and timed messages in the bare round trip (N)")
+    parser.add_argument("--rate", type=float, default=20.0,
+                        help="steady rate, per second, of reports posted and of round-trip messages sent")
+    parser.add_argument("--warmup", type=int, default=10,
+                        help="untimed reports (and round-trip messages) sent one by one before each timed "
+                             "phase, so that connections, producers and consumer groups are set up")
+    parser.add_argument("--workers", type=int, default=32,
+                        help="threads posting reports and polling their cases (each its own HTTP session), "
+                             "enough that the rate is kept while earlier reports are still being polled; "
+                             "when all are busy, reports wait their turn and the rate reached (reported) "
+                             "falls. They also bound the run: at worst reports x (cap + 10 s) / workers")
+    parser.add_argument("--poll-ms", type=float, default=5.0,
+                        help="shortest pause between two GETs of a case that is not there yet")
+    parser.add_argument("--poll-fraction", type=float, default=0.1,
+                        help="pause at least this fraction of the time already waited, so that a slow case "
+                             "is not polled hundreds of times (each GET loads the system measured); a "
+                             "figure is then late by at most this fraction, plus one GET. 0: poll every "
+                             "--poll-ms throughout")
+    parser.add_argument("--cap-s", type=float, default=30.0,
+                        help="give up on a report's case (or a round-trip message) after this long; it is "
+                             "counted as a timeout and enters the figures at this value, so that they stay "
+                             "lower bounds rather than flattering")
+    parser.add_argument("--ready-timeout", type=float, default=180.0,
+                        help="seconds to wait for the stack to be ready")
+    args = parser.parse_args(argv)
+    if args.reports < 1 or args.rate <= 0 or args.workers < 1 or args.warmup < 0 or args.poll_ms < 0 \
+            or args.poll_fraction < 0 or args.cap_s <= 0:
+        parser.error("--reports and --workers must be at least 1, --rate and --cap-s positive, "
+                     "--warmup, --poll-ms and --poll-fraction not negative")
+    return args
+
+
+def bench_env() -> dict[str, str]:
+    """The test tier's settings with the benchmark's own ports and var/ folder."""
+    return {**test_env("bench"), **BENCH_ENV}
+
+
+def busy_addresses(env: dict[str, str]) -> list[str]:
+    """The benchmark stack's addresses where something already listens."""
+    addresses = [env["NRW_KAFKA_BOOTSTRAP"], f"127.0.0.1:{env['NRW_KAFKA_CONTROLLER_PORT']}",
+                 env["NRW_FERRETDB_LISTEN"], *service_urls(env).values()]
+    return [a for a in addresses if port_open(a)]
+
+
+def machine_info() -> dict:
+    """What the figures were measured on."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:")), 0)
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "memory_gib": round(mem_kb / 2**20, 1),
+            "os": platform.platform(), "python": platform.python_version(), "kafka_python": kafka.__version__,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def git_revision() -> dict:
+    """The commit measured, and whether the working tree had changes."""
+    def git(*args: str) -> str:
+        """One git command's output."""
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+
+
+def raise_interrupt(_signum, _frame) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so the stack is stopped the same way as on Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+# --- measuring helpers --------------------------------------------------------------------------
+
+
+def paced(n: int, rate: float):
+    """Yield 0..n-1, each at its own slot of a steady schedule (start + i/rate)."""
+    start = time.perf_counter()
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield i
+
+
+def summarize(seconds: list[float]) -> dict:
+    """p50, p95, p99, max and mean in milliseconds (inclusive percentiles)."""
+    ms = sorted(s * 1000 for s in seconds)
+    if not ms:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    cuts = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else [ms[0]] * 99
+    return {"p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "p99": round(cuts[98], 2),
+            "max": round(ms[-1], 2), "mean": round(statistics.fmean(ms), 2)}
+
+
+def achieved_rate(starts: list[float]) -> float | None:
+    """Sends per second actually reached, from the first start to the last."""
+    if len(starts) < 2 or max(starts) == min(starts):
+        return None
+    return round((len(starts) - 1) / (max(starts) - min(starts)), 2)
+
+
+# --- the bare Kafka round trip ------------------------------------------------------------------
+
+
+def create_roundtrip_topic(bootstrap: str) -> None:
+    """Create bench.roundtrip (3 partitions, replication 1) unless it exists."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="nrw-bench-admin", request_timeout_ms=10000,
+                             bootstrap_timeout_ms=5000)
+    try:
+        admin.create_topics({ROUNDTRIP_TOPIC: {"num_partitions": ROUNDTRIP_PARTITIONS, "replication_factor": 1}},
+                            wait_for_metadata=True)
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+class Receiver(threading.Thread):
+    """Reads every partition of bench.roundtrip from its end, noting when each message index arrives."""
+
+    def __init__(self, bootstrap: str):
+        """Connect, take every partition and move to its end."""
+        super().__init__(name="roundtrip-receiver", daemon=True)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="nrw-bench-receiver", group_id=None,
+                                      enable_auto_commit=False, bootstrap_timeout_ms=5000)
+        partitions = [TopicPartition(ROUNDTRIP_TOPIC, p) for p in range(ROUNDTRIP_PARTITIONS)]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            self.consumer.position(tp)  # resolve the end offsets now, before anything is sent
+        self.arrived: dict[int, float] = {}
+        self.changed = threading.Condition()
+        self.stopping = threading.Event()
+        self.bar: tqdm | None = None
+
+    def run(self) -> None:
+        """Poll continuously until stopped, stamping each record with the time its poll returned."""
+        try:
+            while not self.stopping.is_set():
+                batch = self.consumer.poll(timeout_ms=100)
+                now = time.perf_counter()
+                indexes = [int(r.value) for rs in batch.values() for r in rs]
+                if not indexes:
+                    continue
+                with self.changed:
+                    self.arrived.update((i, now) for i in indexes)
+                    self.changed.notify_all()
+                if self.bar is not None:
+                    self.bar.update(sum(1 for i in indexes if i >= 0))
+        finally:
+            self.consumer.close()
+
+    def wait_for(self, indexes, timeout_s: float) -> bool:
+        """Wait until every index has arrived; False if some have not within timeout_s."""
+        with self.changed:
+            return self.changed.wait_for(lambda: all(i in self.arrived for i in indexes), timeout_s)
+
+    def stop(self) -> None:
+        """Stop polling and close the consumer."""
+        self.stopping.set()
+        self.join(timeout=5)
+
+
+def run_baseline(bootstrap: str, args: argparse.Namespace) -> dict:
+    """Send N messages at the steady rate and time each from send() to its arrival at the consumer."""
+    create_roundtrip_topic(bootstrap)
+    receiver = Receiver(bootstrap)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="nrw-bench-producer", acks="all",
+                             enable_idempotence=True, linger_ms=2, bootstrap_timeout_ms=5000)
+    receiver.start()
+
+    def send(index: int) -> float:
+        """Send one message whose key and value are its index; the time just before sending."""
+        data = str(index).encode()
+        sent_at = time.perf_counter()
+        producer.send(ROUNDTRIP_TOPIC, key=data, value=data)
+        return sent_at
+
+    try:
+        for i in range(1, args.warmup + 1):
+            send(-i)
+            if not receiver.wait_for([-i], WARMUP_CAP_S):
+                raise RuntimeError(f"a warm-up message did not come back within {WARMUP_CAP_S} s")
+        sent: dict[int, float] = {}
+        with tqdm(total=args.reports, desc="bare round trip", unit="msg") as bar:
+            receiver.bar = bar
+            for i in paced(args.reports, args.rate):
+                sent[i] = send(i)
+            producer.flush()
+            receiver.wait_for(range(args.reports), args.cap_s)
+            receiver.bar = None
+    finally:
+        producer.close(timeout=5)
+        receiver.stop()
+    with receiver.changed:
+        latencies = [receiver.arrived[i] - sent[i] if i in receiver.arrived else args.cap_s for i in sent]
+    timeouts = sum(1 for i in sent if i not in receiver.arrived)
+    return {"count": len(sent), "timeouts": timeouts, "achieved_rate_per_s": achieved_rate(list(sent.values())),
+            "latency_ms": summarize(latencies), "samples_ms": [round(s * 1000, 2) for s in latencies]}
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+
+_local = threading.local()
+
+
+def session() -> requests.Session:
+    """This thread's own HTTP session (its connections are kept alive between calls)."""
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
+def login(url: str, username: str, password: str) -> str:
+    """A bearer token for the user."""
+    resp = session().post(f"{url}/api/v1/auth/token", json={"username": username, "password": password},
+                          timeout=HTTP_TIMEOUT_S)
+    resp.raise_for_status()
+    return resp.json()["access_token"]
+
+
+def create_caseworker(url: str, admin_token: str) -> tuple[str, str]:
+    """Create a caseworker user as admin; its username and password."""
+    username, password = f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    resp = session().post(f"{url}/api/v1/users", json={"username": username, "password": password,
+                                                       "roles": ["caseworker"]},
+                          headers={"Authorization": f"Bearer {admin_token}"}, timeout=HTTP_TIMEOUT_S)
+    resp.raise_for_status()
+    return username, password
+
+
+@dataclass(frozen=True)
+class Polling:
+    """How a case is polled: the shortest pause, the pause as a fraction of the wait so far, the cap."""
+
+    every_s: float
+    fraction: float
+    cap_s: float
+
+    def pause(self, waited_s: float) -> float:
+        """Seconds to sleep before the next GET, after waiting waited_s already (the last GET falls on the cap)."""
+        return min(max(self.every_s, self.fraction * waited_s), max(self.cap_s - waited_s, 0.0))
+
+
+def run_report(urls: dict[str, str], token: str, polling: Polling, stop: threading.Event) -> dict:
+    """Post one synthetic report, then GET its case until it answers 200; the timings, in seconds."""
+    http = session()
+    auth = {"Authorization": f"Bearer {token}"}
+    started = time.perf_counter()
+    try:
+        resp = http.post(f"{urls['intake']}/api/v1/reports", json=synthetic_report(), headers=auth,
+                         timeout=HTTP_TIMEOUT_S)
+        t0 = time.perf_counter()
+        result = {"started": started, "post_s": t0 - started}
+        if resp.status_code != 201:
+            return {**result, "error": f"POST /api/v1/reports answered {resp.status_code}"}
+        case_url = f"{urls['case']}/api/v1/cases/{resp.json()['case_id']}"
+        polls = 0
+        while True:
+            asked = time.perf_counter()
+            resp = http.get(case_url, headers=auth, timeout=HTTP_TIMEOUT_S)
+            answered = time.perf_counter()
+            polls += 1
+            if resp.status_code == 200:
+                return {**result, "latency_s": answered - t0, "polls": polls, "last_get_s": answered - asked}
+            if resp.status_code != 404:
+                return {**result, "error": f"GET /api/v1/cases/<id> answered {resp.status_code}"}
+            if answered - t0 >= polling.cap_s or stop.is_set():
+                return {**result, "timeout": True, "polls": polls}
+            time.sleep(polling.pause(answered - t0))
+    except requests.RequestException as exc:
+        return {"started": started, "error": type(exc).__name__}
+
+
+def run_pipeline(urls: dict[str, str], token: str, args: argparse.Namespace) -> dict:
+    """Post N reports at the steady rate from a thread pool and time each until its case is readable."""
+    polling = Polling(args.poll_ms / 1000, args.poll_fraction, args.cap_s)
+    never = threading.Event()
+    for _ in range(args.warmup):
+        warm = run_report(urls, token, replace(polling, cap_s=WARMUP_CAP_S), never)
+        if "latency_s" not in warm:
+            raise RuntimeError(f"a warm-up report failed: {warm.get('error') or 'its case never appeared'}")
+
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="report")
+    bar_lock = threading.Lock()
+    with tqdm(total=args.reports, desc="pipeline", unit="report") as bar:
+        def tick(future) -> None:
+            """Count one finished report on the progress bar (not one cancelled by an interruption)."""
+            if not future.cancelled():
+                with bar_lock:
+                    bar.update()
+
+        try:
+            futures = []
+            for _ in paced(args.reports, args.rate):
+                futures.append(pool.submit(run_report, urls, token, polling, stop))
+                futures[-1].add_done_callback(tick)
+            results = [f.result() for f in futures]
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    pool.shutdown()
+
+    posted = [r for r in results if "post_s" in r and "error" not in r]
+    done = [r for r in posted if "latency_s" in r]
+    timeouts = len(posted) - len(done)
+    latencies = [r["latency_s"] for r in done] + [args.cap_s] * timeouts
+    errors: dict[str, int] = {}
+    for r in results:
+        if "error" in r:
+            errors[r["error"]] = errors.get(r["error"], 0) + 1
+    return {"count": len(posted), "timeouts": timeouts, "errors": errors,
+            "achieved_rate_per_s": achieved_rate([r["started"] for r in results]),
+            "latency_ms": summarize(latencies),
+            "intake_post_ms": summarize([r["post_s"] for r in results if "post_s" in r]),
+            "end_to_end_ms": summarize([r["post_s"] + r.get("latency_s", args.cap_s) for r in posted]),
+            "successful_get_ms": summarize([r["last_get_s"] for r in done]),
+            "polls_per_report_mean": round(statistics.fmean(r["polls"] for r in done), 2) if done else None,
+            "samples_ms": [round(s * 1000, 2) for s in latencies]}
+
+
+# --- where the CPU went -------------------------------------------------------------------------
+
+
+def cpu_snapshot(stack: Stack) -> dict:
+    """CPU seconds used so far by each stack process (with its children), this benchmark, and the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    group_of = {proc.pid: name for name, proc in stack.procs.items()}  # each was started as its own group
+    used = dict.fromkeys(group_of.values(), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) in group_of:
+            used[group_of[int(fields[2])]] += (int(fields[11]) + int(fields[12])) / tick
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return {"at": time.perf_counter(), "processes": used, "benchmark": time.process_time(),
+            "machine_busy": (sum(ticks) - ticks[3] - ticks[4]) / tick, "machine_all": sum(ticks) / tick}
+
+
+def cpu_used(before: dict, after: dict) -> dict:
+    """CPU seconds between two snapshots: per stack process, the benchmark, other work, and how busy the machine was."""
+    processes = {name: round(after["processes"][name] - before["processes"].get(name, 0.0), 2)
+                 for name in after["processes"]}
+    benchmark = after["benchmark"] - before["benchmark"]
+    busy = after["machine_busy"] - before["machine_busy"]
+    return {"wall_s": round(after["at"] - before["at"], 1),
+            "machine_busy_pct": round(100 * busy / max(after["machine_all"] - before["machine_all"], 1e-9), 1),
+            "stack_cpu_s": dict(sorted(processes.items(), key=lambda kv: -kv[1])),
+            "benchmark_cpu_s": round(benchmark, 2),
+            "other_cpu_s": round(max(busy - sum(processes.values()) - benchmark, 0.0), 2)}
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def aims(baseline: dict, pipeline: dict) -> tuple[dict, list[dict]]:
+    """The pipeline/baseline ratios, and each aim with its measured value and whether it is met."""
+    pipe, bare = pipeline["latency_ms"], baseline["latency_ms"]
+    ratios = {q: round(pipe[q] / bare[q], 2) if pipe[q] is not None and bare[q] else None for q in ("p50", "p99")}
+    checks = [(f"pipeline p50 under {AIM_P50_MS} ms", pipe["p50"], AIM_P50_MS, "ms"),
+              (f"pipeline p99 under {AIM_P99_MS} ms", pipe["p99"], AIM_P99_MS, "ms"),
+              (f"pipeline p50 within {AIM_RATIO}x of the bare round trip's p50", ratios["p50"], AIM_RATIO, "x"),
+              (f"pipeline p99 within {AIM_RATIO}x of the bare round trip's p99", ratios["p99"], AIM_RATIO, "x")]
+    return ratios, [{"aim": text, "value": value, "limit": limit, "unit": unit,
+                     "met": value is not None and value < limit} for text, value, limit, unit in checks]
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table with padded columns, readable as plain text too."""
+    cells = [header] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def caveats(machine: dict, baseline: dict, pipeline: dict, rate: float) -> list[str]:
+    """Conditions of the run that make its figures less trustworthy, in words."""
+    notes = []
+    for name, phase in (("bare round trip", baseline), ("pipeline", pipeline)):
+        outside = phase["cpu"]["other_cpu_s"] / (machine["nproc"] * phase["cpu"]["wall_s"])
+        if outside > 0.1:
+            notes.append(f"Work outside this benchmark took {outside:.0%} of the machine's CPU time during the "
+                         f"{name} phase: it competed with the stack.")
+        reached = phase["achieved_rate_per_s"]
+        if reached is not None and reached < 0.95 * rate:
+            notes.append(f"The {name} phase reached only {reached}/s of the {rate}/s asked"
+                         + (": every client thread was busy waiting for a slow case, so reports queued in the "
+                            "benchmark (that wait is in no figure) and the system got less load than asked."
+                            if phase is pipeline else "."))
+    return notes
+
+
+def cpu_line(name: str, cpu: dict) -> str:
+    """One phase's CPU use in a sentence: how busy the machine was and who used it."""
+    top = ", ".join(f"{n} {s}" for n, s in list(cpu["stack_cpu_s"].items())[:6])
+    return (f"CPU during the {name} phase ({cpu['wall_s']} s, warm-up included): machine {cpu['machine_busy_pct']}% "
+            f"busy; CPU seconds: {top}, ..., the benchmark itself {cpu['benchmark_cpu_s']}, work outside this "
+            f"benchmark {cpu['other_cpu_s']}.")
+
+
+def markdown(results: dict) -> str:
+    """The results as the Markdown that bench/results/latest.md holds (and stdout shows)."""
+    m, p, b, pipe = results["machine"], results["parameters"], results["baseline"], results["pipeline"]
+    stats = ("p50", "p95", "p99", "max", "mean")
+    latency_rows = [
+        ["bare Kafka round trip (send -> consumer)", *(b["latency_ms"][s] for s in stats)],
+        ["pipeline (intake 201 -> case GET 200)", *(pipe["latency_ms"][s] for s in stats)],
+        ["intake POST /api/v1/reports (context)", *(pipe["intake_post_ms"][s] for s in stats)],
+        ["POST sent -> case GET 200 (context)", *(pipe["end_to_end_ms"][s] for s in stats)],
+        ["case GET that found the case (context)", *(pipe["successful_get_ms"][s] for s in stats)],
+    ]
+    aim_rows = [[a["aim"], f"{a['value']} {a['unit']}" if a["value"] is not None else None,
+                 f"< {a['limit']} {a['unit']}", "PASS" if a["met"] else "FAIL"] for a in results["aims"]]
+    errors = ", ".join(f"{k}: {v}" for k, v in pipe["errors"].items()) or "none"
+    return "\n".join([
+        "# Pipeline latency benchmark",
+        "",
+        f"Measured {results['date']} with `make bench` (`python -m bench.pipeline`), commit "
+        f"{results['git']['commit']}{' (with local changes)' if results['git']['dirty'] else ''}.",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, {m['os']}, Python {m['python']}, "
+        f"kafka-python {m['kafka_python']}; load average {m['load_average_at_start']} at the start, "
+        f"{m['load_average_at_end']} at the end. Everything (Kafka, FerretDB, 4 services, the benchmark) "
+        "ran on this one machine.",
+        "",
+        f"N = {p['reports']} at {p['rate']}/s (reached: round trip {b['achieved_rate_per_s']}/s, pipeline "
+        f"{pipe['achieved_rate_per_s']}/s), after {p['warmup']} untimed warm-up sends each; {p['workers']} "
+        f"client threads; case polled every {p['poll_ms']} ms or {p['poll_fraction']:.0%} of the time waited "
+        f"so far if longer, up to {p['cap_s']} s.",
+        "",
+        "Latency in milliseconds:",
+        "",
+        table(["", *stats], latency_rows),
+        "",
+        f"Timeouts (counted at {p['cap_s']} s in the figures): round trip {b['timeouts']}, pipeline "
+        f"{pipe['timeouts']}. Failed requests: {errors}. Mean GETs per report: {pipe['polls_per_report_mean']}.",
+        "",
+        cpu_line("bare round trip", b["cpu"]),
+        "",
+        cpu_line("pipeline", pipe["cpu"]),
+        "",
+        f"Pipeline / round trip: p50 {results['ratios']['p50']}x, p99 {results['ratios']['p99']}x.",
+        "",
+        f"Aims (from the issue): {AIMS_TEXT}.",
+        "",
+        table(["aim", "measured", "target", ""], aim_rows),
+        "",
+        *(["Caveats:", "", *(f"- {c}" for c in results["caveats"]), ""] if results["caveats"] else []),
+    ])
+
+
+def write_results(results: dict) -> tuple[Path, Path]:
+    """Write the JSON and latest.md; their paths."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.fromisoformat(results["date"]).strftime("%Y%m%dT%H%M%SZ")
+    json_path = RESULTS / f"pipeline-{stamp}.json"
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    md_path = RESULTS / "latest.md"
+    md_path.write_text(markdown(results))
+    return json_path, md_path
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def measure(stack: Stack, args: argparse.Namespace) -> dict:
+    """Log in, run both phases on the ready stack, and gather the results."""
+    urls = service_urls(stack.env)
+    admin_token = login(urls["intake"], "admin", ADMIN_PASSWORD)
+    token = login(urls["intake"], *create_caseworker(urls["intake"], admin_token))
+    date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    machine = machine_info()
+    start = cpu_snapshot(stack)
+    baseline = run_baseline(stack.env["NRW_KAFKA_BOOTSTRAP"], args)
+    middle = cpu_snapshot(stack)
+    pipeline = run_pipeline(urls, token, args)
+    baseline["cpu"], pipeline["cpu"] = cpu_used(start, middle), cpu_used(middle, cpu_snapshot(stack))
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    ratios, checks = aims(baseline, pipeline)
+    return {"benchmark": "pipeline", "date": date.isoformat(), "machine": machine, "git": git_revision(),
+            "parameters": {k: getattr(args, k) for k in PARAMETERS}, "baseline": baseline, "pipeline": pipeline,
+            "ratios": ratios, "aims": checks, "caveats": caveats(machine, baseline, pipeline, args.rate)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack, measure, report, and always stop the stack."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    env = bench_env()
+    busy = busy_addresses(env)
+    if busy:
+        print(f"bench: something already listens on {', '.join(busy)}; is another benchmark running?",
+              file=sys.stderr)
+        return 1
+    shutil.rmtree(VAR, ignore_errors=True)
+    stack = Stack(env)
+    try:
+        print(f"bench: starting a stack of its own (logs in {stack.logs})...", file=sys.stderr)
+        stack.start()
+        try:
+            stack.wait_ready(timeout_s=args.ready_timeout)
+        except (TimeoutError, subprocess.CalledProcessError) as exc:
+            print(f"bench: the stack did not start: {exc}. See {stack.logs}.", file=sys.stderr)
+            return 1
+        try:
+            results = measure(stack, args)
+        except (RuntimeError, requests.RequestException) as exc:
+            print(f"bench: could not measure: {exc}. See {stack.logs}.", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; stopping the stack", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let nothing cut the stopping short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("bench: stopping the stack...", file=sys.stderr)
+        stack.stop()
+    json_path, md_path = write_results(results)
+    print()
+    print(markdown(results))
+    print(f"bench: wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
