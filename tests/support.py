@@ -22,7 +22,7 @@ TEST_PORTS = {"kafka": 19092, "kafka_controller": 19093, "mongo": 27117,
 ADMIN_PASSWORD = "test-admin-password-0001"
 
 
-def test_env(tier: str) -> dict[str, str]:
+def tier_env(tier: str) -> dict[str, str]:
     """NRW_* settings for one test tier's stack."""
     return {
         "NRW_KAFKA_BOOTSTRAP": f"127.0.0.1:{TEST_PORTS['kafka']}",

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from infra.stack import Stack, service_urls
-from tests.support import ADMIN_PASSWORD, test_env
+from tests.support import ADMIN_PASSWORD, tier_env
 
 
 class Api:
@@ -52,7 +52,7 @@ class Api:
 @pytest.fixture(scope="session")
 def env():
     """The NRW_* settings of the end-to-end stack (fresh data each session)."""
-    env = test_env("e2e")
+    env = tier_env("e2e")
     shutil.rmtree(env["NRW_VAR"], ignore_errors=True)
     return env
 

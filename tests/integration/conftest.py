@@ -14,13 +14,13 @@ from shared import auth
 from shared.bus import ensure_topics
 from shared.config import Settings
 from shared.mongo import connect
-from tests.support import test_env
+from tests.support import tier_env
 
 
 @pytest.fixture(scope="session")
 def infra():
     """Kafka and FerretDB, running for the whole session."""
-    env = test_env("integration")
+    env = tier_env("integration")
     shutil.rmtree(env["NRW_VAR"], ignore_errors=True)
     os.environ.update(env)
     stack = Stack(env)

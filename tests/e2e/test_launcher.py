@@ -1,0 +1,82 @@
+"""`make run` and `make stop`: the launcher starts every Procfile process under honcho, prints
+where to go, and stops everything cleanly on Ctrl-C or on `stop`. Runs on ports of its own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from infra.stack import port_open, service_urls
+from tests.support import ROOT, tier_env
+
+LAUNCHER_PORTS = {"NRW_KAFKA_BOOTSTRAP": "127.0.0.1:39092", "NRW_KAFKA_CONTROLLER_PORT": "39093",
+                  "NRW_FERRETDB_LISTEN": "127.0.0.1:27317", "NRW_MONGO_URI": "mongodb://127.0.0.1:27317/",
+                  "NRW_INTAKE_PORT": "38001", "NRW_CASE_PORT": "38002", "NRW_ADVOCACY_PORT": "38003",
+                  "NRW_REPORTING_PORT": "38004"}
+
+
+@pytest.fixture
+def launcher_env():
+    env = {**os.environ, **tier_env("launcher"), **LAUNCHER_PORTS}
+    env.pop("NRW_ADMIN_PASSWORD")  # a fresh start without one: the launcher must print a generated password
+    shutil.rmtree(env["NRW_VAR"], ignore_errors=True)
+    return env
+
+
+def _start(env):
+    proc = subprocess.Popen([sys.executable, "-m", "infra.stack", "run", "--timeout", "180"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    deadline = time.monotonic() + 200
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C stops everything" in line:
+            return proc, "".join(lines)
+    proc.kill()
+    raise AssertionError("the launcher did not report a ready stack:\n" + "".join(lines[-40:]))
+
+
+def _all_down(env):
+    addresses = [env["NRW_KAFKA_BOOTSTRAP"], env["NRW_FERRETDB_LISTEN"],
+                 *[f"127.0.0.1:{env[f'NRW_{s.upper()}_PORT']}" for s in ("intake", "case", "advocacy", "reporting")]]
+    return not any(port_open(a) for a in addresses)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "make stop"])
+def test_run_prints_where_to_go_and_stops_cleanly(launcher_env, how):
+    proc, output = _start(launcher_env)
+    try:
+        urls = service_urls(launcher_env)
+        for name, url in urls.items():
+            assert url in output
+            assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+        assert "Log in as 'admin' with the generated password:" in output
+        password = output.split("generated password:", 1)[1].split()[0]
+        token = requests.post(f"{urls['intake']}/api/v1/auth/token", timeout=5,
+                              json={"username": "admin", "password": password})
+        assert token.status_code == 200
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the foreground group
+        else:
+            stopped = subprocess.run([sys.executable, "-m", "infra.stack", "stop"], cwd=ROOT, env=launcher_env,
+                                     capture_output=True, text=True, timeout=60)
+            assert stopped.returncode == 0 and "stopped" in stopped.stdout
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not _all_down(launcher_env) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _all_down(launcher_env), "a process of the stack is still listening"
+    assert not (ROOT / launcher_env["NRW_VAR"] / "run" / "stack.pid").exists()
