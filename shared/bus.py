@@ -95,13 +95,19 @@ def kafka_status(admin_holder: dict, settings: Settings) -> str:
 # --- producing ----------------------------------------------------------------------------------
 
 
+class BrokerCoolingDown(KafkaError):
+    """Publishing is paused for a moment after the broker failed."""
+
+
 class Publisher:
     """An idempotent, acks=all Kafka producer for events, keyed by case_id. Built lazily, per process."""
 
-    def __init__(self, settings: Settings, *, client_id: str, max_block_ms: int = 1000):
+    def __init__(self, settings: Settings, *, client_id: str, max_block_ms: int = 1000, cooldown_s: float = 0.0):
         self._settings = settings
         self._client_id = client_id
         self._max_block_ms = max_block_ms
+        self._cooldown_s = cooldown_s
+        self._down_until = 0.0
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
@@ -124,8 +130,18 @@ class Publisher:
             return self._producer
 
     def publish(self, topic: str, events: list[dict], timeout_s: float = 5.0) -> None:
-        """Send events in order and wait until the broker has them all; raise KafkaError otherwise."""
-        producer = self._get()
+        """Send events in order and wait until the broker has them all; raise KafkaError otherwise.
+
+        After a failure, a publisher with a cooldown fails at once for cooldown_s seconds: a web
+        request then saves without waiting on a broker known to be down, and the relay sends later.
+        """
+        if time.monotonic() < self._down_until:
+            raise BrokerCoolingDown("the broker failed moments ago; leaving the events to the relay")
+        try:
+            producer = self._get()
+        except KafkaError:
+            self._down_until = time.monotonic() + self._cooldown_s
+            raise
         try:
             futures = [producer.send(topic, key=e["case_id"].encode("utf-8"), value=encode(e)) for e in events]
             deadline = time.monotonic() + timeout_s
@@ -135,6 +151,7 @@ class Publisher:
             # A producer that failed (broker gone, idempotence state lost) is replaced on the next
             # send; what it still held stays in the outbox, so dropping it loses nothing.
             self._discard(producer)
+            self._down_until = time.monotonic() + self._cooldown_s
             raise
 
     def _discard(self, producer: KafkaProducer) -> None:
@@ -184,7 +201,7 @@ def insert_with_outbox(collection: Collection, doc: dict) -> None:
     collection.insert_one(doc)
 
 
-def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher, timeout_s: float = 5.0) -> bool:
+def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher, timeout_s: float = 2.0) -> bool:
     """Publish a document's pending events, then flag them as sent (they stay in the document).
 
     Returns True when the events reached the broker. Never raises for a broker that is down: the

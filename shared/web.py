@@ -98,7 +98,8 @@ class Resources:
         """This process's Kafka producer (short blocking: a request must not hang on a dead broker)."""
         with self._lock:
             if self._publisher is None:
-                self._publisher = Publisher(self.settings, client_id=f"nrw-{self.service}-web", max_block_ms=500)
+                self._publisher = Publisher(self.settings, client_id=f"nrw-{self.service}-web", max_block_ms=500,
+                                            cooldown_s=5.0)
             return self._publisher
 
     @property

@@ -132,3 +132,28 @@ def test_an_unexpected_error_restarts_the_consumer_instead_of_the_process(monkey
     monkeypatch.setattr(consumer.stop, "wait", lambda _s: None)
     consumer.run()
     assert len(made) == 2
+
+
+def test_a_web_publisher_stops_waiting_on_a_broker_that_just_failed(monkeypatch):
+    from kafka.errors import KafkaTimeoutError
+
+    from shared.bus import BrokerCoolingDown, Publisher
+
+    publisher = Publisher(Settings(), client_id="unit", cooldown_s=60)
+    attempts = []
+
+    def unreachable():
+        attempts.append(1)
+        raise KafkaTimeoutError("bootstrap")
+
+    monkeypatch.setattr(publisher, "_get", unreachable)
+    event = _event()
+    with pytest.raises(KafkaTimeoutError):
+        publisher.publish("intake.events", [event])
+    with pytest.raises(BrokerCoolingDown):
+        publisher.publish("intake.events", [event])
+    assert len(attempts) == 1  # the second save did not wait on the broker again
+    publisher._down_until = 0
+    with pytest.raises(KafkaTimeoutError):
+        publisher.publish("intake.events", [event])
+    assert len(attempts) == 2
