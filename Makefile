@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 REQ_STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 PYTEST := $(PY) -m pytest
 
-.PHONY: help install run stop test test-unit test-integration test-e2e test-compose bench clean
+.PHONY: help install browser run stop test test-unit test-integration test-e2e test-compose bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -23,6 +23,7 @@ $(REQ_STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(REQ_STAMP)  ## install what is missing: Python packages, Kafka jars, FerretDB
+	@$(VENV)/bin/pybabel -q compile -d shared/translations
 	@$(PY) -m infra.stack install
 
 run: install  ## start the whole stack locally and print where to go (Ctrl-C stops it)
@@ -31,16 +32,20 @@ run: install  ## start the whole stack locally and print where to go (Ctrl-C sto
 stop:  ## stop a stack left running by `make run`
 	@$(PY) -m infra.stack stop
 
-test: install  ## run every test tier: unit, integration, end-to-end, compose
+browser:  ## install Debian's Chromium for the browser tests, if missing
+	@infra/browser.sh
+
+test: install browser  ## run every test tier: unit, integration, end-to-end (with a real browser), compose
 	@$(MAKE) --no-print-directory test-unit test-integration test-e2e test-compose
 
 test-unit: $(REQ_STAMP)  ## unit tests (no I/O)
+	@$(VENV)/bin/pybabel -q compile -d shared/translations
 	$(PYTEST) tests/unit
 
 test-integration: install  ## integration tests against a real Kafka broker and FerretDB
 	$(PYTEST) tests/integration
 
-test-e2e: install  ## end-to-end tests: the whole stack as `make run` starts it
+test-e2e: install browser  ## end-to-end tests: the whole stack as `make run` starts it, and a real Chromium
 	$(PYTEST) tests/e2e
 
 test-compose: $(REQ_STAMP)  ## docker-compose.yml checks, and the compose stack where a Docker engine exists

@@ -77,6 +77,10 @@ class Settings:
             var_dir=Path(_env("VAR", str(ROOT / "var"))),
         )
 
+    def url_of(self, service: str) -> str:
+        """Where a service's web process answers (configured, else the local default port)."""
+        return self.service_urls.get(service) or f"http://127.0.0.1:{service_port(service)}"
+
     def database_name(self, owner: str) -> str:
         """The MongoDB database owned by one service (or 'identity' for users)."""
         return f"{self.db_prefix}{owner}"

@@ -11,7 +11,9 @@ from typing import Any, Callable
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 from marshmallow import Schema, ValidationError
 from pymongo import MongoClient
 from werkzeug.exceptions import HTTPException
@@ -225,6 +227,15 @@ def _health_blueprint(service: str) -> Blueprint:
     return bp
 
 
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/openapi.json") or \
+        request.accept_mimetypes.best == "application/json"
+
+
+def _error_page(status: int, title: str, message: str):
+    return render_template("error.html", code=status, title=title, message=message)
+
+
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
@@ -233,31 +244,53 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = re.sub(r"[^a-z]+", "_", (exc.name or "error").lower()).strip("_")
-        return jsonify({"error": {"code": code, "message": exc.description or exc.name}}), exc.code
+        if _wants_json():
+            return jsonify({"error": {"code": code, "message": exc.description or exc.name}}), exc.code
+        return _error_page(exc.code, exc.name, exc.description), exc.code
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        if _wants_json():
+            return jsonify({"error": {"code": "csrf_failed", "message": exc.description}}), 400
+        return _error_page(400, _("The form could not be accepted"),
+                           _("The form was not sent from this site or has expired. Reload the page and try again.")), 400
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         from shared.mongo import is_transient
         if is_transient(exc):
             log.warning("database unavailable during %s %s: %s", request.method, request.path, type(exc).__name__)
-            return jsonify({"error": {"code": "unavailable", "message": "The database is not answering; try again shortly."}}), 503
+            message = "The database is not answering; try again shortly."
+            if _wants_json():
+                return jsonify({"error": {"code": "unavailable", "message": message}}), 503
+            return _error_page(503, _("Unavailable"), _(message)), 503
         log.exception("unhandled error during %s %s", request.method, request.path)
-        return jsonify({"error": {"code": "internal_error", "message": "Something went wrong on our side; it has been logged."}}), 500
+        message = "Something went wrong on our side; it has been logged."
+        if _wants_json():
+            return jsonify({"error": {"code": "internal_error", "message": message}}), 500
+        return _error_page(500, _("Error"), _(message)), 500
 
 
 def create_service_app(service: str, settings: Settings | None, blueprints: list[Blueprint],
-                       on_first_use: Callable | None = None) -> Flask:
-    """The Flask app of one service: health, auth, its blueprints, JSON errors, OpenAPI."""
+                       on_first_use: Callable | None = None, pages: list[Blueprint] = ()) -> Flask:
+    """The Flask app of one service: health, auth, its JSON blueprints, its web pages (with the
+    shared session, CSRF and languages), JSON errors for the API and error pages for people."""
+    from shared.ui import csrf, init_ui
+
     configure_logging(service)
     settings = settings or Settings.from_env()
-    app = Flask(service)
+    app = Flask(f"services.{service}")
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     res = Resources(settings, service, on_first_use)
     app.extensions["nrw"] = res
+    init_ui(app, service)
     app.register_blueprint(_health_blueprint(service))
-    app.register_blueprint(auth.auth_blueprint())
-    for bp in blueprints:
+    api = [auth.auth_blueprint(), *blueprints]
+    for bp in api:
+        csrf.exempt(bp)  # bearer tokens, not cookies: cross-site forgery does not apply
+        app.register_blueprint(bp)
+    for bp in pages:
         app.register_blueprint(bp)
     _register_error_handlers(app)
 

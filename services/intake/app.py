@@ -10,11 +10,12 @@ from shared.web import create_service_app
 
 from services.intake.api import bp as api_bp
 from services.intake.store import IntakeStore
+from services.intake.web import bp as web_bp
 
 
 def create_app(config: Settings | None = None) -> Flask:
     """Build the intake app; clients are made on first use, after gunicorn forks."""
-    app = create_service_app("intake", config, [api_bp], on_first_use=_prepare)
+    app = create_service_app("intake", config, [api_bp], on_first_use=_prepare, pages=[web_bp])
     app.extensions["intake_keyring"] = Keyring.from_settings(app.extensions["nrw"].settings)
     return app
 

@@ -14,6 +14,8 @@ from shared.bus import insert_with_outbox
 class IntakeStore:
     """Reports (identifying fields encrypted), the person match index, and the audit trail."""
 
+    PAGE_SIZE = 50
+
     def __init__(self, db: Database):
         self.db = db
         self.reports = db["reports"]
@@ -45,6 +47,15 @@ class IntakeStore:
     def get_report(self, report_id: str) -> dict | None:
         """A stored report, or None."""
         return self.reports.find_one({"_id": report_id})
+
+    def page(self, *, case_id: str | None, province: str | None, page: int) -> tuple[list[dict], int]:
+        """One page of reports (stored fields only: identifying ones stay sealed), newest first."""
+        query = {k: v for k, v in (("case_id", case_id), ("detention.province", province)) if v}
+        projection = {"sealed": 0, "outbox": 0, "person_key": 0}
+        total = self.reports.count_documents(query)
+        items = list(self.reports.find(query, projection).sort("created_at", DESCENDING)
+                     .skip((page - 1) * self.PAGE_SIZE).limit(self.PAGE_SIZE))
+        return items, total
 
     def record_access(self, entry: dict) -> None:
         """Append to the audit trail of identifying-data reads."""

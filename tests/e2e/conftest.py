@@ -20,7 +20,7 @@ class Api:
         self.urls = urls
         self.http = requests.Session()
         self.admin = self.login("admin", ADMIN_PASSWORD)
-        name = f"cw-{uuid.uuid4().hex[:6]}"
+        name = self.caseworker_name = f"cw-{uuid.uuid4().hex[:6]}"
         res = self.http.post(f"{urls['intake']}/api/v1/users", headers=self.admin, timeout=10,
                              json={"username": name, "password": "e2e-password-0001", "roles": ["caseworker"]})
         assert res.status_code == 201, res.text
@@ -79,3 +79,16 @@ def api(stack, env):
 def bootstrap(env):
     """The test broker's address."""
     return env["NRW_KAFKA_BOOTSTRAP"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()

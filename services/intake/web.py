@@ -1,0 +1,110 @@
+"""Intake's pages for caseworkers: the report list, the new-report form and the report view.
+The form is validated by the same marshmallow schema as the JSON API."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from marshmallow import ValidationError
+
+from shared.errors import flatten_messages
+from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
+from shared.mongo import utcnow
+from shared.ui import login_required
+from shared.web import resources
+
+from services.intake import handlers
+from services.intake.schemas import ReportIn
+from services.intake.store import IntakeStore
+
+bp = Blueprint("intake_web", __name__)
+
+CHECKBOXES = ("risk.deportation_imminent", "risk.trafficking_victim", "consent.statistics")
+NUMBERS = ("person.birth_year",)
+CHOICES = {"sexes": SEXES, "consents": CONSENT_ADVOCACY, "reliabilities": RELIABILITIES,
+           "source_types": SOURCE_TYPES, "vulnerabilities": VULNERABILITIES}
+
+
+def _deps() -> dict:
+    return {"store": IntakeStore(resources().db), "keyring": current_app.extensions["intake_keyring"]}
+
+
+def form_to_report(form) -> dict:
+    """The nested report body from flat form fields named by their dotted paths."""
+    body: dict = {}
+    for name in form:
+        if name == "csrf_token" or "." not in name and name != "notes":
+            continue
+        value = form.getlist(name) if name == "risk.vulnerabilities" else form.get(name, "").strip()
+        if value in ("", []):
+            continue
+        if name in CHECKBOXES:
+            value = True
+        elif name in NUMBERS:
+            value = int(value) if value.lstrip("-").isdigit() else value
+        section, _dot, field = name.partition(".")
+        if field:
+            body.setdefault(section, {})[field] = value
+        else:
+            body[section] = value
+    for name in CHECKBOXES:
+        section, _dot, field = name.partition(".")
+        body.setdefault(section, {}).setdefault(field, False)
+    body.setdefault("risk", {}).setdefault("vulnerabilities", [])
+    for section in ("person", "detention", "source", "consent"):
+        body.setdefault(section, {})
+    return body
+
+
+@bp.get("/")
+@login_required("caseworker")
+def index():
+    """Caseworkers start at the report list."""
+    return redirect(url_for("intake_web.reports"))
+
+
+@bp.get("/reports")
+@login_required("caseworker")
+def reports():
+    """Reports, newest first, filtered by case id or province; no identifying data in the list."""
+    case_id = request.args.get("case_id", "").strip()
+    province = request.args.get("province", "").strip()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    items, total = IntakeStore(resources().db).page(case_id=case_id or None, province=province or None, page=page)
+    return render_template("reports.html", items=items, total=total, page=page, case_id=case_id, province=province,
+                           page_size=IntakeStore.PAGE_SIZE)
+
+
+@bp.route("/reports/new", methods=["GET", "POST"])
+@login_required("caseworker")
+def new_report():
+    """The new-report form: errors next to their fields, everything typed kept, nothing stored
+    until the whole report is valid."""
+    values, errors = {}, {}
+    if request.method == "POST":
+        values = request.form
+        try:
+            report = ReportIn().load(form_to_report(request.form))
+        except ValidationError as exc:
+            errors = flatten_messages(exc.messages)
+        else:
+            created = handlers.submit_report(report, actor=g.user["id"], publisher=resources().publisher,
+                                             now=utcnow(), **_deps())
+            return redirect(url_for("intake_web.report", report_id=created["report_id"], created=1,
+                                    matched=int(created["matched_existing_case"])))
+    status = 422 if errors else 200
+    chosen = request.form.getlist("risk.vulnerabilities") if request.method == "POST" else []
+    return render_template("report_form.html", values=values, errors=errors, chosen=chosen, **CHOICES), status
+
+
+@bp.get("/reports/<report_id>")
+@login_required("caseworker")
+def report(report_id: str):
+    """One report with its identifying data; the view is written to the audit trail."""
+    shown = handlers.read_report(report_id, reader=g.user, reason=request.args.get("reason") or "web view",
+                                 remote_addr=request.remote_addr, now=utcnow(), **_deps())
+    if shown is None:
+        return render_template("error.html", code=404, title=_("Not found"),
+                               message=_("No report with that id.")), 404
+    return render_template("report.html", report=shown, created=request.args.get("created"),
+                           matched=request.args.get("matched") == "1")
