@@ -31,12 +31,13 @@ class UnknownKeyError(Exception):
 class Keyring:
     """Data keys by id, the current key id, and the blind-index key."""
 
-    def __init__(self, keys: dict[str, bytes], current: str, blind_index_key: bytes):
+    def __init__(self, keys: dict[str, bytes], current: str, blind_index_key: bytes, settings: Settings | None = None):
         if current not in keys:
             raise ValueError(f"current data key {current!r} is not among the configured keys")
         self.keys = keys
         self.current = current
         self.blind_index_key = blind_index_key
+        self._settings = settings  # where to look again for a key added since (rotation)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Keyring":
@@ -51,10 +52,10 @@ class Keyring:
             blind = os.environ.get("NRW_BLIND_INDEX_KEY")
             if not blind:
                 raise ValueError("NRW_BLIND_INDEX_KEY must be set together with NRW_DATA_KEYS")
-            return cls(keys, current, base64.urlsafe_b64decode(blind))
+            return cls(keys, current, base64.urlsafe_b64decode(blind), settings)
         stored = _local_keys(settings.var_dir / "secrets" / "keys.json")
         keys = {kid: base64.urlsafe_b64decode(v) for kid, v in stored["data_keys"].items()}
-        return cls(keys, stored["current"], base64.urlsafe_b64decode(stored["blind_index_key"]))
+        return cls(keys, stored["current"], base64.urlsafe_b64decode(stored["blind_index_key"]), settings)
 
     def encrypt(self, fields: dict, bound_to: str) -> dict:
         """Encrypt a dict of identifying fields; the ciphertext only decrypts for the same record id."""
@@ -66,6 +67,9 @@ class Keyring:
     def decrypt(self, blob: dict, bound_to: str) -> dict:
         """Decrypt what `encrypt` sealed; raises if it was tampered with or bound to another record."""
         key = self.keys.get(blob["kid"])
+        if key is None and self._settings is not None:
+            self.keys = {**Keyring.from_settings(self._settings).keys, **self.keys}  # rotated since we started
+            key = self.keys.get(blob["kid"])
         if key is None:
             raise UnknownKeyError(f"data key {blob['kid']!r} is not configured")
         plaintext = AESGCM(key).decrypt(base64.b64decode(blob["nonce"]), base64.b64decode(blob["ct"]),

@@ -19,6 +19,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 
 from shared import auth
 from shared.config import SERVICES
+from shared.mongo import is_transient
 
 SHARED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -34,7 +35,12 @@ class SharedKeySession(SecureCookieSessionInterface):
 
     def get_signing_serializer(self, app: Flask):
         if not app.secret_key:
-            token_key = app.extensions["nrw"].token_key
+            try:
+                token_key = app.extensions["nrw"].token_key
+            except Exception as exc:  # the key lives in the database, which may be down
+                if not is_transient(exc):
+                    raise
+                return None  # no session for this request; health checks and errors still answer
             app.secret_key = hmac.new(token_key.encode(), b"nrw web session", hashlib.sha256).hexdigest()
         return super().get_signing_serializer(app)
 

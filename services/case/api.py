@@ -48,7 +48,8 @@ def list_cases():
     except ValidationError as exc:
         raise ApiError(422, "validation_error", "Some query parameters are invalid.",
                        fields=flatten_messages(exc.messages)) from None
-    items, total = _store().page(status=query.get("status"), province=query.get("province"), page=query["page"])
+    items, total = _store().page(status=query.get("status"), province=query.get("province"), page=query["page"],
+                                 imminent=query.get("imminent"))
     return jsonify({"items": [_out(c) for c in items], "total": total, "page": query["page"],
                     "page_size": CaseStore.PAGE_SIZE})
 

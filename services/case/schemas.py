@@ -53,6 +53,7 @@ class CaseQuery(Schema):
 
     status = fields.String(validate=validate.OneOf(STATUSES))
     province = fields.String(validate=validate.Length(min=1, max=64))
+    imminent = fields.Boolean()
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
 
 

@@ -24,9 +24,12 @@ class CaseStore(VersionedStore):
         self.current.create_index([("province", ASCENDING)])
         self.current.create_index([("created_at", DESCENDING)])
 
-    def page(self, *, status: str | None, province: str | None, page: int) -> tuple[list[dict], int]:
+    def page(self, *, status: str | None, province: str | None, page: int,
+             imminent: bool | None = None) -> tuple[list[dict], int]:
         """One page of cases, newest first, and the total matching."""
         query = {k: v for k, v in (("status", status), ("province", province)) if v}
+        if imminent is not None:
+            query["deportation_imminent"] = imminent
         total = self.current.count_documents(query)
         items = list(self.current.find(query).sort("created_at", DESCENDING).skip((page - 1) * self.PAGE_SIZE)
                      .limit(self.PAGE_SIZE))

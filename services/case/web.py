@@ -32,10 +32,13 @@ def cases():
     """Cases, newest first, filtered by status and province."""
     status = request.args.get("status") if request.args.get("status") in domain.STATUSES else None
     province = request.args.get("province", "").strip() or None
+    imminent = request.args.get("imminent") == "1"
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    items, total = CaseStore(resources().db).page(status=status, province=province, page=page)
+    items, total = CaseStore(resources().db).page(status=status, province=province, page=page,
+                                                  imminent=True if imminent else None)
     return render_template("cases.html", items=items, total=total, page=page, status=status or "",
-                           province=province or "", statuses=domain.STATUSES, page_size=CaseStore.PAGE_SIZE)
+                           province=province or "", imminent=imminent, statuses=domain.STATUSES,
+                           page_size=CaseStore.PAGE_SIZE)
 
 
 def _render_case(case: dict, errors: dict | None = None, values: dict | None = None, status: int = 200):

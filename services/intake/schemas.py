@@ -118,3 +118,32 @@ class ReportOut(Schema):
     notes = fields.String(allow_none=True)
     created_at = fields.DateTime()
     created_by = fields.String()
+
+
+class AuditQuery(Schema):
+    """Filters of the audit trail."""
+
+    case_id = fields.String(validate=validate.Length(min=1, max=64))
+    user_id = fields.String(validate=validate.Length(min=1, max=64))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+
+
+class AuditEntry(Schema):
+    """One read of identifying data."""
+
+    at = fields.DateTime()
+    user_id = fields.String()
+    username = fields.String()
+    report_id = fields.String()
+    case_id = fields.String()
+    reason = fields.String(allow_none=True)
+    remote_addr = fields.String(allow_none=True)
+    what = fields.String()
+
+
+class AuditPage(Schema):
+    """A page of the audit trail."""
+
+    items = fields.List(fields.Nested(AuditEntry))
+    total = fields.Integer()
+    page = fields.Integer()

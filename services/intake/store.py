@@ -57,6 +57,14 @@ class IntakeStore:
                      .skip((page - 1) * self.PAGE_SIZE).limit(self.PAGE_SIZE))
         return items, total
 
+    def audit_page(self, *, case_id: str | None, user_id: str | None, page: int) -> tuple[list[dict], int]:
+        """One page of the audit trail, newest first."""
+        query = {k: v for k, v in (("case_id", case_id), ("user_id", user_id)) if v}
+        total = self.audit.count_documents(query)
+        items = list(self.audit.find(query, {"_id": 0}).sort("at", DESCENDING).skip((page - 1) * self.PAGE_SIZE)
+                     .limit(self.PAGE_SIZE))
+        return items, total
+
     def record_access(self, entry: dict) -> None:
         """Append to the audit trail of identifying-data reads."""
         self.audit.insert_one(entry)

@@ -1,0 +1,180 @@
+"""`python -m services.intake.importer FILE`: import existing cases from a spreadsheet (CSV or XLSX).
+
+The first row names the columns by the fields of a report, as in the API: person.full_name,
+person.sex, person.birth_year, person.nationality, person.hometown, person.family_contact,
+detention.detained_on, detention.province, detention.city, detention.facility, detention.authority,
+risk.deportation_imminent, risk.expected_deportation_on, risk.vulnerabilities (comma-separated),
+risk.trafficking_victim, source.type, source.reliability, source.received_on, consent.advocacy,
+consent.statistics, notes. Yes/no columns take yes, no, true, false, 1, 0.
+
+Each row is checked by the same rules as the API and becomes one report, saved in one write: a
+bad row is never half imported. --dry-run says row by row what would be created, matched to an
+existing case or rejected, and why, and saves nothing. Reasons name columns, never their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from marshmallow import ValidationError
+from tqdm import tqdm
+
+from shared.bus import Publisher
+from shared.config import Settings
+from shared.crypto import Keyring
+from shared.errors import flatten_messages
+from shared.mongo import connect, utcnow
+
+from services.intake import domain, handlers
+from services.intake.schemas import ReportIn
+from services.intake.store import IntakeStore
+
+YES = {"yes", "true", "1", "y"}
+NO = {"no", "false", "0", "n", ""}
+BOOLEANS = {"risk.deportation_imminent", "risk.trafficking_victim", "consent.statistics"}
+
+
+@dataclass
+class Outcome:
+    """What happened (or would happen) to one row."""
+
+    row: int
+    action: str  # created, matched, rejected (dry run: would_create, would_match)
+    detail: str = ""
+
+
+def read_rows(path: Path) -> Iterator[dict]:
+    """The rows of a CSV or XLSX file as {column: text}."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(path, read_only=True, data_only=True).active
+        rows = sheet.iter_rows(values_only=True)
+        header = [str(h).strip() if h is not None else "" for h in next(rows)]
+        for values in rows:
+            yield {h: _text(v) for h, v in zip(header, values) if h}
+    else:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            for row in csv.DictReader(fh):
+                yield {k.strip(): (v or "").strip() for k, v in row.items() if k}
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def row_to_report(row: dict) -> dict:
+    """A report body from a row's columns (types converted, empty cells left out)."""
+    body: dict = {}
+    problems: dict[str, list[str]] = {}
+    for column, text in row.items():
+        if column in BOOLEANS:
+            if text.lower() not in YES | NO:
+                problems[column] = ["Use yes or no."]
+                continue
+            value = text.lower() in YES
+        elif text == "":
+            continue
+        elif column == "risk.vulnerabilities":
+            value = [v.strip() for v in text.split(",") if v.strip()]
+        elif column == "person.birth_year":
+            value = int(text) if text.isdigit() else text
+        else:
+            value = text
+        section, dot, field = column.partition(".")
+        if dot:
+            body.setdefault(section, {})[field] = value
+        else:
+            body[section] = value
+    if problems:
+        raise ValidationError(problems)
+    return body
+
+
+def import_rows(rows, *, store: IntakeStore, keyring: Keyring, publisher: Publisher | None, actor: str,
+                dry_run: bool, progress: bool = False, total: int | None = None) -> list[Outcome]:
+    """Check every row and save the valid ones (or, in a dry run, say what would be done)."""
+    outcomes = []
+    seen: set[str] = set()  # a dry run also matches people who appear twice in the same file
+    for number, row in enumerate(tqdm(rows, total=total, unit="row", disable=not progress), start=2):
+        try:
+            report = ReportIn().load(row_to_report(row))
+        except ValidationError as exc:
+            reasons = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in flatten_messages(exc.messages).items())
+            outcomes.append(Outcome(number, "rejected", reasons))
+            continue
+        if dry_run:
+            key = keyring.blind_index(domain.person_match_key(report["person"]["full_name"],
+                                                              report["person"].get("birth_year")))
+            known = store.persons.find_one({"_id": key})
+            detail = f"case {known['case_id']}" if known else ("an earlier row" if key in seen else "")
+            outcomes.append(Outcome(number, "would_match" if known or key in seen else "would_create", detail))
+            seen.add(key)
+            continue
+        created = handlers.submit_report(report, actor=actor, store=store, keyring=keyring, publisher=publisher,
+                                         now=utcnow())
+        outcomes.append(Outcome(number, "matched" if created["matched_existing_case"] else "created",
+                                f"report {created['report_id']} case {created['case_id']}"))
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m services.intake.importer",
+                                     description="Import existing cases from a CSV or XLSX spreadsheet.",
+                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("file", type=Path, help="the spreadsheet (.csv or .xlsx)")
+    parser.add_argument("--as", dest="username", required=True, help="the caseworker the reports are filed as")
+    parser.add_argument("--dry-run", action="store_true", help="check and report row by row; save nothing")
+    parser.add_argument("--report", type=Path, help="also write the row-by-row outcome to this CSV file")
+    args = parser.parse_args(argv)
+    if not args.file.exists():
+        parser.error(f"{args.file} does not exist")
+    settings = Settings.from_env()
+    client = connect(settings)
+    publisher = None
+    try:
+        user = client[settings.database_name("identity")]["users"].find_one({"_id": args.username})
+        if user is None or not {"caseworker", "admin"} & set(user["roles"]):
+            parser.error(f"no caseworker or admin named {args.username!r}")
+        store = IntakeStore(client[settings.database_name("intake")])
+        store.ensure_indexes()
+        rows = list(read_rows(args.file))
+        publisher = None if args.dry_run else Publisher(settings, client_id="nrw-intake-import", max_block_ms=5000)
+        outcomes = import_rows(rows, store=store, keyring=Keyring.from_settings(settings), publisher=publisher,
+                               actor=user["user_id"], dry_run=args.dry_run, progress=sys.stderr.isatty(),
+                               total=len(rows))
+    finally:
+        if publisher:
+            publisher.close()
+        client.close()
+    for outcome in outcomes:
+        if outcome.action == "rejected" or args.dry_run:
+            print(f"row {outcome.row}: {outcome.action.replace('_', ' ')}{': ' + outcome.detail if outcome.detail else ''}")
+    if args.report:
+        with args.report.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["row", "action", "detail"])
+            writer.writerows([o.row, o.action, o.detail] for o in outcomes)
+    counts = {a: sum(o.action == a for o in outcomes) for a in sorted({o.action for o in outcomes})}
+    print("import: " + ", ".join(f"{n} {a.replace('_', ' ')}" for a, n in counts.items())
+          + (" (dry run: nothing saved)" if args.dry_run else ""))
+    return 1 if counts.get("rejected") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
