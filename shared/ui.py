@@ -33,16 +33,26 @@ class SharedKeySession(SecureCookieSessionInterface):
     """Signed cookie sessions under a key derived from the token key, so that a login on one
     service's pages is valid on all four (cookies are per host, not per port)."""
 
+    def open_session(self, app: Flask, request):
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()  # nothing to verify: no key, no database needed
+        return super().open_session(app, request)
+
     def get_signing_serializer(self, app: Flask):
-        if not app.secret_key:
-            try:
-                token_key = app.extensions["nrw"].token_key
-            except Exception as exc:  # the key lives in the database, which may be down
-                if not is_transient(exc):
-                    raise
-                return None  # no session for this request; health checks and errors still answer
-            app.secret_key = hmac.new(token_key.encode(), b"nrw web session", hashlib.sha256).hexdigest()
+        try:
+            ensure_secret_key(app)
+        except Exception as exc:  # the key lives in the database, which may be down
+            if not is_transient(exc):
+                raise
+            return None  # no session for this request; health checks and errors still answer
         return super().get_signing_serializer(app)
+
+
+def ensure_secret_key(app: Flask) -> None:
+    """Sign sessions and CSRF tokens with a key derived from the token key (shared by the four services)."""
+    if not app.secret_key:
+        token_key = app.extensions["nrw"].token_key
+        app.secret_key = hmac.new(token_key.encode(), b"nrw web session", hashlib.sha256).hexdigest()
 
 
 def _locale() -> str:
@@ -137,6 +147,11 @@ def init_ui(app: Flask, service: str) -> None:
     csrf.init_app(app)
     Babel(app, locale_selector=_locale)
     app.register_blueprint(ui_blueprint())
+
+    @app.before_request
+    def _page_key():
+        if not request.path.startswith("/api/") and request.path not in ("/healthz", "/readyz", "/openapi.json"):
+            ensure_secret_key(app)  # pages make CSRF tokens, which need it even before a session exists
 
     @app.template_filter("format_date_iso")
     def _format_date_iso(value: str | None) -> str:

@@ -42,8 +42,19 @@ def _start(env):
         lines.append(line)
         if "Ctrl-C stops everything" in line:
             return proc, "".join(lines)
-    proc.kill()
+    _stop(proc)
     raise AssertionError("the launcher did not report a ready stack:\n" + "".join(lines[-40:]))
+
+
+def _stop(proc):
+    """Stop the launcher the way a person would (Ctrl-C), so honcho stops what it started."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _all_down(env):
@@ -73,8 +84,7 @@ def test_run_prints_where_to_go_and_stops_cleanly(launcher_env, how):
             assert stopped.returncode == 0 and "stopped" in stopped.stdout
         proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop(proc)
     deadline = time.monotonic() + 30
     while not _all_down(launcher_env) and time.monotonic() < deadline:
         time.sleep(0.5)
