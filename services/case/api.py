@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
-from marshmallow import ValidationError
+from flask import Blueprint, jsonify
 
 from shared.auth import current_user, require_roles
-from shared.errors import ApiError, flatten_messages
+from shared.errors import ApiError
 from shared.mongo import utcnow
-from shared.web import doc, load_body, resources
+from shared.web import doc, load_body, load_query, resources
 
 from services.case import domain, handlers
 from services.case.schemas import CaseList, CaseOut, CaseQuery, TransitionIn
@@ -43,11 +42,7 @@ def get_case(case_id: str):
 @doc(summary="List cases, newest first", query=CaseQuery, responses={200: CaseList})
 def list_cases():
     """Cases filtered by status and province, a page at a time."""
-    try:
-        query = CaseQuery().load(request.args.to_dict())
-    except ValidationError as exc:
-        raise ApiError(422, "validation_error", "Some query parameters are invalid.",
-                       fields=flatten_messages(exc.messages)) from None
+    query = load_query(CaseQuery())
     items, total = _store().page(status=query.get("status"), province=query.get("province"), page=query["page"],
                                  imminent=query.get("imminent"))
     return jsonify({"items": [_out(c) for c in items], "total": total, "page": query["page"],

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
-from marshmallow import ValidationError
 
 from shared.auth import current_user, require_roles
-from shared.errors import ApiError, flatten_messages
+from shared.errors import ApiError
 from shared.mongo import utcnow
-from shared.web import doc, load_body, resources
+from shared.web import doc, load_body, load_query, resources
 
 from services.intake import handlers
 from services.intake.schemas import AuditPage, AuditQuery, ReportCreated, ReportIn, ReportOut
@@ -50,11 +49,7 @@ def get_report(report_id: str):
      responses={200: AuditPage})
 def audit():
     """The audit trail of identifying-data reads, newest first, filtered by case or user."""
-    try:
-        query = AuditQuery().load(request.args.to_dict())
-    except ValidationError as exc:
-        raise ApiError(422, "validation_error", "Some query parameters are invalid.",
-                       fields=flatten_messages(exc.messages)) from None
+    query = load_query(AuditQuery())
     items, total = IntakeStore(resources().db).audit_page(case_id=query.get("case_id"), user_id=query.get("user_id"),
                                                           page=query["page"])
     return jsonify(AuditPage().dump({"items": items, "total": total, "page": query["page"]}))
