@@ -95,3 +95,31 @@ def test_defaults_nationality_and_risk():
     assert loaded["person"]["nationality"] == "KP"
     assert loaded["risk"] == {"deportation_imminent": False, "expected_deportation_on": None,
                               "vulnerabilities": [], "trafficking_victim": False}
+
+
+def test_the_web_form_and_the_spreadsheet_become_the_same_report_body():
+    from werkzeug.datastructures import MultiDict
+
+    from services.intake.importer import row_to_report
+    from services.intake.web import form_to_report
+
+    form = MultiDict([("csrf_token", "t"), ("person.full_name", " Synthmark A "), ("person.sex", "female"),
+                      ("person.birth_year", "1990"), ("detention.province", "Jilin"), ("risk.vulnerabilities", "ill"),
+                      ("risk.vulnerabilities", "minor"), ("risk.deportation_imminent", "on"), ("source.type", "family"),
+                      ("source.reliability", "confirmed"), ("consent.advocacy", "none"), ("notes", "")])
+    row = {"person.full_name": "Synthmark A", "person.sex": "female", "person.birth_year": "1990",
+           "detention.province": "Jilin", "risk.vulnerabilities": "ill, minor", "risk.deportation_imminent": "yes",
+           "risk.trafficking_victim": "no", "consent.statistics": "0", "source.type": "family",
+           "source.reliability": "confirmed", "consent.advocacy": "none", "notes": ""}
+    from_form, from_row = ReportIn().load(form_to_report(form)), ReportIn().load(row_to_report(row))
+    assert from_form == from_row
+    assert from_form["person"]["birth_year"] == 1990 and from_form["risk"]["deportation_imminent"] is True
+    assert from_form["risk"]["vulnerabilities"] == ["ill", "minor"] and from_form["consent"]["statistics"] is False
+
+
+def test_a_spreadsheet_yes_no_column_with_anything_else_is_refused_by_name():
+    from services.intake.importer import row_to_report
+
+    with pytest.raises(ValidationError) as err:
+        row_to_report({"consent.statistics": "Synthmark"})
+    assert err.value.messages == {"consent.statistics": ["Use yes or no."]}
