@@ -179,5 +179,5 @@ TERMS = (
     N_("contact_with_south_koreans"), N_("trafficking_victim"),
     N_("reported"), N_("detained"), N_("deportation_imminent"), N_("released"), N_("in_third_country"),
     N_("whereabouts_unknown"), N_("repatriated"), N_("resettled"), N_("deceased"), N_("closed_duplicate"),
-    N_("closed_unfounded"),
+    N_("closed_unfounded"), N_("first report"),
 )

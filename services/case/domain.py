@@ -24,6 +24,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 STATUSES = tuple(TRANSITIONS)
 
+FIRST_REPORT = "first report"  # the reason the service writes itself; pages translate it
+
 # Attributes a later report may change, as case.facts_updated carries them.
 FACT_FIELDS = ("deportation_imminent", "detained_on", "province", "vulnerabilities", "consent_advocacy",
                "consent_statistics")
@@ -66,7 +68,7 @@ def open_case(case_id: str, reported: dict, now: dt.datetime) -> dict:
         "report_ids": [reported["report_id"]],
         "report_count": 1,
         "history": [{"status": "reported", "effective_on": reported.get("received_on") or now.date().isoformat(),
-                     "recorded_at": now, "reason": "first report"}],
+                     "recorded_at": now, "reason": FIRST_REPORT}],
         "upr_snapshots": [],
         "created_at": now,
     }

@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from shared.errors import flatten_messages
 from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
 from shared.mongo import utcnow
-from shared.ui import login_required
+from shared.ui import N_, login_required
 from shared.web import resources
 
 from services.intake import handlers
@@ -23,6 +23,38 @@ CHECKBOXES = ("risk.deportation_imminent", "risk.trafficking_victim", "consent.s
 NUMBERS = ("person.birth_year",)
 CHOICES = {"sexes": SEXES, "consents": CONSENT_ADVOCACY, "reliabilities": RELIABILITIES,
            "source_types": SOURCE_TYPES, "vulnerabilities": VULNERABILITIES}
+
+
+# The validation messages a caseworker meets, so that extraction puts them in the catalog; a
+# message with numbers in it (a range, a length) is shown as the schema words it.
+N_("Missing data for required field.")
+N_("Not a valid integer.")
+N_("Not a valid date.")
+N_("Unknown field.")
+N_("Field may not be null.")
+N_("Must not be in the future.")
+N_("Must be an ISO 3166 alpha-2 country code, such as KP.")
+N_("List each vulnerability once.")
+N_("Does not match birth_year.")
+
+
+def field_labels() -> dict[str, str]:
+    """The form's field names as the page shows them, for the error summary."""
+    return {"person.full_name": _("Full name"), "person.sex": _("Sex"), "person.birth_year": _("Birth year"),
+            "person.birth_date": _("Birth date"), "person.nationality": _("Nationality (ISO code)"),
+            "person.hometown": _("Hometown"), "person.family_contact": _("Family contact"),
+            "detention.detained_on": _("Detained on"), "detention.province": _("Province"),
+            "detention.city": _("City"), "detention.facility": _("Facility"),
+            "risk.expected_deportation_on": _("Expected deportation on"), "risk.vulnerabilities": _("Vulnerabilities"),
+            "source.type": _("Source type"), "source.reliability": _("Reliability"),
+            "source.received_on": _("Received on"), "consent.advocacy": _("Advocacy consent"), "notes": _("Notes")}
+
+
+def translate_message(message: str) -> str:
+    """A schema's message in the page's language, where the catalog has it."""
+    if message.startswith("Must be one of:"):
+        return _("Choose one of the options.")
+    return _(message)
 
 
 def _deps() -> dict:
@@ -86,7 +118,8 @@ def new_report():
         try:
             report = ReportIn().load(form_to_report(request.form))
         except ValidationError as exc:
-            errors = flatten_messages(exc.messages)
+            errors = {field: [translate_message(m) for m in messages]
+                      for field, messages in flatten_messages(exc.messages).items()}
         else:
             created = handlers.submit_report(report, actor=g.user["id"], publisher=resources().publisher,
                                              now=utcnow(), **_deps())
@@ -94,7 +127,8 @@ def new_report():
                                     matched=int(created["matched_existing_case"])))
     status = 422 if errors else 200
     chosen = request.form.getlist("risk.vulnerabilities") if request.method == "POST" else []
-    return render_template("report_form.html", values=values, errors=errors, chosen=chosen, **CHOICES), status
+    return render_template("report_form.html", values=values, errors=errors, chosen=chosen, labels=field_labels(),
+                           **CHOICES), status
 
 
 @bp.get("/reports/<report_id>")

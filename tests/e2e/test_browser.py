@@ -90,14 +90,19 @@ def test_a_report_in_korean(page, api):
     page.get_by_role("link", name="새 보고").click()
     name = f"{SYNTH} 김옥선 {uuid.uuid4().hex[:6]}"
     page.get_by_label("성명").fill(name)
-    page.get_by_label("성별").select_option("female")
     page.get_by_label("출생 연도").fill("1990")
     page.get_by_label("성(省)").fill("Liaoning")
     page.get_by_label("출처 유형").select_option("church_partner")
     page.get_by_label("신뢰도").select_option("probable")
     page.get_by_label("옹호 활동 동의").select_option("anonymous")
     page.get_by_label("송환 임박").check()
-    shot(page, "07-korean-form")
+    page.get_by_role("button", name="보고 저장").click()  # 성별 (sex) left out: the error is in Korean
+    alert = page.get_by_role("alert").inner_text()
+    assert "보고가 저장되지 않았습니다" in alert and "성별" in alert and "필수 항목입니다." in alert
+    assert page.locator("#person-sex-error").inner_text() == "필수 항목입니다."
+    assert page.get_by_label("성명").input_value() == name and page.get_by_label("송환 임박").is_checked()
+    shot(page, "07-korean-form-error")
+    page.get_by_label("성별").select_option("female")
     page.get_by_role("button", name="보고 저장").click()
     page.wait_for_url("**/reports/*")
     assert "보고가 저장되었습니다." in page.get_by_role("status").inner_text()
