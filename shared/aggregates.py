@@ -16,7 +16,6 @@ documents up by plain `_id` without scanning the collection, so every hot read h
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Callable
 
 from pymongo import ASCENDING, DESCENDING
@@ -25,7 +24,6 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.bus import Publisher, insert_with_outbox, publish_outbox, with_outbox
 
-log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 50
 

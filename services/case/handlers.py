@@ -4,7 +4,6 @@ its events (one insert) -> publish. A write that lost a race reads the newest ve
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 from shared.bus import Publisher, applied, mark_applied
 from shared.events import new_event
@@ -12,7 +11,6 @@ from shared.events import new_event
 from services.case import domain
 from services.case.store import CaseStore
 
-log = logging.getLogger(__name__)
 
 TOPIC = "case.events"
 

@@ -46,6 +46,10 @@ def test_the_case_list_filters_and_pages(api):
     res = wait_for(listed, what="the case in the list")
     assert res["page"] == 1 and res["total"] >= 1 and res["page_size"] == 50
     assert all(c["province"] == "Heilongjiang" for c in res["items"])
+    later = api.http.get(f"{api.urls['case']}/api/v1/cases", params={"province": "Heilongjiang", "page": 2},
+                         headers=api.caseworker, timeout=10).json()
+    assert later["page"] == 2 and later["total"] == res["total"]
+    assert not {c["case_id"] for c in later["items"]} & {c["case_id"] for c in res["items"]}
     bad = api.http.get(f"{api.urls['case']}/api/v1/cases", params={"status": "lost", "page": 0},
                        headers=api.caseworker, timeout=10)
     assert bad.status_code == 422 and set(bad.json()["error"]["fields"]) == {"status", "page"}
