@@ -179,6 +179,9 @@ class Publisher:
 
 
 MARKER_ORPHAN_AFTER = dt.timedelta(minutes=2)
+# How long a writer's own publish may take. The relay leaves a document alone for at least this
+# long plus a margin, so that it does not publish again what the writer is still publishing.
+FAST_PATH_TIMEOUT_S = 2.0
 
 
 def with_outbox(doc: dict, events: list[dict], now: dt.datetime | None = None) -> dict:
@@ -201,7 +204,8 @@ def insert_with_outbox(collection: Collection, doc: dict) -> None:
     collection.insert_one(doc)
 
 
-def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher, timeout_s: float = 2.0) -> bool:
+def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher,
+                   timeout_s: float = FAST_PATH_TIMEOUT_S) -> bool:
     """Publish a document's pending events, then flag them as sent (they stay in the document).
 
     Returns True when the events reached the broker. Never raises for a broker that is down: the
@@ -225,7 +229,7 @@ def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Pub
 def relay_once(collections: list[Collection], topic: str, publisher: Publisher, *, grace_s: float, limit: int = 500) -> int:
     """One sweep: publish events left pending for longer than grace_s. Returns documents relayed."""
     now = utcnow()
-    cutoff = now - dt.timedelta(seconds=grace_s)
+    cutoff = now - dt.timedelta(seconds=max(grace_s, FAST_PATH_TIMEOUT_S + 1.0))
     relayed = 0
     for collection in collections:
         for marker in _markers(collection).find().sort("at", 1).limit(limit):

@@ -51,7 +51,7 @@ class Settings:
     blind_index_key: str | None = None
     topic_partitions: int = 3
     relay_interval_seconds: float = 1.0
-    relay_grace_seconds: float = 2.0
+    relay_grace_seconds: float = 3.0
     service_urls: dict = field(default_factory=dict)
     var_dir: Path = ROOT / "var"
 
@@ -72,7 +72,7 @@ class Settings:
             blind_index_key=_env("BLIND_INDEX_KEY"),
             topic_partitions=int(_env("TOPIC_PARTITIONS", str(cls.topic_partitions))),
             relay_interval_seconds=float(_env("RELAY_INTERVAL_SECONDS", "1.0")),
-            relay_grace_seconds=float(_env("RELAY_GRACE_SECONDS", "2.0")),
+            relay_grace_seconds=float(_env("RELAY_GRACE_SECONDS", "3.0")),
             service_urls=urls,
             var_dir=Path(_env("VAR", str(ROOT / "var"))),
         )

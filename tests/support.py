@@ -6,6 +6,7 @@ marker in Kafka records, logs or non-intake databases finds any leak of any test
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -17,8 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SYNTH = "Synthmark"
 
 # The test stack uses its own ports and var/ folder, so `make test` never touches a `make run` stack.
-TEST_PORTS = {"kafka": 19092, "kafka_controller": 19093, "mongo": 27117,
-              "intake": 18001, "case": 18002, "advocacy": 18003, "reporting": 18004}
+# NRW_TEST_PORT_OFFSET shifts them all (and the var/ folder), so two checkouts can test at once.
+PORT_OFFSET = int(os.environ.get("NRW_TEST_PORT_OFFSET", "0"))
+TEST_PORTS = {name: port + PORT_OFFSET for name, port in
+              {"kafka": 19092, "kafka_controller": 19093, "mongo": 27117,
+               "intake": 18001, "case": 18002, "advocacy": 18003, "reporting": 18004}.items()}
 ADMIN_PASSWORD = "test-admin-password-0001"
 
 
@@ -34,10 +38,10 @@ def tier_env(tier: str) -> dict[str, str]:
         "NRW_CASE_PORT": str(TEST_PORTS["case"]),
         "NRW_ADVOCACY_PORT": str(TEST_PORTS["advocacy"]),
         "NRW_REPORTING_PORT": str(TEST_PORTS["reporting"]),
-        "NRW_VAR": str(ROOT / "var" / "test" / tier),
+        "NRW_VAR": str(ROOT / "var" / "test" / (f"{tier}-{PORT_OFFSET}" if PORT_OFFSET else tier)),
         "NRW_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "NRW_RELAY_INTERVAL_SECONDS": "0.5",
-        "NRW_RELAY_GRACE_SECONDS": "1",
+        "NRW_RELAY_GRACE_SECONDS": "3",
         "NRW_WEB_WORKERS": "2",
     }
 

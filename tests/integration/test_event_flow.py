@@ -117,9 +117,12 @@ def test_the_relay_publishes_what_the_fast_path_left_and_clears_it(settings, mon
     event = new_event("case.merged", producer="intake", case_id=case_id, payload={"into_case_id": "other"})
     old = utcnow() - dt.timedelta(seconds=30)
     insert_with_outbox(coll, with_outbox({"_id": case_id}, [event], old))  # as if the writer died right here
+    young = new_event("case.merged", producer="intake", case_id=f"{case_id}-young", payload={"into_case_id": "x"})
+    # A writer's own publish of this one may still be under way: even with no grace, it is left alone.
+    insert_with_outbox(coll, with_outbox({"_id": f"{case_id}-young"}, [young], utcnow() - dt.timedelta(seconds=1)))
     publisher = Publisher(settings, client_id="it-relay")
     try:
-        assert relay_once([coll], "intake.events", publisher, grace_s=1) == 1
+        assert relay_once([coll], "intake.events", publisher, grace_s=0) == 1
         assert relay_once([coll], "intake.events", publisher, grace_s=1) == 0
     finally:
         publisher.close()
@@ -128,6 +131,7 @@ def test_the_relay_publishes_what_the_fast_path_left_and_clears_it(settings, mon
     assert mongo[settings.database_name("intake")]["relay_probe_outbox"].find_one({"_id": case_id}) is None
     records = [r for r in read_topic(settings.kafka_bootstrap, "intake.events") if r.key == case_id.encode()]
     assert len(records) == 1 and event["event_id"].encode() in records[0].value
+    assert coll.find_one({"_id": f"{case_id}-young"})["outbox_pending"] is True
 
 
 def test_the_relay_drops_markers_whose_document_never_arrived(settings, mongo):
