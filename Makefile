@@ -51,7 +51,7 @@ test-e2e: install browser  ## end-to-end tests: the whole stack as `make run` st
 test-compose: $(REQ_STAMP)  ## docker-compose.yml checks, and the compose stack where a Docker engine exists
 	$(PYTEST) tests/compose
 
-bench: install  ## benchmarks: pipeline latency vs a bare Kafka round trip, intake throughput vs /healthz (bench/results/)
+bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip, intake throughput vs /healthz (bench/results/)
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.throughput
 

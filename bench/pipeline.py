@@ -1,12 +1,15 @@
 """Pipeline latency: from intake's 201 to the case service's `case.opened` event on the broker, against
-a bare Kafka produce-then-consume round trip on the same broker.
+a bare Kafka produce-then-consume round trip on the same broker; and form-to-case latency: from a report
+posted through the web form (as a caseworker's browser does) until its case.opened arrives and until
+its case page answers 200.
 
-    python -m bench.pipeline [--reports N] [--rate R] ...      (`make bench`; --help lists every option)
+    python -m bench.pipeline [--reports N] [--rate R] [--form-reports N] ...   (`make bench`; --help: every option)
 
 The case service publishes `case.opened` only after the case and its projection are stored, so the
 event's arrival means the case can be read. During the timed phase the benchmark only posts reports
 and listens to case.events, so that it loads the system measured no more than real clients would;
-that every case can be read is confirmed afterwards with one untimed GET each.
+that every case can be read is confirmed afterwards with one untimed GET each. The form phase, last,
+does poll the case page, since that wait is what it measures (bench/form.py is its browser).
 
 It starts a stack of its own (its own ports and var/bench, so it never meets `make run` or the
 tests), measures, prints a table, writes bench/results/pipeline-<UTC time>.json and
@@ -22,6 +25,7 @@ import datetime as dt
 import json
 import os
 import platform
+import queue
 import secrets
 import shutil
 import signal
@@ -41,6 +45,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 from tqdm import tqdm
 
+from bench.form import FormClient
 from infra.stack import Stack, port_open, service_urls
 from tests.support import ADMIN_PASSWORD, synthetic_report, tier_env
 
@@ -68,7 +73,7 @@ CASE_TOPIC = "case.events"
 HTTP_TIMEOUT_S = 10
 WARMUP_CAP_S = 60
 
-PARAMETERS = ("reports", "rate", "warmup", "workers", "cap_s")
+PARAMETERS = ("reports", "rate", "warmup", "workers", "cap_s", "form_reports", "form_rate", "form_poll_ms")
 
 AIM_P50_MS = 100
 AIM_P99_MS = 500
@@ -90,11 +95,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "and compare it with a bare kafka-python produce-then-consume round trip on the same "
                     "broker, at the same steady rate. During the timed phase the benchmark only posts reports "
                     "and listens to case.events; afterwards it reads every case once (untimed) to confirm it "
-                    "can be read. Starts its own stack (Kafka 127.0.0.1:29092/29093, FerretDB :27217, "
-                    "services :28001-28004, data in var/bench, wiped at start; logs in var/bench/logs) and "
-                    "stops it at the end. Prints a table and writes bench/results/pipeline-<UTC time>.json "
-                    f"and bench/results/latest.md. Aims: {AIMS_TEXT}. Exits 0 whether the aims are met or "
-                    "not; 1 if its ports are taken, the stack does not start or the warm-up fails.",
+                    "can be read. Then, unless --form-reports is 0, the form phase: a client that logs in through "
+                    "the login page posts reports through the new-report form (CSRF token from the page, synthetic "
+                    "data) at its own steady rate, follows the redirect to the report page and opens the case it "
+                    "links to until it answers 200; each is timed from the form post being sent until (a) its "
+                    "case.opened reaches the benchmark's consumer and (b) its case page answers 200, and compared "
+                    "with the same run's bare round trip. Starts its own stack (Kafka 127.0.0.1:29092/29093, "
+                    "FerretDB :27217, services :28001-28004, data in var/bench, wiped at start; logs in "
+                    "var/bench/logs) and stops it at the end. Prints a table and writes "
+                    f"bench/results/pipeline-<UTC time>.json and bench/results/latest.md. Aims: {AIMS_TEXT}. "
+                    "Exits 0 whether the aims are met or not; 1 if its ports are taken, the stack does not start "
+                    "or the warm-up fails.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--reports", type=int, default=500,
@@ -105,20 +116,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="untimed reports (and round-trip messages) sent one by one before each timed "
                              "phase, so that connections, producers and consumer groups are set up")
     parser.add_argument("--workers", type=int, default=32,
-                        help="threads posting reports (each its own HTTP session), enough that the rate is "
-                             "kept while earlier reports still wait for intake's answer; when all are busy, "
-                             "reports wait their turn and the rate reached (reported) falls")
+                        help="threads posting reports (each its own HTTP session; in the form phase, its own "
+                             "browser), enough that the rate is kept while earlier reports still wait for intake's "
+                             "answer; when all are busy, reports wait their turn and the rate reached (reported) "
+                             "falls")
     parser.add_argument("--cap-s", type=float, default=60.0,
                         help="after the last round-trip message is sent, or the last report is answered, wait "
                              "this long at most for the messages or case.opened events still missing; those are "
                              "counted as timeouts and enter the figures at this value, so that they stay lower "
-                             "bounds rather than flattering")
+                             "bounds rather than flattering; in the form phase, a case page still not there this "
+                             "long after its post was sent is a timeout too")
+    parser.add_argument("--form-reports", type=int, default=200,
+                        help="timed reports posted through the web form after the pipeline phase (0: no form phase)")
+    parser.add_argument("--form-rate", type=float, default=5.0,
+                        help="steady rate, per second, of reports posted through the form")
+    parser.add_argument("--form-poll-ms", type=float, default=20.0,
+                        help="how often the form phase opens a case page that still answers 404 (not here yet); "
+                             "the case-page figure is up to this much late")
     parser.add_argument("--ready-timeout", type=float, default=180.0,
                         help="seconds to wait for the stack to be ready")
     args = parser.parse_args(argv)
-    if args.reports < 1 or args.rate <= 0 or args.workers < 1 or args.warmup < 0 or args.cap_s <= 0:
-        parser.error("--reports and --workers must be at least 1, --rate and --cap-s positive, "
-                     "--warmup not negative")
+    if (args.reports < 1 or args.rate <= 0 or args.workers < 1 or args.warmup < 0 or args.cap_s <= 0
+            or args.form_reports < 0 or args.form_rate <= 0 or args.form_poll_ms <= 0):
+        parser.error("--reports and --workers must be at least 1, --rate, --form-rate, --form-poll-ms and --cap-s "
+                     "positive, --warmup and --form-reports not negative")
     return args
 
 
@@ -179,6 +200,29 @@ def summarize(seconds: list[float]) -> dict:
     cuts = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else [ms[0]] * 99
     return {"p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "p99": round(cuts[98], 2),
             "max": round(ms[-1], 2), "mean": round(statistics.fmean(ms), 2)}
+
+
+def paced_pool(task: Callable[[], dict], n: int, rate: float, workers: int, name: str) -> list[dict]:
+    """Run task() n times, started at the steady rate by a pool of `workers` threads; the results in order.
+    When every thread is busy, starts wait their turn (and the rate reached falls)."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
+        futures = [pool.submit(task) for _ in paced(n, rate)]
+        results = [f.result() for f in futures]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
+
+
+def error_counts(results: list[dict]) -> dict[str, int]:
+    """How often each error occurred among the results."""
+    errors: dict[str, int] = {}
+    for r in results:
+        if "error" in r:
+            errors[r["error"]] = errors.get(r["error"], 0) + 1
+    return errors
 
 
 def achieved_rate(starts: list[float]) -> float | None:
@@ -384,16 +428,9 @@ def run_pipeline(bootstrap: str, urls: dict[str, str], token: str, args: argpars
     listener.start()
     try:
         warm_up(urls, token, listener, args.warmup)
-        pool = ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="report")
         with tqdm(total=args.reports, desc="pipeline", unit="case", disable=None) as bar:
             listener.bar = bar
-            try:
-                futures = [pool.submit(post_report, urls, token) for _ in paced(args.reports, args.rate)]
-                results = [f.result() for f in futures]
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown()
+            results = paced_pool(lambda: post_report(urls, token), args.reports, args.rate, args.workers, "report")
             posted = [r for r in results if "case_id" in r]
             last_answer = max((r["answered"] for r in posted), default=time.perf_counter())
             arrived = listener.wait_for([r["case_id"] for r in posted], last_answer + args.cap_s - time.perf_counter())
@@ -403,11 +440,7 @@ def run_pipeline(bootstrap: str, urls: dict[str, str], token: str, args: argpars
 
     received = [r for r in posted if r["case_id"] in arrived]
     latencies = [arrived[r["case_id"]] - r["answered"] for r in received] + [args.cap_s] * (len(posted) - len(received))
-    errors: dict[str, int] = {}
-    for r in results:
-        if "error" in r:
-            errors[r["error"]] = errors.get(r["error"], 0) + 1
-    return {"count": len(posted), "timeouts": len(posted) - len(received), "errors": errors,
+    return {"count": len(posted), "timeouts": len(posted) - len(received), "errors": error_counts(results),
             "event_before_201": sum(1 for s in latencies if s < 0),
             "achieved_rate_per_s": achieved_rate([r["started"] for r in results]),
             "latency_ms": summarize(latencies),
@@ -428,6 +461,83 @@ def confirm_readable(urls: dict[str, str], token: str, case_ids: list[str]) -> d
             seconds.append(took)
     return {"checked": len(case_ids), "not_readable": len(case_ids) - answers.get("200", 0), "answers": answers,
             "get_ms": summarize(seconds)}
+
+
+# --- the form ----------------------------------------------------------------------------------
+
+
+def form_browsers(intake_url: str, user: tuple[str, str], count: int) -> queue.Queue:
+    """`count` browsers (bench.form.FormClient) holding one login made through the login page."""
+    first = FormClient(intake_url, HTTP_TIMEOUT_S)
+    first.login(*user)
+    browsers: queue.Queue = queue.Queue()
+    browsers.put(first)
+    for _ in range(count - 1):
+        browsers.put(first.clone())
+    return browsers
+
+
+def submit_form(browsers: queue.Queue, cap_s: float, poll_s: float) -> dict:
+    """Post one synthetic report through the form with a free browser (FormClient.submit tells what is timed)."""
+    browser = browsers.get()
+    try:
+        return browser.submit(synthetic_report(), cap_s, poll_s)
+    finally:
+        browsers.put(browser)
+
+
+def form_warm_up(browsers: queue.Queue, listener: Listener, count: int, poll_s: float) -> None:
+    """Post reports through the form one by one, each waited for on its case page and on case.events;
+    RuntimeError if one fails."""
+    for _ in range(count):
+        done = submit_form(browsers, WARMUP_CAP_S, poll_s)
+        if "error" in done:
+            raise RuntimeError(f"a warm-up report through the form failed: {done['error']}")
+        if "readable" not in done:
+            raise RuntimeError(f"a warm-up form report's case page did not answer 200 within {WARMUP_CAP_S} s")
+        if done["case_id"] not in listener.wait_for([done["case_id"]], WARMUP_CAP_S):
+            raise RuntimeError(f"a warm-up form report's case.opened did not arrive within {WARMUP_CAP_S} s")
+
+
+def run_form(bootstrap: str, urls: dict[str, str], user: tuple[str, str], args: argparse.Namespace) -> dict:
+    """Post N reports through the web form at the steady rate and time each from the post being sent until
+    (a) its case.opened reaches the benchmark's consumer and (b) its case page answers 200."""
+    poll_s = args.form_poll_ms / 1000
+    listener = Listener(bootstrap, CASE_TOPIC, opened_case)
+    listener.start()
+    try:
+        browsers = form_browsers(urls["intake"], user, args.workers)
+        form_warm_up(browsers, listener, args.warmup, poll_s)
+        with tqdm(total=args.form_reports, desc="form", unit="case", disable=None) as bar:
+            listener.bar = bar
+            results = paced_pool(lambda: submit_form(browsers, args.cap_s, poll_s), args.form_reports,
+                                 args.form_rate, args.workers, "form")
+            posted = [r for r in results if "case_id" in r]
+            last_answer = max((r["answered"] for r in posted), default=time.perf_counter())
+            arrived = listener.wait_for([r["case_id"] for r in posted], last_answer + args.cap_s - time.perf_counter())
+            listener.bar = None
+    finally:
+        listener.stop()
+
+    opened = [arrived[r["case_id"]] - r["started"] if r["case_id"] in arrived else args.cap_s for r in posted]
+    page = [r["readable"] - r["started"] if "readable" in r else args.cap_s for r in posted]
+    polls = [r["polls"] for r in posted if "readable" in r]
+    return {"count": len(posted), "errors": error_counts(results),
+            "opened_timeouts": sum(1 for r in posted if r["case_id"] not in arrived),
+            "page_timeouts": sum(1 for r in posted if "readable" not in r and "error" not in r),
+            "opened_before_redirect": sum(1 for r in posted if arrived.get(r["case_id"], float("inf")) < r["answered"]),
+            "achieved_rate_per_s": achieved_rate([r["started"] for r in results if "started" in r]),
+            "poll_ms": args.form_poll_ms,
+            "to_case_opened_ms": summarize(opened),
+            "to_case_page_ms": summarize(page),
+            "form_get_ms": summarize([r["form_get_s"] for r in results if "form_get_s" in r]),
+            "form_post_ms": summarize([r["answered"] - r["started"] for r in results if "answered" in r]),
+            "report_page_ms": summarize([r["shown"] - r["answered"] for r in results if "shown" in r]),
+            "case_page_polls": {"first_look_200": sum(1 for n in polls if n == 1),
+                                "mean": round(statistics.fmean(polls), 2) if polls else None,
+                                "max": max(polls, default=None)},
+            "to_case_opened_samples_ms": [round(s * 1000, 2) for s in opened],
+            "to_case_page_samples_ms": [round(s * 1000, 2) for s in page]}
 
 
 # --- where the CPU went -------------------------------------------------------------------------
@@ -478,6 +588,14 @@ def aims(baseline: dict, pipeline: dict) -> tuple[dict, list[dict]]:
                      "met": value is not None and value < limit} for text, value, limit, unit in checks]
 
 
+def form_ratios(baseline: dict, form: dict) -> dict:
+    """The form phase's two latencies over the same run's bare round trip, at p50, p95 and p99."""
+    bare = baseline["latency_ms"]
+    return {name: {q: round(form[key][q] / bare[q], 2) if form[key][q] is not None and bare[q] else None
+                   for q in ("p50", "p95", "p99")}
+            for name, key in (("case_opened", "to_case_opened_ms"), ("case_page", "to_case_page_ms"))}
+
+
 def table(header: list[str], rows: list[list]) -> str:
     """A Markdown table with padded columns, readable as plain text too."""
     cells = [header] + [["-" if c is None else str(c) for c in row] for row in rows]
@@ -487,10 +605,13 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def caveats(machine: dict, baseline: dict, pipeline: dict, rate: float) -> list[str]:
+def caveats(machine: dict, baseline: dict, pipeline: dict, form: dict | None, args: argparse.Namespace) -> list[str]:
     """Conditions of the run that make its figures less trustworthy, in words."""
     notes = []
-    for name, phase in (("bare round trip", baseline), ("pipeline", pipeline)):
+    phases = [("bare round trip", baseline, args.rate), ("pipeline", pipeline, args.rate)]
+    if form is not None:
+        phases.append(("form", form, args.form_rate))
+    for name, phase, rate in phases:
         outside = phase["cpu"]["other_cpu_s"] / (machine["nproc"] * phase["cpu"]["wall_s"])
         if outside > 0.1:
             notes.append(f"Work outside this benchmark took {outside:.0%} of the machine's CPU time during the "
@@ -498,14 +619,17 @@ def caveats(machine: dict, baseline: dict, pipeline: dict, rate: float) -> list[
         reached = phase["achieved_rate_per_s"]
         if reached is not None and reached < 0.95 * rate:
             notes.append(f"The {name} phase reached only {reached}/s of the {rate}/s asked"
-                         + (": every posting thread was waiting for intake's answer, so reports queued in the "
-                            "benchmark (that wait is in no figure) and the system got less load than asked."
-                            if phase is pipeline else "."))
+                         + (": every posting thread was waiting for intake's answer (or, in the form phase, for a "
+                            "case page), so reports queued in the benchmark (that wait is in no figure) and the "
+                            "system got less load than asked." if phase is not baseline else "."))
     readable = pipeline["readable"]
     if readable["not_readable"]:
         notes.append(f"{readable['not_readable']} of the {readable['checked']} cases could not be read after the "
                      "timed phase: a case.opened event does not always mean a readable case, or the cases were "
                      "lost.")
+    if form is not None and (form["errors"] or form["page_timeouts"] or form["opened_timeouts"]):
+        notes.append("Some reports posted through the form failed or timed out (see the form section); they "
+                     "enter its figures at the cap or not at all.")
     return notes
 
 
@@ -515,6 +639,61 @@ def cpu_line(name: str, cpu: dict) -> str:
     return (f"CPU during the {name} phase ({cpu['wall_s']} s, warm-up included): machine {cpu['machine_busy_pct']}% "
             f"busy; CPU seconds: {top}, ..., the benchmark itself {cpu['benchmark_cpu_s']}, work outside this "
             f"benchmark {cpu['other_cpu_s']}.")
+
+
+def form_markdown(results: dict) -> list[str]:
+    """The form phase's section of latest.md (nothing when the run had no form phase)."""
+    form, b, p = results.get("form"), results["baseline"], results["parameters"]
+    if form is None:
+        return []
+    stats = ("p50", "p95", "p99", "max", "mean")
+    rows = [
+        ["bare Kafka round trip (send -> consumer), this run's baseline", *(b["latency_ms"][s] for s in stats)],
+        ["(a) form POST sent -> case.opened at consumer", *(form["to_case_opened_ms"][s] for s in stats)],
+        ["(b) form POST sent -> case page 200", *(form["to_case_page_ms"][s] for s in stats)],
+        ["GET /reports/new before the post, untimed (context)", *(form["form_get_ms"][s] for s in stats)],
+        ["form POST -> its redirect (context)", *(form["form_post_ms"][s] for s in stats)],
+        ["report page after the redirect (context)", *(form["report_page_ms"][s] for s in stats)],
+        ["API: POST sent -> case.opened, pipeline phase (context)",
+         *(results["pipeline"]["end_to_end_ms"][s] for s in stats)],
+    ]
+    ratios = results["form_ratios"]
+    ratio_rows = [["(a) form POST sent -> case.opened", *(ratios["case_opened"][q] for q in ("p50", "p95", "p99"))],
+                  ["(b) form POST sent -> case page 200", *(ratios["case_page"][q] for q in ("p50", "p95", "p99"))]]
+    errors = ", ".join(f"{k}: {v}" for k, v in form["errors"].items()) or "none"
+    polls = form["case_page_polls"]
+    return [
+        "## Form to case",
+        "",
+        f"N = {p['form_reports']} reports posted through the web form at {p['form_rate']}/s (reached: "
+        f"{form['achieved_rate_per_s']}/s), after the pipeline phase and {p['warmup']} untimed warm-up reports; "
+        f"{p['workers']} browsers sharing one login made through the login page. Load average after the form phase: "
+        f"{results['machine'].get('load_average_after_form')}.",
+        "",
+        "How it is timed: each browser fetches /reports/new (untimed) for its CSRF token, then the clock starts as "
+        "it sends the form's POST of a synthetic report. It follows the redirect to the report page, takes the "
+        "case link from it and opens that case page (the case service, with the same session cookie) every "
+        f"{form['poll_ms']} ms while it answers 404 (\"not here yet\"). (a) ends when the benchmark's consumer of "
+        f"{CASE_TOPIC} receives the case.opened for that case, as in the pipeline phase; (b) ends when the case "
+        "page answers 200, what a caseworker sees (late by up to the poll interval). Unlike the pipeline phase, "
+        "this one loads the case service with those page views. case.opened arrived before the form's redirect "
+        f"for {form['opened_before_redirect']} of {form['count']}; the case page answered 200 at the first look "
+        f"for {polls['first_look_200']} (looks per case: mean {polls['mean']}, max {polls['max']}).",
+        "",
+        "Latency in milliseconds:",
+        "",
+        table(["", *stats], rows),
+        "",
+        f"Timeouts (counted at {p['cap_s']} s in the figures): case.opened {form['opened_timeouts']}, case page "
+        f"{form['page_timeouts']}. Failed requests: {errors}.",
+        "",
+        cpu_line("form", form["cpu"]),
+        "",
+        "Form / bare round trip (same run), in times:",
+        "",
+        table(["", "p50", "p95", "p99"], ratio_rows),
+        "",
+    ]
 
 
 def markdown(results: dict) -> str:
@@ -578,6 +757,7 @@ def markdown(results: dict) -> str:
         "",
         table(["aim", "measured", "target", ""], aim_rows),
         "",
+        *form_markdown(results),
         *(["Caveats:", "", *(f"- {c}" for c in results["caveats"]), ""] if results["caveats"] else []),
     ])
 
@@ -597,11 +777,13 @@ def write_results(results: dict) -> tuple[Path, Path]:
 
 
 def measure(stack: Stack, args: argparse.Namespace) -> dict:
-    """Log in, run both phases on the ready stack, confirm the cases can be read, and gather the results."""
+    """Log in, run the round-trip and pipeline phases on the ready stack, confirm the cases can be read, run the
+    form phase (unless --form-reports is 0), and gather the results."""
     urls = service_urls(stack.env)
     bootstrap = stack.env["NRW_KAFKA_BOOTSTRAP"]
     admin_token = login(urls["intake"], "admin", ADMIN_PASSWORD)
-    token = login(urls["intake"], *create_caseworker(urls["intake"], admin_token))
+    user = create_caseworker(urls["intake"], admin_token)
+    token = login(urls["intake"], *user)
     date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     machine = machine_info()
     start = cpu_snapshot(stack)
@@ -612,10 +794,18 @@ def measure(stack: Stack, args: argparse.Namespace) -> dict:
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     pipeline["readable"] = confirm_readable(urls, token, case_ids)
     baseline["cpu"], pipeline["cpu"] = cpu_used(start, middle), cpu_used(middle, end)
+    form = None
+    if args.form_reports:
+        before_form = cpu_snapshot(stack)
+        form = run_form(bootstrap, urls, user, args)
+        form["cpu"] = cpu_used(before_form, cpu_snapshot(stack))
+        machine["load_average_after_form"] = [round(x, 2) for x in os.getloadavg()]
     ratios, checks = aims(baseline, pipeline)
     return {"benchmark": "pipeline", "date": date.isoformat(), "machine": machine, "git": git_revision(),
             "parameters": {k: getattr(args, k) for k in PARAMETERS}, "baseline": baseline, "pipeline": pipeline,
-            "ratios": ratios, "aims": checks, "caveats": caveats(machine, baseline, pipeline, args.rate)}
+            "ratios": ratios, "aims": checks, "form": form,
+            "form_ratios": form_ratios(baseline, form) if form is not None else None,
+            "caveats": caveats(machine, baseline, pipeline, form, args)}
 
 
 def main(argv: list[str] | None = None) -> int:
