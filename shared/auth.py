@@ -130,6 +130,12 @@ def authenticate(identity_db: Database, username: str, password: str) -> dict | 
     return user if check_password_hash(user["password_hash"], password) else None
 
 
+def user_id_of(identity_db: Database, username: str) -> str | None:
+    """The user id of a username, or None if there is no such user."""
+    user = identity_db["users"].find_one({"_id": username}, {"user_id": 1})
+    return user["user_id"] if user else None
+
+
 def issue_token(user: dict, key: str, ttl_seconds: int, now: dt.datetime | None = None) -> dict:
     """A signed, expiring bearer token for the user."""
     now = now or dt.datetime.now(dt.timezone.utc)

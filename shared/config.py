@@ -52,6 +52,7 @@ class Settings:
     topic_partitions: int = 3
     relay_interval_seconds: float = 1.0
     relay_grace_seconds: float = 3.0
+    session_idle_minutes: float = 30.0
     service_urls: dict = field(default_factory=dict)
     var_dir: Path = ROOT / "var"
 
@@ -73,6 +74,7 @@ class Settings:
             topic_partitions=int(_env("TOPIC_PARTITIONS", str(cls.topic_partitions))),
             relay_interval_seconds=float(_env("RELAY_INTERVAL_SECONDS", "1.0")),
             relay_grace_seconds=float(_env("RELAY_GRACE_SECONDS", "3.0")),
+            session_idle_minutes=float(_env("SESSION_IDLE_MINUTES", str(cls.session_idle_minutes))),
             service_urls=urls,
             var_dir=Path(_env("VAR", str(ROOT / "var"))),
         )

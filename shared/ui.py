@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import time
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -24,7 +25,9 @@ from shared.mongo import is_transient
 SHARED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 LANGUAGES = {"en": "English", "ko": "한국어"}
-SESSION_IDLE = dt.timedelta(minutes=30)
+# The session cookie outlives the idle limit (NRW_SESSION_IDLE_MINUTES, checked on the server
+# against the session's last-seen time), so that a late request can be told why it must log in.
+SESSION_COOKIE_GRACE = dt.timedelta(hours=12)
 
 csrf = CSRFProtect()
 
@@ -58,6 +61,16 @@ def ensure_secret_key(app: Flask) -> None:
 def _locale() -> str:
     chosen = session.get("lang")
     return chosen if chosen in LANGUAGES else request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def _now() -> float:
+    """Seconds since the epoch: the clock of the inactivity check."""
+    return time.time()
+
+
+def _is_page(path: str) -> bool:
+    """True for people's pages; the API (bearer tokens) and health checks have no session."""
+    return not path.startswith("/api/") and path not in ("/healthz", "/readyz", "/openapi.json")
 
 
 def page_user() -> dict | None:
@@ -109,6 +122,7 @@ def ui_blueprint() -> Blueprint:
                 session.clear()
                 session.permanent = True
                 session["user"] = {"id": user["user_id"], "username": user["_id"], "roles": user["roles"]}
+                session["seen"] = _now()
                 session["lang"] = request.form.get("lang") or _locale()
                 return redirect(_safe_next(request.args.get("next")))
         return render_template("login.html", error=error, next=request.args.get("next")), 401 if error else 200
@@ -133,13 +147,14 @@ def ui_blueprint() -> Blueprint:
 def init_ui(app: Flask, service: str) -> None:
     """Sessions, CSRF, translations, templates and the shared pages, for one service's app."""
     settings = app.extensions["nrw"].settings
+    idle = dt.timedelta(minutes=settings.session_idle_minutes)
     app.session_interface = SharedKeySession()
     app.config.update(
         SESSION_COOKIE_NAME="nrw_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=SESSION_IDLE,
-        SESSION_REFRESH_EACH_REQUEST=True,  # the session ends after 30 minutes without a request
+        PERMANENT_SESSION_LIFETIME=idle + SESSION_COOKIE_GRACE,
+        SESSION_REFRESH_EACH_REQUEST=True,
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session, which already expires
         BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS),
     )
@@ -150,8 +165,26 @@ def init_ui(app: Flask, service: str) -> None:
 
     @app.before_request
     def _page_key():
-        if not request.path.startswith("/api/") and request.path not in ("/healthz", "/readyz", "/openapi.json"):
+        if _is_page(request.path):
             ensure_secret_key(app)  # pages make CSRF tokens, which need it even before a session exists
+
+    @app.before_request
+    def _end_idle_session():
+        """A page request after more than the idle limit without one logs the user out (the
+        login page says why); any earlier request starts the limit again."""
+        if not _is_page(request.path) or page_user() is None:
+            return
+        now = _now()
+        if now - session.get("seen", now) > idle.total_seconds():
+            lang = session.get("lang")
+            session.clear()
+            if lang:
+                session["lang"] = lang
+            minutes = f"{settings.session_idle_minutes:g}"
+            flash(_("You were logged out after %(minutes)s minutes without activity. Please log in again.",
+                    minutes=minutes))
+            return  # the page's login_required sends the browser to the login page
+        session["seen"] = now
 
     @app.template_filter("format_date_iso")
     def _format_date_iso(value: str | None) -> str:

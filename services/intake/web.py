@@ -1,12 +1,16 @@
-"""Intake's pages for caseworkers: the report list, the new-report form and the report view.
-The form is validated by the same marshmallow schema as the JSON API."""
+"""Intake's pages for caseworkers: the report list, the new-report form and the report view;
+and for admins, the audit trail. The form is validated by the same marshmallow schema as the
+JSON API."""
 
 from __future__ import annotations
+
+import re
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
+from shared import auth
 from shared.errors import flatten_messages
 from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
 from shared.mongo import utcnow
@@ -25,8 +29,8 @@ CHOICES = {"sexes": SEXES, "consents": CONSENT_ADVOCACY, "reliabilities": RELIAB
            "source_types": SOURCE_TYPES, "vulnerabilities": VULNERABILITIES}
 
 
-# The validation messages a caseworker meets, so that extraction puts them in the catalog; a
-# message with numbers in it (a range, a length) is shown as the schema words it.
+# The validation messages a caseworker meets, so that extraction puts them in the catalog;
+# messages with numbers in them (a range, a length) are in NUMBERED_MESSAGES below.
 N_("Missing data for required field.")
 N_("Not a valid integer.")
 N_("Not a valid date.")
@@ -36,6 +40,30 @@ N_("Must not be in the future.")
 N_("Must be an ISO 3166 alpha-2 country code, such as KP.")
 N_("List each vulnerability once.")
 N_("Does not match birth_year.")
+
+# Messages with numbers in them, worded as the schemas (ours and marshmallow's validators) word
+# them, with a placeholder where the number goes: the page finds the numbers and translates.
+NUMBERED_MESSAGES = (
+    N_("Must be between %(min)s and %(max)s."),
+    N_("Length must be between %(min)s and %(max)s."),
+    N_("Longer than maximum length %(max)s."),
+    N_("Shorter than minimum length %(min)s."),
+    N_("Length must be %(equal)s."),
+    N_("Must be greater than or equal to %(min)s and less than or equal to %(max)s."),
+    N_("Must be greater than or equal to %(min)s."),
+    N_("Must be less than or equal to %(max)s."),
+)
+
+
+def _numbered_pattern(msgid: str) -> re.Pattern:
+    """A regex matching the message `msgid` stands for, a number in place of each %(name)s."""
+    return re.compile(re.sub(r"%\\\(([a-z]+)\\\)s", r"(?P<\1>-?\\d+(?:\\.\\d+)?)", re.escape(msgid)))
+
+
+NUMBERED_PATTERNS = tuple((msgid, _numbered_pattern(msgid)) for msgid in NUMBERED_MESSAGES)
+
+# Reasons the pages write into the audit trail themselves; the audit page translates them.
+SYSTEM_REASONS = (N_("web view"),)
 
 
 def field_labels() -> dict[str, str]:
@@ -54,6 +82,10 @@ def translate_message(message: str) -> str:
     """A schema's message in the page's language, where the catalog has it."""
     if message.startswith("Must be one of:"):
         return _("Choose one of the options.")
+    for msgid, pattern in NUMBERED_PATTERNS:
+        found = pattern.fullmatch(message)
+        if found:
+            return _(msgid, **found.groupdict())
     return _(message)
 
 
@@ -105,6 +137,21 @@ def reports():
     items, total = IntakeStore(resources().db).page(case_id=case_id or None, province=province or None, page=page)
     return render_template("reports.html", items=items, total=total, page=page, case_id=case_id, province=province,
                            page_size=IntakeStore.PAGE_SIZE)
+
+
+@bp.get("/audit")
+@login_required("admin")
+def audit():
+    """Who viewed identifying data, newest first, filtered by case and by user (a username or a
+    user id); admins only."""
+    case_id = request.args.get("case_id", "").strip()
+    user = request.args.get("user", "").strip()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    user_id = (auth.user_id_of(resources().identity_db, user) or user) if user else None
+    items, total = IntakeStore(resources().db).audit_page(case_id=case_id or None, user_id=user_id, page=page)
+    filters = {name: value for name, value in (("case_id", case_id), ("user", user)) if value}
+    return render_template("audit.html", items=items, total=total, page=page, case_id=case_id, user_filter=user,
+                           filters=filters, page_size=IntakeStore.PAGE_SIZE, system_reasons=SYSTEM_REASONS)
 
 
 @bp.route("/reports/new", methods=["GET", "POST"])

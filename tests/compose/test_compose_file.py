@@ -48,6 +48,7 @@ SETTINGS_ENV = {
     "topic_partitions": ["NRW_TOPIC_PARTITIONS"],
     "relay_interval_seconds": ["NRW_RELAY_INTERVAL_SECONDS"],
     "relay_grace_seconds": ["NRW_RELAY_GRACE_SECONDS"],
+    "session_idle_minutes": ["NRW_SESSION_IDLE_MINUTES"],
     "service_urls": [f"NRW_{s.upper()}_{kind}" for s in SERVICES for kind in ("URL", "PORT")],
     "var_dir": ["NRW_VAR"],
 }
@@ -195,7 +196,7 @@ def test_settings_mirror_matches_shared_config(monkeypatch):
     samples = {"kafka_bootstrap": "broker.example:1", "mongo_uri": "mongodb://db.example:2/", "db_prefix": "p_",
                "admin_password": "sample-password", "token_secret": "sample-secret", "token_ttl_seconds": 77,
                "blind_index_key": "sample-index-key", "topic_partitions": 5, "relay_interval_seconds": 0.25,
-               "relay_grace_seconds": 0.75, "var_dir": Path("/srv/sample")}
+               "relay_grace_seconds": 0.75, "session_idle_minutes": 12.5, "var_dir": Path("/srv/sample")}
     for field, value in samples.items():
         (name,) = SETTINGS_ENV[field]
         monkeypatch.setenv(name, str(value))
