@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 REQ_STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 PYTEST := $(PY) -m pytest
 
-.PHONY: help install browser run stop test test-unit test-integration test-e2e test-compose bench clean
+.PHONY: help install browser run stop test test-unit test-integration test-e2e test-compose bench translations clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -54,6 +54,11 @@ test-compose: $(REQ_STAMP)  ## docker-compose.yml checks, and the compose stack 
 bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip, intake throughput vs /healthz (bench/results/)
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.throughput
+
+translations: $(REQ_STAMP)  ## extract the pages' strings into the catalog; new ones then need their Korean in messages.po
+	@$(VENV)/bin/pybabel -q extract -F babel.cfg -k N_ -o shared/translations/messages.pot .
+	@$(VENV)/bin/pybabel -q update -i shared/translations/messages.pot -d shared/translations -w 100
+	@$(VENV)/bin/pybabel -q compile -d shared/translations
 
 clean:  ## remove runtime data (var/); caches in .cache/ are kept
 	rm -rf var

@@ -80,6 +80,14 @@ class Keyring:
         """A keyed hash of a normalised value: equal inputs match, nothing can be read back."""
         return hmac.new(self.blind_index_key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
 
+    def blind_tokens(self, tokens: list[str], purpose: str) -> list[str]:
+        """Keyed hashes of short tokens (a name's letter pairs), shortened to 64 bits: enough to
+        compare sets of them, and the key (with `purpose` kept apart from the person index) keeps
+        a reader of the database from hashing guesses."""
+        prefix = purpose.encode("utf-8") + b"\x00"
+        return sorted({hmac.new(self.blind_index_key, prefix + t.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+                       for t in tokens})
+
 
 def _local_keys(path: Path) -> dict:
     with _LOCK:

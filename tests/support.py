@@ -70,6 +70,15 @@ def synthetic_report(**sections) -> dict:
     return body
 
 
+def near_duplicate_pair(province: str | None = None) -> tuple[dict, dict]:
+    """Two reports that may be one person: the name spelled two ways (no exact match), the same
+    birth year, and a province of their own unless one is given."""
+    tag = uuid.uuid4().hex[:6]
+    place = {"province": province or f"Province {tag}"}
+    return (synthetic_report(person={"full_name": f"{SYNTH} Kim Ok-sun {tag}", "birth_year": 1991}, detention=place),
+            synthetic_report(person={"full_name": f"{SYNTH} Kim Ok Son {tag}", "birth_year": 1991}, detention=place))
+
+
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 10) -> list:
     """Every record of a topic, from the start of each partition to its current end."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,

@@ -14,6 +14,7 @@ def make_handlers(db, publisher) -> dict:
     store = CaseStore(db)
     return {
         "case.reported": lambda event: handlers.on_case_reported(event, store=store, publisher=publisher, now=utcnow()),
+        "case.merged": lambda event: handlers.on_case_merged(event, store=store, publisher=publisher, now=utcnow()),
     }
 
 

@@ -24,7 +24,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 STATUSES = tuple(TRANSITIONS)
 
-FIRST_REPORT = "first report"  # the reason the service writes itself; pages translate it
+FIRST_REPORT = "first report"  # the reasons the service writes itself; pages translate them
+MERGED_INTO = "merged into another case"
+MERGED_FROM = "another case merged into this one"
 
 # Attributes a later report may change, as case.facts_updated carries them.
 FACT_FIELDS = ("deportation_imminent", "detained_on", "province", "vulnerabilities", "consent_advocacy",
@@ -118,3 +120,46 @@ def transition(case: dict, to: str, effective_on: dt.date, reason: str | None, n
     case["history"] = case["history"] + [{"status": to, "effective_on": effective_on.isoformat(), "recorded_at": now,
                                           "reason": reason}]
     return case, {"from": current, "to": to, "effective_on": effective_on.isoformat()}
+
+
+def close_as_duplicate(case: dict, into_case_id: str, effective_on: dt.date, now: dt.datetime) -> tuple[dict, dict | None]:
+    """The case closed as `closed_duplicate` because a caseworker merged it into another, and the
+    status_changed payload (None if it already was).
+
+    A merge is a finding about identity, not a move in the person's story, so it closes the case
+    from whatever status it had; the history keeps that status before the closing entry.
+    """
+    if case["status"] == "closed_duplicate" and case.get("merged_into") == into_case_id:
+        return case, None
+    current = case["status"]
+    case = dict(case)
+    case["status"] = "closed_duplicate"
+    case["merged_into"] = into_case_id
+    case["history"] = case["history"] + [{"status": "closed_duplicate", "effective_on": effective_on.isoformat(),
+                                          "recorded_at": now, "reason": MERGED_INTO, "merged_into": into_case_id}]
+    return case, {"from": current, "to": "closed_duplicate", "effective_on": effective_on.isoformat()}
+
+
+def absorb(case: dict, merged: dict, effective_on: dt.date, now: dt.datetime) -> tuple[dict, dict]:
+    """The surviving case with a merged duplicate's reports and facts added, and what changed.
+
+    Its status stays: the history gains an entry saying which case was merged in.
+    """
+    if merged["_id"] in case.get("merged_from", []):
+        return case, {}
+    case = dict(case)
+    case["report_ids"] = case["report_ids"] + [r for r in merged["report_ids"] if r not in case["report_ids"]]
+    case["report_count"] = len(case["report_ids"])
+    case["merged_from"] = case.get("merged_from", []) + [merged["_id"]]
+    case["history"] = case["history"] + [{"status": case["status"], "effective_on": effective_on.isoformat(),
+                                          "recorded_at": now, "reason": MERGED_FROM, "merged_from": merged["_id"]}]
+    changes: dict = {"report_count": case["report_count"]}
+    vulnerabilities = sorted(set(case["vulnerabilities"]) | set(merged.get("vulnerabilities", [])))
+    if vulnerabilities != case["vulnerabilities"]:
+        case["vulnerabilities"] = changes["vulnerabilities"] = vulnerabilities
+    for key in ("birth_year", "detained_on"):  # fill what the surviving case did not know
+        if case.get(key) is None and merged.get(key) is not None:
+            case[key] = merged[key]
+            if key in FACT_FIELDS:
+                changes[key] = merged[key]
+    return case, changes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from shared.bus import Publisher, applied, mark_applied
+from shared.bus import Publisher, RetryLater, applied, mark_applied
 from shared.events import new_event
 
 from services.case import domain
@@ -39,6 +39,36 @@ def on_case_reported(event: dict, *, store: CaseStore, publisher: Publisher, now
         return mark_applied(case, event["event_id"]), events
 
     store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
+
+
+def on_case_merged(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
+    """case.merged: the surviving case takes the merged one's reports, then the merged one closes
+    as closed_duplicate. Each step is applied once (the event id is kept on each case)."""
+    closing, into = event["case_id"], event["payload"]["into_case_id"]
+    merged = store.get(closing)
+    if merged is None or store.get(into) is None:
+        raise RetryLater("a case of this merge has not been opened yet")
+    effective_on = event["occurred_at"].date()
+    follow = {"actor": event.get("actor"), "correlation_id": event["correlation_id"],
+              "causation_id": event["event_id"], "now": now}
+
+    def take_in(case: dict | None):
+        if applied(case, event["event_id"]):
+            return None
+        case, changes = domain.absorb(case, merged, effective_on, now)
+        return mark_applied(case, event["event_id"]), \
+            [new_event("case.facts_updated", producer="case", case_id=into, payload=changes, **follow)]
+
+    def close(case: dict | None):
+        if applied(case, event["event_id"]):
+            return None
+        case, payload = domain.close_as_duplicate(case, into, effective_on, now)
+        events = [new_event("case.status_changed", producer="case", case_id=closing, payload=payload, **follow)] \
+            if payload else []
+        return mark_applied(case, event["event_id"]), events
+
+    store.save(into, take_in, publisher=publisher, topic=TOPIC, now=now)
+    store.save(closing, close, publisher=publisher, topic=TOPIC, now=now)
 
 
 def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str | None, actor: str,

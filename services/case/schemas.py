@@ -14,6 +14,8 @@ class HistoryEntry(Schema):
     effective_on = fields.String()
     recorded_at = fields.DateTime()
     reason = fields.String(allow_none=True)
+    merged_into = fields.String(metadata={"description": "on the entry closing a case merged as a duplicate"})
+    merged_from = fields.String(metadata={"description": "on the entry of the case a duplicate was merged into"})
 
 
 class CaseOut(Schema):
@@ -32,6 +34,8 @@ class CaseOut(Schema):
     consent_advocacy = fields.String()
     consent_statistics = fields.Boolean()
     report_count = fields.Integer()
+    merged_into = fields.String(metadata={"description": "the case this duplicate was merged into"})
+    merged_from = fields.List(fields.String(), metadata={"description": "duplicates merged into this case"})
     history = fields.List(fields.Nested(HistoryEntry))
     upr_snapshots = fields.List(fields.Dict())
     allowed_transitions = fields.List(fields.String())

@@ -10,7 +10,8 @@ from shared.mongo import utcnow
 from shared.web import doc, load_body, load_query, resources
 
 from services.intake import handlers
-from services.intake.schemas import AuditPage, AuditQuery, ReportCreated, ReportIn, ReportOut
+from services.intake.schemas import (AuditPage, AuditQuery, DistinctIn, MergeIn, MergeOut, PossibleDuplicates,
+                                     ReportCreated, ReportIn, ReportOut)
 from services.intake.store import IntakeStore
 
 bp = Blueprint("intake_api", __name__)
@@ -41,6 +42,44 @@ def get_report(report_id: str):
     if report is None:
         raise ApiError(404, "not_found", "No report with that id.")
     return jsonify(ReportOut().dump(report))
+
+
+@bp.get("/api/v1/reports/<report_id>/possible-duplicates")
+@require_roles("caseworker")
+@doc(summary="Cases that may be the same person as this report's (for review)", responses={200: PossibleDuplicates})
+def possible_duplicates(report_id: str):
+    """Near matches: similar names with the same birth year or province; no names in the answer."""
+    items = handlers.possible_duplicates(report_id, store=IntakeStore(resources().db))
+    if items is None:
+        raise ApiError(404, "not_found", "No report with that id.")
+    return jsonify(PossibleDuplicates().dump({"items": items}))
+
+
+@bp.post("/api/v1/cases/<case_id>/merge")
+@require_roles("caseworker")
+@doc(summary="Confirm a duplicate: close this case and move its reports into another", body=MergeIn,
+     responses={200: MergeOut})
+def merge(case_id: str):
+    """Merge `case_id` into `into_case_id`; the case service closes it as closed_duplicate."""
+    body = load_body(MergeIn())
+    try:
+        merged = handlers.merge_cases(case_id, body["into_case_id"], actor=current_user()["id"],
+                                      store=IntakeStore(resources().db), publisher=resources().publisher, now=utcnow())
+    except handlers.MergeRefused as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    return jsonify(MergeOut().dump(merged))
+
+
+@bp.post("/api/v1/cases/<case_id>/distinct")
+@require_roles("caseworker")
+@doc(summary="Rule out a possible duplicate: the two cases are different people", body=DistinctIn)
+def distinct(case_id: str):
+    """Record that two cases are different people, so the pair leaves the review list."""
+    body = load_body(DistinctIn())
+    if case_id == body["other_case_id"]:
+        raise ApiError(422, "same_case", "A case is always the same person as itself.")
+    IntakeStore(resources().db).mark_distinct(case_id, body["other_case_id"], actor=current_user()["id"], now=utcnow())
+    return jsonify({"case_id": case_id, "other_case_id": body["other_case_id"]})
 
 
 @bp.get("/api/v1/audit")

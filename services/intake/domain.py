@@ -21,6 +21,37 @@ def person_match_key(full_name: str, birth_year: int | None) -> str:
     return f"{normalise_name(full_name)}|{birth_year if birth_year is not None else '?'}"
 
 
+# Two names whose letter pairs overlap this much (Dice coefficient) are worth a caseworker's look:
+# 김옥순 / 김옥선 score 0.5, "Kim Ok-sun" / "Kim Ok Son" about 0.8, unrelated names near 0.
+NEAR_MATCH_THRESHOLD = 0.5
+NAME_GRAM_PURPOSE = "name-bigram"
+
+
+def name_bigrams(full_name: str) -> list[str]:
+    """The letter pairs of a normalised name with spaces and punctuation dropped, padded at both
+    ends, so that spacing, hyphens and word order matter little and one changed letter little."""
+    letters = "".join(ch for ch in normalise_name(full_name) if ch.isalnum())
+    if not letters:
+        return []
+    padded = f"^{letters}$"
+    return sorted({padded[i:i + 2] for i in range(len(padded) - 1)})
+
+
+def similarity(grams_a: list[str] | set[str], grams_b: list[str] | set[str]) -> float:
+    """Dice coefficient of two sets of (hashed) letter pairs: 1.0 the same, 0.0 nothing shared."""
+    a, b = set(grams_a), set(grams_b)
+    if not a or not b:
+        return 0.0
+    return 2 * len(a & b) / (len(a) + len(b))
+
+
+def is_near_candidate(report: dict, other: dict) -> bool:
+    """Near-match rule's second half: the same birth year or the same province (both known)."""
+    year, other_year = report["person"].get("birth_year"), other.get("person", {}).get("birth_year")
+    province, other_province = report["detention"].get("province"), other.get("detention", {}).get("province")
+    return (year is not None and year == other_year) or (province is not None and province == other_province)
+
+
 IDENTIFYING_PERSON_FIELDS = ("full_name", "hometown", "family_contact", "birth_date")
 IDENTIFYING_DETENTION_FIELDS = ("city", "facility", "authority")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from pymongo.errors import DuplicateKeyError
+
 from shared.bus import Publisher, publish_outbox, with_outbox
 from shared.crypto import Keyring
 from shared.events import new_event
@@ -33,6 +35,7 @@ def submit_report(report: dict, *, actor: str, store: IntakeStore, keyring: Keyr
         "case_id": case_id,
         "matched_existing_case": matched,
         "person_key": person_key,
+        "name_grams": keyring.blind_tokens(domain.name_bigrams(report["person"]["full_name"]), domain.NAME_GRAM_PURPOSE),
         **clear,
         "sealed": keyring.encrypt(secret, bound_to=report_id),
         "created_at": now,
@@ -41,6 +44,7 @@ def submit_report(report: dict, *, actor: str, store: IntakeStore, keyring: Keyr
     doc = with_outbox(doc, [event], now)
     store.insert_report(doc)
     publish_outbox(store.reports, doc, TOPIC, publisher)
+    store.index_near(doc)  # if this is lost, the report's first review page puts it back
     return {"report_id": report_id, "case_id": case_id, "matched_existing_case": matched}
 
 
@@ -68,3 +72,95 @@ def read_report(report_id: str, *, reader: dict, reason: str | None, remote_addr
     report["detention"] = {**doc["detention"], **{k: v for k, v in secret["detention"].items() if v is not None}}
     report["notes"] = secret.get("notes")
     return report
+
+
+MAX_POSSIBLE_DUPLICATES = 5
+
+
+def possible_duplicates(report_id: str, *, store: IntakeStore) -> list[dict] | None:
+    """Other cases whose reports name someone similar with the same birth year or province, best
+    first (one entry per case, its closest report), leaving out pairs a caseworker has ruled
+    out. Works on hashed letter pairs only: nothing is decrypted. None if no such report."""
+    doc = store.get_report(report_id)
+    if doc is None:
+        return None
+    store.index_near(doc)  # cheap, and heals a report whose indexing was interrupted
+    grams = doc.get("name_grams") or []
+    year, province = doc["person"].get("birth_year"), doc["detention"].get("province")
+    best: dict[str, dict] = {}
+    for other in store.near_candidates(case_id=doc["case_id"], birth_year=year, province=province):
+        score = domain.similarity(grams, other["name_grams"])
+        if score < domain.NEAR_MATCH_THRESHOLD:
+            continue
+        if other["case_id"] not in best or score > best[other["case_id"]]["similarity"]:
+            best[other["case_id"]] = {
+                "case_id": other["case_id"], "report_id": other["_id"], "similarity": round(score, 2),
+                "birth_year": other["birth_year"], "province": other["province"],
+                "same_birth_year": year is not None and other["birth_year"] == year,
+                "same_province": province is not None and other["province"] == province,
+            }
+    items = sorted(best.values(), key=lambda c: (-c["similarity"], c["case_id"]))
+    shown: list[dict] = []
+    for item in items:  # the pairs ruled out are looked up one by one, by _id, for the best few only
+        if not store.is_distinct(doc["case_id"], item["case_id"]):
+            shown.append(item)
+            if len(shown) == MAX_POSSIBLE_DUPLICATES:
+                break
+    return shown
+
+
+def names_for_review(report_ids: list[str], *, reader: dict, reason: str, remote_addr: str | None,
+                     store: IntakeStore, keyring: Keyring, now: dt.datetime) -> dict[str, str]:
+    """The names on a few reports, for a caseworker comparing possible duplicates; each read is
+    in the audit trail (written together, before anything is decrypted)."""
+    docs = [d for d in (store.get_report(r) for r in report_ids) if d is not None]
+    store.record_accesses([{"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": d["_id"],
+                            "case_id": d["case_id"], "reason": reason, "remote_addr": remote_addr,
+                            "what": "duplicate review"} for d in docs])
+    return {d["_id"]: keyring.decrypt(d["sealed"], bound_to=d["_id"])["person"]["full_name"] for d in docs}
+
+
+class MergeRefused(Exception):
+    """A merge that cannot be done; `code` and `status` say why, for the API and the page."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def merge_cases(case_id: str, into_case_id: str, *, actor: str, store: IntakeStore, publisher: Publisher,
+                now: dt.datetime) -> dict:
+    """A caseworker confirmed two cases are one person: `case_id`'s reports move to `into_case_id`
+    and `case.merged` tells the case service to close `case_id` as a duplicate.
+
+    The merge record and its event are one write (unique per merged case, so two caseworkers
+    confirming at once merge it once); moving the reports is idempotent and is finished by
+    repeating the same merge if it was interrupted.
+    """
+    if case_id == into_case_id:
+        raise MergeRefused(422, "same_case", "A case cannot be merged into itself.")
+    merged_into = store.get_merge(into_case_id)
+    if merged_into is not None:
+        raise MergeRefused(409, "already_merged",
+                           f"Case {into_case_id} was itself merged into {merged_into['into_case_id']}; merge into that one.")
+    previous = store.get_merge(case_id)
+    if previous is None:
+        if not store.case_known(case_id) or not store.case_known(into_case_id):
+            raise MergeRefused(404, "not_found", "No reports are filed under one of these cases.")
+        event = new_event("case.merged", producer="intake", case_id=case_id, actor=actor, now=now,
+                          payload={"into_case_id": into_case_id})
+        doc = with_outbox({"_id": case_id, "into_case_id": into_case_id, "merged_by": actor, "merged_at": now},
+                          [event], now)
+        try:
+            store.insert_merge(doc)
+        except DuplicateKeyError:
+            previous = store.get_merge(case_id)  # a colleague confirmed the same moments ago
+        else:
+            previous = doc
+    if previous["into_case_id"] != into_case_id:
+        raise MergeRefused(409, "already_merged", f"Case {case_id} was already merged into {previous['into_case_id']}.")
+    moved = store.move_reports(case_id, into_case_id)
+    publish_outbox(store.merges, previous, TOPIC, publisher)
+    return {"case_id": case_id, "into_case_id": into_case_id, "moved_reports": moved,
+            "merged_at": previous["merged_at"]}

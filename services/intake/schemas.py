@@ -147,3 +147,42 @@ class AuditPage(Schema):
     items = fields.List(fields.Nested(AuditEntry))
     total = fields.Integer()
     page = fields.Integer()
+
+
+class PossibleDuplicate(Schema):
+    """Another case that may be the same person: similar name, same birth year or province."""
+
+    case_id = fields.String()
+    report_id = fields.String(metadata={"description": "that case's report with the closest name"})
+    similarity = fields.Float(metadata={"description": "0..1, overlap of the names' letter pairs"})
+    birth_year = fields.Integer(allow_none=True)
+    province = fields.String(allow_none=True)
+    same_birth_year = fields.Boolean()
+    same_province = fields.Boolean()
+
+
+class PossibleDuplicates(Schema):
+    """Cases to review as possible duplicates of a report's case, best first."""
+
+    items = fields.List(fields.Nested(PossibleDuplicate))
+
+
+class MergeIn(Schema):
+    """Confirm two cases are one person: the path's case closes and its reports move here."""
+
+    into_case_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class MergeOut(Schema):
+    """A merge done (or found done: repeating it is harmless)."""
+
+    case_id = fields.String()
+    into_case_id = fields.String()
+    moved_reports = fields.Integer()
+    merged_at = fields.DateTime()
+
+
+class DistinctIn(Schema):
+    """A caseworker's finding that two cases are different people (hides the pair from review)."""
+
+    other_case_id = fields.String(required=True, validate=validate.Length(min=1, max=64))

@@ -21,12 +21,19 @@ class IntakeStore:
         self.reports = db["reports"]
         self.persons = db["persons"]
         self.audit = db["audit"]
+        self.merges = db["merges"]
+        self.distinct = db["distinct_pairs"]
+        # One small document per report (case, birth year, province, hashed name pairs): what the
+        # near-match search reads, a fraction of the bytes of the reports themselves.
+        self.near = db["near_index"]
 
     def ensure_indexes(self) -> None:
         """Indexes the queries below rely on (idempotent)."""
         self.reports.create_index([("case_id", ASCENDING)])
         self.reports.create_index([("created_at", DESCENDING)])
         self.audit.create_index([("report_id", ASCENDING)])
+        self.near.create_index([("birth_year", ASCENDING)])
+        self.near.create_index([("province", ASCENDING)])
 
     def claim_person(self, person_key: str, new_case_id: str, now: dt.datetime) -> tuple[str, bool]:
         """The case of the person with this blind index: theirs if known, else new_case_id.
@@ -65,6 +72,65 @@ class IntakeStore:
                      .limit(self.PAGE_SIZE))
         return items, total
 
+    def index_near(self, report: dict) -> None:
+        """Put a stored report in the near-match index (idempotent: keyed by the report id)."""
+        self.near.replace_one({"_id": report["_id"]}, {
+            "case_id": report["case_id"], "birth_year": report["person"].get("birth_year"),
+            "province": report["detention"].get("province"), "name_grams": report.get("name_grams") or [],
+        }, upsert=True)
+
+    def near_candidates(self, *, case_id: str, birth_year: int | None, province: str | None) -> list[dict]:
+        """Index entries of other cases' reports with the same birth year or province: where a near
+        match is looked for (hashed name pairs only; nothing is decrypted)."""
+        either = [{k: v} for k, v in (("birth_year", birth_year), ("province", province)) if v is not None]
+        if not either:
+            return []
+        return list(self.near.find({"$or": either, "case_id": {"$ne": case_id}}))
+
+    def reports_of_case(self, case_id: str) -> list[dict]:
+        """The reports filed about a case (without their sealed fields)."""
+        return list(self.reports.find({"case_id": case_id}, {"sealed": 0, "outbox": 0}))
+
+    def case_known(self, case_id: str) -> bool:
+        """True if any report belongs to this case."""
+        return self.reports.find_one({"case_id": case_id}, {"_id": 1}) is not None
+
+    def get_merge(self, case_id: str) -> dict | None:
+        """The merge that closed this case, if any."""
+        return self.merges.find_one({"_id": case_id})
+
+    def insert_merge(self, doc: dict) -> None:
+        """Record a merge with its case.merged event (one write); DuplicateKeyError if the case
+        was merged already."""
+        insert_with_outbox(self.merges, doc)
+
+    def move_reports(self, case_id: str, into_case_id: str) -> int:
+        """Re-file a merged case's reports, and its people in the match index, under the case it
+        was merged into. Idempotent: running it again after a crash finishes the move."""
+        moved = self.reports_of_case(case_id)
+        for report in moved:
+            self.reports.update_one({"_id": report["_id"]},
+                                    {"$set": {"case_id": into_case_id, "moved_from_case_id": case_id}})
+            self.near.update_one({"_id": report["_id"]}, {"$set": {"case_id": into_case_id}})
+            if report.get("person_key"):
+                self.persons.update_one({"_id": report["person_key"]}, {"$set": {"case_id": into_case_id}})
+        return len(moved)
+
+    def mark_distinct(self, case_a: str, case_b: str, *, actor: str, now: dt.datetime) -> None:
+        """Record a caseworker's finding that two cases are different people."""
+        pair = sorted((case_a, case_b))
+        self.distinct.replace_one({"_id": "|".join(pair)}, {"cases": pair, "by": actor, "at": now}, upsert=True)
+
+    def is_distinct(self, case_a: str, case_b: str) -> bool:
+        """True if a caseworker has said these two cases are not the same person (one lookup by
+        _id: FerretDB finds it without scanning)."""
+        return self.distinct.find_one({"_id": "|".join(sorted((case_a, case_b)))}, {"_id": 1}) is not None
+
     def record_access(self, entry: dict) -> None:
         """Append to the audit trail of identifying-data reads."""
         self.audit.insert_one(entry)
+
+    def record_accesses(self, entries: list[dict]) -> None:
+        """Append several reads to the audit trail in one write."""
+        if entries:
+            self.audit.insert_many(entries)

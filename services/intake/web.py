@@ -187,5 +187,49 @@ def report(report_id: str):
     if shown is None:
         return render_template("error.html", code=404, title=_("Not found"),
                                message=_("No report with that id.")), 404
+    duplicates = _possible_duplicates(report_id, shown["case_id"])
     return render_template("report.html", report=shown, created=request.args.get("created"),
-                           matched=request.args.get("matched") == "1")
+                           matched=request.args.get("matched") == "1", duplicates=duplicates,
+                           merged=request.args.get("merged"), ruled_out=request.args.get("distinct"))
+
+
+def _possible_duplicates(report_id: str, case_id: str) -> list[dict]:
+    """Near matches for review, each with the closest report's name (that read is audited too)."""
+    deps = _deps()
+    items = handlers.possible_duplicates(report_id, store=deps["store"]) or []
+    for item in items:
+        other = handlers.read_report(item["report_id"], reader=g.user, reason=f"duplicate review of case {case_id}",
+                                     remote_addr=request.remote_addr, now=utcnow(), **deps)
+        item["full_name"] = other["person"]["full_name"] if other else None
+    return items
+
+
+@bp.post("/cases/<case_id>/merge")
+@login_required("caseworker")
+def merge(case_id: str):
+    """A caseworker confirms a possible duplicate: this case closes and its reports move."""
+    report_id = request.form.get("report_id", "")
+    into = request.form.get("into_case_id", "").strip()
+    try:
+        handlers.merge_cases(case_id, into, actor=g.user["id"], store=_deps()["store"],
+                             publisher=resources().publisher, now=utcnow())
+    except handlers.MergeRefused as exc:
+        messages = {"same_case": _("A case cannot be merged into itself."),
+                    "already_merged": _("One of these cases was already merged; open the case it was merged into."),
+                    "not_found": _("No reports are filed under one of these cases.")}
+        return render_template("error.html", code=exc.status, title=_("Not merged"),
+                               message=messages.get(exc.code, _("The cases were not merged."))), exc.status
+    return redirect(url_for("intake_web.report", report_id=report_id, merged=into) if report_id
+                    else url_for("intake_web.reports", case_id=into))
+
+
+@bp.post("/cases/<case_id>/distinct")
+@login_required("caseworker")
+def distinct(case_id: str):
+    """A caseworker rules a possible duplicate out: different people; the pair leaves the list."""
+    other = request.form.get("other_case_id", "").strip()
+    report_id = request.form.get("report_id", "")
+    if other and other != case_id:
+        _deps()["store"].mark_distinct(case_id, other, actor=g.user["id"], now=utcnow())
+    return redirect(url_for("intake_web.report", report_id=report_id, distinct=1) if report_id
+                    else url_for("intake_web.reports"))

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.support import ROOT, SYNTH
+from tests.support import ROOT, SYNTH, near_duplicate_pair
 
 SHOTS = ROOT / "artifacts" / "browser"
 
@@ -122,3 +122,29 @@ def test_a_forged_form_without_the_csrf_token_is_refused(page, api):
     assert res.status == 400
     assert "not sent from this site" in res.text()
     assert page.context.request.get(f"{api.urls['intake']}/reports").text().count("<tr>") == before.count("<tr>")
+
+
+def test_a_caseworker_reviews_a_possible_duplicate_and_merges_it(page, api):
+    first, second = near_duplicate_pair()
+    a, b = api.post_report(first), api.post_report(second)
+    log_in(page, api)
+    page.goto(f"{api.urls['intake']}/reports/{b['report_id']}")
+    section = page.locator("#possible-duplicates")
+    assert section.get_by_role("heading", name="Possible duplicates").is_visible()
+    row = section.locator(f"tr[data-case-id='{a['case_id']}']")
+    assert first["person"]["full_name"] in row.inner_text()  # the caseworker compares the names
+    shot(page, "09-possible-duplicate")
+    row.get_by_role("button", name="Same person: merge this case into it").click()
+    page.wait_for_url("**/reports/*merged=*")
+    assert "The cases were merged." in page.get_by_role("status").inner_text()
+    assert page.locator("#case-link").inner_text() == a["case_id"]
+    shot(page, "10-merged")
+    page.goto(f"{api.urls['case']}/cases/{b['case_id']}")
+    for _ in range(40):  # the case service closes the duplicate when the event arrives
+        if page.locator("#case-status").inner_text() == "closed_duplicate":
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+    assert page.locator("#case-status").inner_text() == "closed_duplicate"
+    assert "closed as a duplicate" in page.locator("#merged-into").inner_text()
+    shot(page, "11-duplicate-closed")

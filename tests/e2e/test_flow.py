@@ -3,7 +3,7 @@ through the real broker, and the case's moves are announced."""
 
 import json
 
-from tests.support import read_topic, synthetic_report, wait_for
+from tests.support import near_duplicate_pair, read_topic, synthetic_report, wait_for
 
 
 def test_a_posted_report_appears_as_a_case_within_seconds(api):
@@ -60,3 +60,29 @@ def test_every_service_is_healthy_ready_and_documented(api):
         assert api.http.get(f"{url}/healthz", timeout=5).json() == {"status": "ok", "service": name}
         assert api.http.get(f"{url}/readyz", timeout=5).status_code == 200
         assert api.http.get(f"{url}/openapi.json", timeout=5).json()["info"]["title"].endswith(name)
+
+
+def test_a_confirmed_duplicate_is_merged_and_both_case_histories_say_so(api, bootstrap):
+    first, second = near_duplicate_pair()
+    a, b = api.post_report(first), api.post_report(second)
+    assert a["case_id"] != b["case_id"]
+    for created in (a, b):
+        wait_for(lambda: api.case(created["case_id"]), what="the case")
+    review = api.http.get(f"{api.urls['intake']}/api/v1/reports/{b['report_id']}/possible-duplicates",
+                          headers=api.caseworker, timeout=10).json()["items"]
+    assert review[0]["case_id"] == a["case_id"]
+    merged = api.http.post(f"{api.urls['intake']}/api/v1/cases/{b['case_id']}/merge", headers=api.caseworker,
+                           json={"into_case_id": a["case_id"]}, timeout=10)
+    assert merged.status_code == 200, merged.text
+    closed = wait_for(lambda: (c := api.case(b["case_id"])) and c["status"] == "closed_duplicate" and c,
+                      what="the duplicate closed")
+    assert closed["merged_into"] == a["case_id"]
+    assert closed["history"][-1]["status"] == "closed_duplicate" and closed["history"][-1]["merged_into"] == a["case_id"]
+    assert closed["allowed_transitions"] == []
+    kept = wait_for(lambda: (c := api.case(a["case_id"])) and c["report_count"] == 2 and c, what="the reports moved")
+    assert kept["status"] == "reported" and kept["merged_from"] == [b["case_id"]]
+    assert kept["history"][-1]["merged_from"] == b["case_id"]
+    events = wait_for(lambda: [json.loads(r.value) for r in read_topic(bootstrap, "case.events")
+                               if r.key == b["case_id"].encode() and b"closed_duplicate" in r.value],
+                      what="the duplicate's status change")
+    assert events[0]["payload"]["from"] == "reported" and events[0]["payload"]["to"] == "closed_duplicate"

@@ -71,3 +71,26 @@ def test_a_later_report_updates_facts_and_counts_once():
     assert changes == {"deportation_imminent": True, "vulnerabilities": ["ill", "pregnant"], "report_count": 2}
     again, changes_again = domain.attach_report(case2, later)
     assert again["report_count"] == 2 and changes_again == {}
+
+
+def test_a_merged_duplicate_closes_from_any_status_and_says_into_which_case():
+    day = dt.date(2024, 1, 9)
+    for status in ("reported", "detained", "whereabouts_unknown"):
+        closed, payload = domain.close_as_duplicate(_case_in(status), "c-2", day, NOW)
+        assert closed["status"] == "closed_duplicate" and closed["merged_into"] == "c-2"
+        assert closed["history"][-1] == {"status": "closed_duplicate", "effective_on": "2024-01-09", "recorded_at": NOW,
+                                         "reason": domain.MERGED_INTO, "merged_into": "c-2"}
+        assert payload == {"from": status, "to": "closed_duplicate", "effective_on": "2024-01-09"}
+        assert domain.close_as_duplicate(closed, "c-2", day, NOW) == (closed, None)  # applied once
+
+
+def test_the_surviving_case_takes_the_duplicates_reports_once_and_keeps_its_status():
+    day = dt.date(2024, 1, 9)
+    keep = _case_in("detained")
+    dup = domain.open_case("c-9", {**REPORTED, "report_id": "r-9", "vulnerabilities": ["minor"], "birth_year": None}, NOW)
+    merged, changes = domain.absorb(keep, dup, day, NOW)
+    assert merged["status"] == "detained" and merged["report_ids"] == ["r-1", "r-9"] and merged["report_count"] == 2
+    assert merged["merged_from"] == ["c-9"] and merged["history"][-1]["merged_from"] == "c-9"
+    assert merged["history"][-1]["status"] == "detained" and merged["history"][-1]["reason"] == domain.MERGED_FROM
+    assert changes == {"report_count": 2, "vulnerabilities": ["ill", "minor"]}
+    assert domain.absorb(merged, dup, day, NOW) == (merged, {})

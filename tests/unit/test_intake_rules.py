@@ -123,3 +123,46 @@ def test_a_spreadsheet_yes_no_column_with_anything_else_is_refused_by_name():
     with pytest.raises(ValidationError) as err:
         row_to_report({"consent.statistics": "Synthmark"})
     assert err.value.messages == {"consent.statistics": ["Use yes or no."]}
+
+
+@pytest.mark.parametrize("a, b, near", [
+    ("김옥순", "김옥선", True),                    # one syllable differs
+    ("Kim Ok-sun", "Kim Ok Son", True),          # romanisation and spacing vary
+    ("Kim Ok-sun", "kimoksun", True),            # the same letters, spaced otherwise
+    ("Ok-sun Kim", "Kim Ok-sun", True),          # order of family and given name
+    ("Kim Ok-sun", "Pak Chol-ho", False),
+    ("김옥순", "리철호", False),
+])
+def test_similar_names_score_above_the_near_match_threshold_and_others_below(a, b, near):
+    score = domain.similarity(domain.name_bigrams(a), domain.name_bigrams(b))
+    assert (score >= domain.NEAR_MATCH_THRESHOLD) is near, score
+
+
+def test_similarity_is_symmetric_and_one_for_the_same_letters():
+    a, b = domain.name_bigrams("Ri Yong-ho"), domain.name_bigrams("Ri Yongho")
+    assert domain.similarity(a, b) == domain.similarity(b, a) == 1.0
+    assert domain.similarity([], a) == 0.0 and domain.name_bigrams("  -- ") == []
+
+
+def test_hashed_letter_pairs_keep_the_similarity_and_hide_the_letters():
+    from shared.crypto import Keyring
+    keyring = Keyring({"k1": b"\x01" * 32}, "k1", b"\x02" * 32)
+    other = Keyring({"k1": b"\x01" * 32}, "k1", b"\x03" * 32)
+    plain_a, plain_b = domain.name_bigrams("김옥순"), domain.name_bigrams("김옥선")
+    hashed_a = keyring.blind_tokens(plain_a, domain.NAME_GRAM_PURPOSE)
+    hashed_b = keyring.blind_tokens(plain_b, domain.NAME_GRAM_PURPOSE)
+    assert domain.similarity(hashed_a, hashed_b) == domain.similarity(plain_a, plain_b)
+    assert not set(hashed_a) & set(plain_a)
+    assert not set(hashed_a) & set(other.blind_tokens(plain_a, domain.NAME_GRAM_PURPOSE))  # another key, other tokens
+    assert not set(hashed_a) & set(keyring.blind_tokens(plain_a, "another purpose"))
+
+
+@pytest.mark.parametrize("other, expected", [
+    ({"person": {"birth_year": 1990}, "detention": {"province": "Yunnan"}}, True),
+    ({"person": {"birth_year": 1985}, "detention": {"province": "Jilin"}}, True),
+    ({"person": {"birth_year": 1985}, "detention": {"province": "Yunnan"}}, False),
+    ({"person": {"birth_year": None}, "detention": {"province": "Yunnan"}}, False),
+])
+def test_a_near_candidate_shares_the_birth_year_or_the_province(other, expected):
+    report = {"person": {"birth_year": 1990}, "detention": {"province": "Jilin"}}
+    assert domain.is_near_candidate(report, other) is expected

@@ -1,0 +1,80 @@
+"""Near duplicates against the real FerretDB and Kafka: similar names with the same birth year or
+province are offered for review on hashed letter pairs, and a confirmed merge moves the reports,
+re-files the person and announces case.merged, once."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from tests.support import SYNTH, near_duplicate_pair, read_topic, synthetic_report
+
+
+def _post(client, tokens, body):
+    res = client.post("/api/v1/reports", json=body, headers=tokens["caseworker"])
+    assert res.status_code == 201, res.get_json()
+    return res.get_json()
+
+
+def _duplicates(client, tokens, report_id):
+    res = client.get(f"/api/v1/reports/{report_id}/possible-duplicates", headers=tokens["caseworker"])
+    assert res.status_code == 200, res.get_json()
+    return res.get_json()["items"]
+
+
+def test_a_similar_name_with_the_same_birth_year_is_offered_for_review_without_a_name(client, tokens):
+    first, second = near_duplicate_pair()
+    a, b = _post(client, tokens, first), _post(client, tokens, second)
+    assert a["case_id"] != b["case_id"] and b["matched_existing_case"] is False  # not an exact match
+    items = _duplicates(client, tokens, b["report_id"])
+    assert items[0]["case_id"] == a["case_id"] and items[0]["report_id"] == a["report_id"]
+    assert items[0]["similarity"] >= 0.5 and items[0]["same_birth_year"] is True
+    assert SYNTH not in json.dumps(items)  # the list carries no name
+    # The same name pair in another province and another birth year is no candidate.
+    far = synthetic_report(person={"full_name": first["person"]["full_name"], "birth_year": 1960},
+                           detention={"province": f"Elsewhere {uuid.uuid4().hex[:6]}"})
+    c = _post(client, tokens, far)
+    assert c["case_id"] not in {i["case_id"] for i in _duplicates(client, tokens, b["report_id"])}
+    assert client.get("/api/v1/reports/nope/possible-duplicates", headers=tokens["caseworker"]).status_code == 404
+    assert client.get(f"/api/v1/reports/{b['report_id']}/possible-duplicates",
+                      headers=tokens["analyst"]).status_code == 403
+
+
+def test_ruling_a_pair_out_removes_it_from_review(client, tokens):
+    first, second = near_duplicate_pair()
+    a, b = _post(client, tokens, first), _post(client, tokens, second)
+    res = client.post(f"/api/v1/cases/{b['case_id']}/distinct", json={"other_case_id": a["case_id"]},
+                      headers=tokens["caseworker"])
+    assert res.status_code == 200
+    assert a["case_id"] not in {i["case_id"] for i in _duplicates(client, tokens, b["report_id"])}
+    assert b["case_id"] not in {i["case_id"] for i in _duplicates(client, tokens, a["report_id"])}
+
+
+def test_a_confirmed_merge_moves_the_reports_refiles_the_person_and_is_announced_once(client, tokens, settings):
+    first, second = near_duplicate_pair()
+    a, b = _post(client, tokens, first), _post(client, tokens, second)
+    url = f"/api/v1/cases/{b['case_id']}/merge"
+    merged = client.post(url, json={"into_case_id": a["case_id"]}, headers=tokens["caseworker"])
+    assert merged.status_code == 200, merged.get_json()
+    assert merged.get_json()["moved_reports"] == 1 and merged.get_json()["into_case_id"] == a["case_id"]
+    moved = client.get(f"/api/v1/reports/{b['report_id']}", headers=tokens["caseworker"]).get_json()
+    assert moved["case_id"] == a["case_id"]
+    # The merged person's next report (exactly the same name and year) joins the surviving case.
+    again = _post(client, tokens, synthetic_report(person=second["person"], detention=second["detention"]))
+    assert again["case_id"] == a["case_id"] and again["matched_existing_case"] is True
+    # Repeating the merge is harmless; merging elsewhere, into itself or into a merged case is refused.
+    assert client.post(url, json={"into_case_id": a["case_id"]}, headers=tokens["caseworker"]).status_code == 200
+    other = _post(client, tokens, synthetic_report())
+    for body, case, status, code in [({"into_case_id": other["case_id"]}, b["case_id"], 409, "already_merged"),
+                                     ({"into_case_id": b["case_id"]}, other["case_id"], 409, "already_merged"),
+                                     ({"into_case_id": a["case_id"]}, a["case_id"], 422, "same_case"),
+                                     ({"into_case_id": a["case_id"]}, "no-such-case", 404, "not_found"),
+                                     ({}, other["case_id"], 422, "validation_error")]:
+        res = client.post(f"/api/v1/cases/{case}/merge", json=body, headers=tokens["caseworker"])
+        assert res.status_code == status and res.get_json()["error"]["code"] == code, (body, res.get_json())
+    assert client.post(url, json={"into_case_id": a["case_id"]}, headers=tokens["analyst"]).status_code == 403
+    events = [json.loads(r.value) for r in read_topic(settings.kafka_bootstrap, "intake.events")
+              if r.key == b["case_id"].encode()]
+    merges = [e for e in events if e["event_type"] == "case.merged"]
+    assert len({e["event_id"] for e in merges}) == 1
+    assert merges[0]["payload"] == {"into_case_id": a["case_id"]} and SYNTH not in json.dumps(merges)
