@@ -197,10 +197,12 @@ def _possible_duplicates(report_id: str, case_id: str) -> list[dict]:
     """Near matches for review, each with the closest report's name (that read is audited too)."""
     deps = _deps()
     items = handlers.possible_duplicates(report_id, store=deps["store"]) or []
-    for item in items:
-        other = handlers.read_report(item["report_id"], reader=g.user, reason=f"duplicate review of case {case_id}",
-                                     remote_addr=request.remote_addr, now=utcnow(), **deps)
-        item["full_name"] = other["person"]["full_name"] if other else None
+    if items:
+        names = handlers.names_for_review([i["report_id"] for i in items], reader=g.user,
+                                          reason=f"duplicate review of case {case_id}",
+                                          remote_addr=request.remote_addr, now=utcnow(), **deps)
+        for item in items:
+            item["full_name"] = names.get(item["report_id"])
     return items
 
 

@@ -5,8 +5,10 @@ re-files the person and announces case.merged, once."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
+from tests.integration.test_intake_pages import page_login
 from tests.support import SYNTH, near_duplicate_pair, read_topic, synthetic_report
 
 
@@ -78,3 +80,27 @@ def test_a_confirmed_merge_moves_the_reports_refiles_the_person_and_is_announced
     merges = [e for e in events if e["event_type"] == "case.merged"]
     assert len({e["event_id"] for e in merges}) == 1
     assert merges[0]["payload"] == {"into_case_id": a["case_id"]} and SYNTH not in json.dumps(merges)
+
+
+def test_the_review_page_shows_both_names_audits_those_reads_and_merges_with_its_form(intake_app, tokens, users,
+                                                                                       settings, mongo):
+    client = intake_app.test_client()
+    first, second = near_duplicate_pair()
+    a, b = _post(client, tokens, first), _post(client, tokens, second)
+    assert page_login(client, users["caseworker"]).status_code == 302
+    html = client.get(f"/reports/{b['report_id']}").get_data(as_text=True)
+    assert "Possible duplicates" in html and first["person"]["full_name"] in html
+    assert f'data-case-id="{a["case_id"]}"' in html
+    audit = mongo[settings.database_name("intake")]["audit"]
+    review = audit.find_one({"report_id": a["report_id"], "what": "duplicate review"})
+    assert review["username"] == users["caseworker"] and b["case_id"] in review["reason"]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    forged = client.post(f"/cases/{b['case_id']}/merge", data={"into_case_id": a["case_id"]})
+    assert forged.status_code == 400  # no CSRF token, nothing merged
+    assert mongo[settings.database_name("intake")]["merges"].find_one({"_id": b["case_id"]}) is None
+    done = client.post(f"/cases/{b['case_id']}/merge",
+                       data={"csrf_token": token, "into_case_id": a["case_id"], "report_id": b["report_id"]})
+    assert done.status_code == 302 and "merged=" in done.headers["Location"]
+    after = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "The cases were merged." in after and a["case_id"] in after
+    assert f'data-case-id="{a["case_id"]}"' not in after  # now its own case: nothing left to review
