@@ -2,16 +2,17 @@
 idempotent consume loop with dead letters.
 
 The outbox lives inside the document that records a change: the change and the events it emits
-are ONE insert (`outbox` holds the events, `outbox_pending` flags them as not yet on the broker).
-Such documents are never changed afterwards except for that flag, so the fast path and the relay
-can both publish and clear it without a race that matters: an event is never lost and at worst
-published twice, and consumers are idempotent, so twice is harmless.
+are ONE insert (`outbox` holds the events, and stays as the record of what was sent).
 
-The relay finds pending documents through `<collection>_outbox`, one small marker per document
-with pending events, written just BEFORE the document and deleted once its events are out. A
-marker whose document never arrived (the writer died or lost a race) is dropped after a while.
-Why not query `outbox_pending` directly: FerretDB v1 on SQLite evaluates every filter but a
-plain `_id` match by scanning the whole collection, so the relay would scan all history, forever.
+What is still to be sent is kept in `<collection>_outbox`: one small marker per document with
+events, written just BEFORE the document and deleted once its events are on the broker. The
+writer publishes at once and deletes the marker; the relay publishes what a marker older than the
+writer's own attempt still points to. An event is never lost and at worst published twice (a
+publish that timed out may have landed), and consumers are idempotent, so twice is harmless.
+A marker whose document never arrived (the writer died or lost a race) is dropped after a while.
+Why markers rather than a flag on the document: FerretDB v1 on SQLite evaluates every filter but
+a plain `_id` match by scanning the whole collection (so the relay would scan all history,
+forever), and an update costs it about twice an insert or a delete.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ FAST_PATH_TIMEOUT_S = 2.0
 
 def with_outbox(doc: dict, events: list[dict], now: dt.datetime | None = None) -> dict:
     """The document with its events in the outbox, to be stored in the same single write."""
-    return {**doc, "outbox": list(events), "outbox_pending": bool(events), "updated_at": now or utcnow()}
+    return {**doc, "outbox": list(events), "updated_at": now or utcnow()}
 
 
 def _markers(collection: Collection) -> Collection:
@@ -196,7 +197,7 @@ def _markers(collection: Collection) -> Collection:
 def insert_with_outbox(collection: Collection, doc: dict) -> None:
     """Insert a document built by with_outbox (DuplicateKeyError if its _id exists), marking it
     for the relay first so that no pending event can be missed."""
-    if doc.get("outbox_pending"):
+    if doc.get("outbox"):
         try:
             _markers(collection).insert_one({"_id": doc["_id"], "at": doc["updated_at"]})
         except DuplicateKeyError:
@@ -206,24 +207,28 @@ def insert_with_outbox(collection: Collection, doc: dict) -> None:
 
 def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher,
                    timeout_s: float = FAST_PATH_TIMEOUT_S) -> bool:
-    """Publish a document's pending events, then flag them as sent (they stay in the document).
+    """Publish a freshly stored document's events, then delete its outbox marker.
 
     Returns True when the events reached the broker. Never raises for a broker that is down: the
-    events stay pending for the relay.
+    marker stays and the relay sends them later.
     """
     events = doc.get("outbox") or []
-    if doc.get("outbox_pending") and events:
+    if events:
         try:
             publisher.publish(topic, events, timeout_s=timeout_s)
         except KafkaError as exc:
             log.warning("outbox: %d event(s) of %s kept for the relay (%s); first event %s %s",
                         len(events), doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
             return False
-        collection.update_one({"_id": doc["_id"]}, {"$set": {"outbox_pending": False, "published_at": utcnow()}})
         for event in events:
             log.info("published %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
     _markers(collection).delete_one({"_id": doc["_id"]})
     return True
+
+
+def outbox_pending(collection: Collection, doc_id) -> bool:
+    """True while a document's events are not known to be on the broker."""
+    return _markers(collection).find_one({"_id": doc_id}, {"_id": 1}) is not None
 
 
 def relay_once(collections: list[Collection], topic: str, publisher: Publisher, *, grace_s: float, limit: int = 500) -> int:

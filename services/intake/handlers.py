@@ -65,7 +65,7 @@ def read_report(report_id: str, *, reader: dict, reason: str | None, remote_addr
         "what": "report",
     })
     secret = keyring.decrypt(doc["sealed"], bound_to=report_id)
-    report = {k: v for k, v in doc.items() if k not in ("_id", "sealed", "outbox", "outbox_pending", "rev",
+    report = {k: v for k, v in doc.items() if k not in ("_id", "sealed", "outbox", "rev",
                                                          "person_key", "updated_at")}
     report["report_id"] = report_id
     report["person"] = {**doc["person"], **{k: v for k, v in secret["person"].items() if v is not None}}
@@ -84,7 +84,8 @@ def possible_duplicates(report_id: str, *, store: IntakeStore) -> list[dict] | N
     doc = store.get_report(report_id)
     if doc is None:
         return None
-    store.index_near(doc)  # cheap, and heals a report whose indexing was interrupted
+    if not store.near_indexed(report_id):
+        store.index_near(doc)  # the writer stopped between its two writes; put it in now
     grams = doc.get("name_grams") or []
     year, province = doc["person"].get("birth_year"), doc["detention"].get("province")
     best: dict[str, dict] = {}
@@ -144,7 +145,7 @@ def merge_cases(case_id: str, into_case_id: str, *, actor: str, store: IntakeSto
     if merged_into is not None:
         raise MergeRefused(409, "already_merged",
                            f"Case {into_case_id} was itself merged into {merged_into['into_case_id']}; merge into that one.")
-    previous = store.get_merge(case_id)
+    previous, doc = store.get_merge(case_id), None
     if previous is None:
         if not store.case_known(case_id) or not store.case_known(into_case_id):
             raise MergeRefused(404, "not_found", "No reports are filed under one of these cases.")
@@ -161,6 +162,7 @@ def merge_cases(case_id: str, into_case_id: str, *, actor: str, store: IntakeSto
     if previous["into_case_id"] != into_case_id:
         raise MergeRefused(409, "already_merged", f"Case {case_id} was already merged into {previous['into_case_id']}.")
     moved = store.move_reports(case_id, into_case_id)
-    publish_outbox(store.merges, previous, TOPIC, publisher)
+    if doc is not None and previous is doc:  # the writer publishes its own event; a repeat leaves any unsent one to the relay
+        publish_outbox(store.merges, doc, TOPIC, publisher)
     return {"case_id": case_id, "into_case_id": into_case_id, "moved_reports": moved,
             "merged_at": previous["merged_at"]}

@@ -73,11 +73,18 @@ class IntakeStore:
         return items, total
 
     def index_near(self, report: dict) -> None:
-        """Put a stored report in the near-match index (idempotent: keyed by the report id)."""
-        self.near.replace_one({"_id": report["_id"]}, {
-            "case_id": report["case_id"], "birth_year": report["person"].get("birth_year"),
-            "province": report["detention"].get("province"), "name_grams": report.get("name_grams") or [],
-        }, upsert=True)
+        """Put a stored report in the near-match index (once: keyed by the report id)."""
+        try:
+            self.near.insert_one({"_id": report["_id"], "case_id": report["case_id"],
+                                  "birth_year": report["person"].get("birth_year"),
+                                  "province": report["detention"].get("province"),
+                                  "name_grams": report.get("name_grams") or []})
+        except DuplicateKeyError:
+            pass
+
+    def near_indexed(self, report_id: str) -> bool:
+        """True if the report is in the near-match index."""
+        return self.near.find_one({"_id": report_id}, {"_id": 1}) is not None
 
     def near_candidates(self, *, case_id: str, birth_year: int | None, province: str | None) -> list[dict]:
         """Index entries of other cases' reports with the same birth year or province: where a near
