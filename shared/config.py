@@ -53,6 +53,8 @@ class Settings:
     relay_interval_seconds: float = 1.0
     relay_grace_seconds: float = 3.0
     session_idle_minutes: float = 30.0
+    appeal_due_hours: float = 24.0
+    follow_up_days: int = 7
     service_urls: dict = field(default_factory=dict)
     var_dir: Path = ROOT / "var"
 
@@ -75,6 +77,8 @@ class Settings:
             relay_interval_seconds=float(_env("RELAY_INTERVAL_SECONDS", "1.0")),
             relay_grace_seconds=float(_env("RELAY_GRACE_SECONDS", "3.0")),
             session_idle_minutes=float(_env("SESSION_IDLE_MINUTES", str(cls.session_idle_minutes))),
+            appeal_due_hours=float(_env("APPEAL_DUE_HOURS", str(cls.appeal_due_hours))),
+            follow_up_days=int(_env("FOLLOW_UP_DAYS", str(cls.follow_up_days))),
             service_urls=urls,
             var_dir=Path(_env("VAR", str(ROOT / "var"))),
         )

@@ -1,4 +1,4 @@
-"""The advocacy service's Flask app (health, readiness, identity and OpenAPI; its own API comes later)."""
+"""The advocacy service's Flask app."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from flask import Flask
 from shared.config import Settings
 from shared.web import create_service_app
 
+from services.advocacy.api import bp as api_bp
+from services.advocacy.store import AdvocacyStore
+
 
 def create_app(config: Settings | None = None) -> Flask:
     """Build the advocacy app; clients are made on first use, after gunicorn forks."""
-    return create_service_app("advocacy", config, [])
+    return create_service_app("advocacy", config, [api_bp], on_first_use=_prepare)
+
+
+def _prepare(db) -> None:
+    AdvocacyStore(db).ensure_indexes()

@@ -10,8 +10,8 @@ from shared.mongo import utcnow
 from shared.web import doc, load_body, load_query, resources
 
 from services.intake import handlers
-from services.intake.schemas import (AuditPage, AuditQuery, DistinctIn, MergeIn, MergeOut, PossibleDuplicates,
-                                     ReportCreated, ReportIn, ReportOut)
+from services.intake.schemas import (AuditPage, AuditQuery, CaseName, DistinctIn, MergeIn, MergeOut,
+                                     PossibleDuplicates, ReportCreated, ReportIn, ReportOut)
 from services.intake.store import IntakeStore
 
 bp = Blueprint("intake_api", __name__)
@@ -80,6 +80,20 @@ def distinct(case_id: str):
         raise ApiError(422, "same_case", "A case is always the same person as itself.")
     IntakeStore(resources().db).mark_distinct(case_id, body["other_case_id"], actor=current_user()["id"], now=utcnow())
     return jsonify({"case_id": case_id, "other_case_id": body["other_case_id"]})
+
+
+@bp.get("/api/v1/cases/<case_id>/name")
+@require_roles("service")
+@doc(summary="The name on a case's newest report, for a letter (advocacy's service account; audited)",
+     responses={200: CaseName})
+def case_name(case_id: str):
+    """Only for the advocacy service filling in a letter for a case whose consent is `named`."""
+    reason = request.args.get("reason") or "letter"
+    name = handlers.name_for_letter(case_id, reader=current_user(), reason=reason[:200],
+                                    remote_addr=request.remote_addr, now=utcnow(), **_deps())
+    if name is None:
+        raise ApiError(404, "not_found", "No report is filed under that case.")
+    return jsonify({"case_id": case_id, "full_name": name})
 
 
 @bp.get("/api/v1/audit")

@@ -186,3 +186,10 @@ class DistinctIn(Schema):
     """A caseworker's finding that two cases are different people (hides the pair from review)."""
 
     other_case_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class CaseName(Schema):
+    """The name to put in a letter (identifying: only for advocacy's service account, audited)."""
+
+    case_id = fields.String()
+    full_name = fields.String()

@@ -98,6 +98,10 @@ class IntakeStore:
         """The reports filed about a case (without their sealed fields)."""
         return list(self.reports.find({"case_id": case_id}, {"sealed": 0, "outbox": 0}))
 
+    def latest_report_of_case(self, case_id: str) -> dict | None:
+        """The newest report filed under a case (sealed fields included), or None."""
+        return next(iter(self.reports.find({"case_id": case_id}).sort("created_at", DESCENDING).limit(1)), None)
+
     def case_known(self, case_id: str) -> bool:
         """True if any report belongs to this case."""
         return self.reports.find_one({"case_id": case_id}, {"_id": 1}) is not None

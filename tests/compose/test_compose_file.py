@@ -49,6 +49,8 @@ SETTINGS_ENV = {
     "relay_interval_seconds": ["NRW_RELAY_INTERVAL_SECONDS"],
     "relay_grace_seconds": ["NRW_RELAY_GRACE_SECONDS"],
     "session_idle_minutes": ["NRW_SESSION_IDLE_MINUTES"],
+    "appeal_due_hours": ["NRW_APPEAL_DUE_HOURS"],
+    "follow_up_days": ["NRW_FOLLOW_UP_DAYS"],
     "service_urls": [f"NRW_{s.upper()}_{kind}" for s in SERVICES for kind in ("URL", "PORT")],
     "var_dir": ["NRW_VAR"],
 }

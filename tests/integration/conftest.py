@@ -69,6 +69,19 @@ def case_app(settings):
     return _app(create_app, settings)
 
 
+@pytest.fixture(scope="session")
+def advocacy_app(settings):
+    """The advocacy app, wired to the real database and broker."""
+    from services.advocacy.app import create_app
+    return _app(create_app, settings)
+
+
+@pytest.fixture
+def advocacy_client(advocacy_app):
+    """A test client of the advocacy app."""
+    return advocacy_app.test_client()
+
+
 @pytest.fixture
 def client(intake_app):
     """A test client of the intake app."""

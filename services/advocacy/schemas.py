@@ -1,0 +1,157 @@
+"""The advocacy service's request and response schemas (the API and the pages load with these)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from services.advocacy.domain import (APPEAL_KINDS, APPEAL_OUTCOMES, APPEAL_STATUSES, CHANNELS, RECIPIENT_KINDS,
+                                      REQUEST_OUTCOMES, REQUEST_STATUSES)
+
+def _not_future(value: dt.date) -> None:
+    if value > dt.date.today():
+        raise ValidationError("Must not be in the future.")
+
+
+class RequestIn(Schema):
+    """POST /api/v1/unhcr-access-requests."""
+
+    case_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                           validate=validate.Length(min=1, max=50))
+    office = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    sent_on = fields.Date(required=True, validate=_not_future)
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+
+
+class RequestResponseIn(Schema):
+    """POST /api/v1/unhcr-access-requests/{request_id}/responses."""
+
+    outcome = fields.String(required=True, validate=validate.OneOf(REQUEST_OUTCOMES))
+    received_on = fields.Date(required=True, validate=_not_future)
+
+
+class RequestQuery(Schema):
+    """Filters of the request list."""
+
+    case_id = fields.String(validate=validate.Length(min=1, max=64))
+    status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
+    overdue = fields.Boolean()
+
+
+class ResponseOut(Schema):
+    """One response to a request or an appeal."""
+
+    outcome = fields.String()
+    received_on = fields.String()
+    recorded_at = fields.DateTime()
+
+
+class RequestOut(Schema):
+    """A UNHCR-access request with its responses and follow-up."""
+
+    request_id = fields.String()
+    case_ids = fields.List(fields.String())
+    office = fields.String()
+    channel = fields.String()
+    sent_on = fields.String()
+    status = fields.String()
+    follow_up_on = fields.String(allow_none=True, metadata={"description": "when to chase an answer"})
+    overdue = fields.Boolean(metadata={"description": "no final answer and follow_up_on has passed"})
+    responses = fields.List(fields.Nested(ResponseOut))
+    created_at = fields.DateTime()
+    created_by = fields.String(allow_none=True)
+
+
+class RequestList(Schema):
+    """Requests, newest first."""
+
+    items = fields.List(fields.Nested(RequestOut))
+
+
+class AppealIn(Schema):
+    """POST /api/v1/appeals: issued if `issued_on` is given, else a draft."""
+
+    case_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                           validate=validate.Length(min=1, max=50))
+    kind = fields.String(required=True, validate=validate.OneOf(APPEAL_KINDS))
+    recipients = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
+                             validate=validate.Length(max=30))
+    issued_on = fields.Date(load_default=None, allow_none=True, validate=_not_future)
+    due_by = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=dt.timezone.utc)
+
+    @validates("recipients")
+    def _each_recipient_once(self, value: list, **_kwargs) -> None:
+        if len(set(value)) != len(value):
+            raise ValidationError("Name each recipient once.")
+
+
+class IssueIn(Schema):
+    """POST /api/v1/appeals/{appeal_id}/issue: send a draft."""
+
+    issued_on = fields.Date(required=True, validate=_not_future)
+    recipients = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=None,
+                             validate=validate.Length(min=1, max=30))
+
+
+class AnswerIn(Schema):
+    """POST /api/v1/appeals/{appeal_id}/responses."""
+
+    outcome = fields.String(required=True, validate=validate.OneOf(APPEAL_OUTCOMES))
+    received_on = fields.Date(required=True, validate=_not_future)
+
+
+class AppealQuery(Schema):
+    """Filters of the appeal list."""
+
+    case_id = fields.String(validate=validate.Length(min=1, max=64))
+    status = fields.String(validate=validate.OneOf(APPEAL_STATUSES))
+
+
+class AppealOut(Schema):
+    """An appeal: its cases, recipients, state and dates."""
+
+    appeal_id = fields.String()
+    case_ids = fields.List(fields.String())
+    kind = fields.String()
+    recipients = fields.List(fields.String())
+    status = fields.String()
+    origin = fields.String(metadata={"description": "deportation_clock (opened by the service) or manual"})
+    due_by = fields.DateTime(allow_none=True)
+    seconds_left = fields.Integer(allow_none=True, metadata={"description": "until due_by; negative when overdue"})
+    overdue = fields.Boolean()
+    episode_ended_at = fields.DateTime(allow_none=True,
+                                       metadata={"description": "when the case stopped being at imminent risk"})
+    issued_on = fields.String(allow_none=True)
+    responses = fields.List(fields.Nested(ResponseOut))
+    created_at = fields.DateTime()
+    created_by = fields.String(allow_none=True)
+
+
+class AppealList(Schema):
+    """Appeals: drafts by due time first, then the rest newest first."""
+
+    items = fields.List(fields.Nested(AppealOut))
+
+
+class LetterQuery(Schema):
+    """Which letter to render."""
+
+    lang = fields.String(load_default="en", validate=validate.OneOf(("en", "ko")))
+    format = fields.String(load_default="md", validate=validate.OneOf(("md", "html", "pdf")))
+    download = fields.Boolean(load_default=False, metadata={"description": "as an attachment, not shown inline"})
+
+
+class RecipientIn(Schema):
+    """A body appeals can be sent to."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    mandate = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    kind = fields.String(required=True, validate=validate.OneOf(RECIPIENT_KINDS))
+
+
+class RecipientList(Schema):
+    """The maintained list of recipients."""
+
+    items = fields.List(fields.Nested(RecipientIn))
