@@ -14,7 +14,7 @@ from tests.support import ADMIN_PASSWORD, tier_env
 
 
 class Api:
-    """HTTP access to the running services, with a caseworker's and an admin's token."""
+    """HTTP access to the running services, with a caseworker's, an advocate's and an admin's token."""
 
     def __init__(self, urls: dict[str, str]):
         self.urls = urls
@@ -25,6 +25,11 @@ class Api:
                              json={"username": name, "password": "e2e-password-0001", "roles": ["caseworker"]})
         assert res.status_code == 201, res.text
         self.caseworker = self.login(name, "e2e-password-0001")
+        name = self.advocate_name = f"adv-{uuid.uuid4().hex[:6]}"
+        res = self.http.post(f"{urls['intake']}/api/v1/users", headers=self.admin, timeout=10,
+                             json={"username": name, "password": "e2e-password-0001", "roles": ["advocate"]})
+        assert res.status_code == 201, res.text
+        self.advocate = self.login(name, "e2e-password-0001")
 
     def login(self, username: str, password: str) -> dict:
         """Bearer header for a user."""
