@@ -135,7 +135,7 @@ def _caught_up(bootstrap: str, group: str, topic: str) -> bool:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000)
     probe = KafkaConsumer(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000)
     try:
-        committed = admin.list_consumer_group_offsets(group)
+        committed = admin.list_group_offsets(group)[group]
         partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic)]
         ends = probe.end_offsets(partitions)
         return all(tp in committed and committed[tp].offset >= ends[tp] for tp in partitions)
