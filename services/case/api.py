@@ -23,7 +23,8 @@ def _store() -> CaseStore:
 
 
 def _out(case: dict) -> dict:
-    return CaseOut().dump({**case, "allowed_transitions": domain.allowed_moves(case["status"])})
+    return CaseOut().dump({**case, "allowed_transitions": domain.allowed_moves(case["status"]),
+                           "advocacy": domain.advocacy_summary(case)})
 
 
 @bp.get("/api/v1/cases/<case_id>")

@@ -1,26 +1,35 @@
-"""The case service's event consumer: opens and updates cases from intake's events."""
+"""The case service's event consumer: opens and updates cases from intake's events, and keeps each
+case's UNHCR-access requests and appeals from advocacy's."""
 
 from __future__ import annotations
 
 from shared.mongo import utcnow
 from shared.processes import run_consumer
 
-from services.case import handlers
+from services.case import domain, handlers
 from services.case.store import CaseStore
+
+
+TOPICS = ["intake.events", "advocacy.events"]
 
 
 def make_handlers(db, publisher) -> dict:
     """Event type -> handler, wired to this process's store and producer."""
     store = CaseStore(db)
+
+    def advocacy(event: dict) -> None:
+        handlers.on_advocacy_event(event, store=store, publisher=publisher, now=utcnow())
+
     return {
         "case.reported": lambda event: handlers.on_case_reported(event, store=store, publisher=publisher, now=utcnow()),
         "case.merged": lambda event: handlers.on_case_merged(event, store=store, publisher=publisher, now=utcnow()),
+        **{event_type: advocacy for event_type in domain.ADVOCACY_EVENTS},
     }
 
 
 def main(argv=None) -> None:
     """Run the consumer until stopped."""
-    run_consumer("case", ["intake.events"], make_handlers, prepare=lambda db: CaseStore(db).ensure_indexes(), argv=argv)
+    run_consumer("case", TOPICS, make_handlers, prepare=lambda db: CaseStore(db).ensure_indexes(), argv=argv)
 
 
 if __name__ == "__main__":

@@ -163,3 +163,104 @@ def absorb(case: dict, merged: dict, effective_on: dt.date, now: dt.datetime) ->
             if key in FACT_FIELDS:
                 changes[key] = merged[key]
     return case, changes
+
+
+# --- advocacy: what the advocacy service did for the case (its events, kept on the case) ---------
+
+REQUEST_EVENTS = ("unhcr_access.requested", "unhcr_access.responded")
+APPEAL_EVENTS = ("appeal.drafted", "appeal.issued", "appeal.answered")
+ADVOCACY_EVENTS = REQUEST_EVENTS + APPEAL_EVENTS
+
+REQUEST_SENT = "sent"  # a request's status until its first response
+FINAL_OUTCOMES = ("granted", "denied", "no_response")  # "acknowledged" leaves a request open
+APPEAL_STAGES = ("draft", "issued", "answered")  # an appeal only moves forward
+
+
+def record_advocacy(case: dict, event_type: str, payload: dict, recorded_at: dt.datetime) -> dict:
+    """The case with one advocacy event (its payload, dates as ISO strings) in `case["advocacy"]`,
+    or the very same case when the event adds nothing new (a redelivery, by content).
+
+    Order-tolerant: an event about a request or appeal not seen yet starts its entry, and the
+    entries come out the same whatever order the events came in (but `recorded_at`: when the
+    entry was first learned of)."""
+    if event_type not in ADVOCACY_EVENTS:
+        raise ValueError(f"not an advocacy event: {event_type}")
+    if event_type in REQUEST_EVENTS:
+        key, id_field, new, apply, order = "requests", "request_id", _new_request, _apply_request, _request_order
+    else:
+        key, id_field, new, apply, order = "appeals", "appeal_id", _new_appeal, _apply_appeal, _appeal_order
+    advocacy = {"requests": [], "appeals": [], **(case.get("advocacy") or {})}
+    entry_id = payload[id_field]
+    found = next((e for e in advocacy[key] if e[id_field] == entry_id), None)
+    entry = apply(found or new(entry_id, recorded_at), event_type, payload)
+    if entry == found:
+        return case
+    others = [e for e in advocacy[key] if e[id_field] != entry_id]
+    return {**case, "advocacy": {**advocacy, key: sorted(others + [entry], key=order)}}
+
+
+def _new_request(request_id: str, recorded_at: dt.datetime) -> dict:
+    return {"request_id": request_id, "office": None, "channel": None, "sent_on": None, "status": REQUEST_SENT,
+            "responses": [], "recorded_at": recorded_at}
+
+
+def _apply_request(request: dict, event_type: str, payload: dict) -> dict:
+    request = dict(request)
+    if event_type == "unhcr_access.requested":
+        request.update({k: payload[k] for k in ("office", "channel", "sent_on")})
+        return request
+    response = {"outcome": payload["outcome"], "received_on": payload["received_on"]}
+    if response not in request["responses"]:
+        # Oldest first; on the same day a final outcome comes after an acknowledgement.
+        request["responses"] = sorted(request["responses"] + [response], key=_response_order)
+    request["status"] = request["responses"][-1]["outcome"]
+    return request
+
+
+def _response_order(response: dict) -> tuple:
+    return response["received_on"], response["outcome"] in FINAL_OUTCOMES, response["outcome"]
+
+
+def _request_order(request: dict) -> tuple:
+    return request["sent_on"] is None, request["sent_on"] or "", request["request_id"]
+
+
+def _new_appeal(appeal_id: str, recorded_at: dt.datetime) -> dict:
+    return {"appeal_id": appeal_id, "kind": None, "status": APPEAL_STAGES[0], "due_by": None, "issued_on": None,
+            "recipients": [], "outcome": None, "received_on": None, "recorded_at": recorded_at}
+
+
+def _apply_appeal(appeal: dict, event_type: str, payload: dict) -> dict:
+    appeal = dict(appeal)
+    if event_type == "appeal.drafted":
+        appeal["due_by"] = payload["due_by"]
+        appeal["kind"] = appeal["kind"] or payload["kind"]  # the issued letter's kind, if known, stands
+        stage = "draft"
+    elif event_type == "appeal.issued":
+        appeal.update(kind=payload["kind"], recipients=list(payload["recipients"]), issued_on=payload["issued_on"])
+        stage = "issued"
+    else:
+        appeal.update(outcome=payload["outcome"], received_on=payload["received_on"])
+        stage = "answered"
+    appeal["status"] = max(appeal["status"], stage, key=APPEAL_STAGES.index)
+    return appeal
+
+
+def _appeal_order(appeal: dict) -> tuple:
+    when = appeal["issued_on"] or (appeal["due_by"] or "")[:10] or appeal["received_on"]
+    return when is None, when or "", appeal["appeal_id"]
+
+
+def advocacy_summary(case: dict) -> dict:
+    """What the case page and API show of a case's advocacy: its requests and appeals, with counts
+    of the requests still awaiting a final outcome, the appeals issued (answered or not) and the
+    drafts."""
+    advocacy = case.get("advocacy") or {}
+    requests, appeals = advocacy.get("requests", []), advocacy.get("appeals", [])
+    return {
+        "requests": requests,
+        "appeals": appeals,
+        "open_requests": sum(1 for r in requests if r["status"] not in FINAL_OUTCOMES),
+        "appeals_issued": sum(1 for a in appeals if a["status"] != "draft"),
+        "drafts": sum(1 for a in appeals if a["status"] == "draft"),
+    }

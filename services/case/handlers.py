@@ -71,6 +71,25 @@ def on_case_merged(event: dict, *, store: CaseStore, publisher: Publisher, now: 
     store.save(closing, close, publisher=publisher, topic=TOPIC, now=now)
 
 
+def on_advocacy_event(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
+    """unhcr_access.* and appeal.*: keep the case's requests and appeals in step with the advocacy
+    service. The case's status does not change, so nothing is emitted; an event for a case not
+    opened here yet waits (RetryLater), and one that adds nothing is not stored again."""
+    case_id, payload = event["case_id"], event_payload_json(event)
+
+    def decide(case: dict | None):
+        if case is None:
+            raise RetryLater(f"case {case_id} has not been opened yet")
+        if applied(case, event["event_id"]):
+            return None
+        updated = domain.record_advocacy(case, event["event_type"], payload, now)
+        if updated is case:
+            return None
+        return mark_applied(updated, event["event_id"]), []
+
+    store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
+
+
 def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str | None, actor: str,
                   store: CaseStore, publisher: Publisher, now: dt.datetime) -> dict:
     """Move a case to a new status (IllegalTransition if the table forbids it)."""

@@ -18,6 +18,51 @@ class HistoryEntry(Schema):
     merged_from = fields.String(metadata={"description": "on the entry of the case a duplicate was merged into"})
 
 
+class AccessResponse(Schema):
+    """One answer to a UNHCR-access request."""
+
+    outcome = fields.String(metadata={"description": "acknowledged, granted, denied or no_response"})
+    received_on = fields.String()
+
+
+class AccessRequest(Schema):
+    """A UNHCR-access request made for the case (office, channel and sent_on are null while only a
+    response has been heard of)."""
+
+    request_id = fields.String()
+    office = fields.String(allow_none=True)
+    channel = fields.String(allow_none=True)
+    sent_on = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "sent until a response; then the latest outcome"})
+    responses = fields.List(fields.Nested(AccessResponse), metadata={"description": "oldest first"})
+    recorded_at = fields.DateTime(metadata={"description": "when the case service first heard of it"})
+
+
+class Appeal(Schema):
+    """An urgent appeal (or other letter) about the case."""
+
+    appeal_id = fields.String()
+    kind = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "draft, issued or answered"})
+    due_by = fields.String(allow_none=True, metadata={"description": "ISO date and time a draft is due by"})
+    issued_on = fields.String(allow_none=True)
+    recipients = fields.List(fields.String())
+    outcome = fields.String(allow_none=True)
+    received_on = fields.String(allow_none=True, metadata={"description": "when the answer came"})
+    recorded_at = fields.DateTime(metadata={"description": "when the case service first heard of it"})
+
+
+class AdvocacySummary(Schema):
+    """What the advocacy service has done for the case, as its events told the case service."""
+
+    requests = fields.List(fields.Nested(AccessRequest))
+    appeals = fields.List(fields.Nested(Appeal))
+    open_requests = fields.Integer(metadata={"description": "requests without a final outcome (granted, denied, "
+                                                            "no_response) yet"})
+    appeals_issued = fields.Integer(metadata={"description": "appeals issued, answered or not"})
+    drafts = fields.Integer(metadata={"description": "appeals still in draft"})
+
+
 class CaseOut(Schema):
     """A case: non-identifying attributes only, never a name."""
 
@@ -38,6 +83,7 @@ class CaseOut(Schema):
     merged_from = fields.List(fields.String(), metadata={"description": "duplicates merged into this case"})
     history = fields.List(fields.Nested(HistoryEntry))
     upr_snapshots = fields.List(fields.Dict())
+    advocacy = fields.Nested(AdvocacySummary)
     allowed_transitions = fields.List(fields.String())
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

@@ -1,4 +1,4 @@
-"""The case service's pages: the case list, and a case with its timeline and a status form."""
+"""The case service's pages: the case list, and a case with its timeline, its advocacy and a status form."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from shared.mongo import utcnow
-from shared.ui import login_required
+from shared.ui import N_, login_required
 from shared.web import resources
 
 from services.case import domain, handlers
@@ -17,6 +17,15 @@ from services.case.store import CaseStore
 bp = Blueprint("case_web", __name__)
 
 ANY_ROLE = ("caseworker", "advocate", "analyst")
+
+# The words people read for the advocacy events' values (the values themselves are not words);
+# the advocacy service's pages use the same words.
+ADVOCACY_TERMS = {
+    "sent": N_("sent"), "acknowledged": N_("acknowledged"), "granted": N_("granted"), "denied": N_("denied"),
+    "no_response": N_("no response"), "draft": N_("draft"), "issued": N_("issued"), "answered": N_("answered"),
+    "response_received": N_("response received"), "urgent_appeal": N_("urgent appeal"),
+    "allegation_letter": N_("allegation letter"), "communication": N_("communication"),
+}
 
 
 @bp.get("/")
@@ -41,15 +50,31 @@ def cases():
                            page_size=CaseStore.PAGE_SIZE)
 
 
+def _advocacy(case: dict) -> dict:
+    """The case's advocacy summary, with a draft's due time as a datetime for the page to format."""
+    summary = domain.advocacy_summary(case)
+    appeals = [{**a, "due_by": dt.datetime.fromisoformat(a["due_by"]) if a.get("due_by") else None}
+               for a in summary["appeals"]]
+    return {**summary, "appeals": appeals}
+
+
+def _term(value: str | None) -> str:
+    """An advocacy value as people read it in the page's language (an unknown value as it is)."""
+    if not value:
+        return "—"
+    return _(ADVOCACY_TERMS[value]) if value in ADVOCACY_TERMS else value
+
+
 def _render_case(case: dict, errors: dict | None = None, values: dict | None = None, status: int = 200):
     return render_template("case.html", case=case, allowed=domain.allowed_moves(case["status"]),
-                           errors=errors or {}, values=values or {}, today=dt.date.today().isoformat()), status
+                           advocacy=_advocacy(case), term=_term, errors=errors or {}, values=values or {},
+                           today=dt.date.today().isoformat()), status
 
 
 @bp.get("/cases/<case_id>")
 @login_required(*ANY_ROLE)
 def case(case_id: str):
-    """A case: its facts, its timeline, and the moves it can make."""
+    """A case: its facts, its timeline, its UNHCR-access requests and appeals, and the moves it can make."""
     found = CaseStore(resources().db).get(case_id)
     if found is None:
         # A case opens moments after its first report is saved: say so, and look again shortly.
