@@ -9,11 +9,12 @@ from shared.web import create_service_app
 
 from services.advocacy.api import bp as api_bp
 from services.advocacy.store import AdvocacyStore
+from services.advocacy.web import bp as web_bp
 
 
 def create_app(config: Settings | None = None) -> Flask:
     """Build the advocacy app; clients are made on first use, after gunicorn forks."""
-    return create_service_app("advocacy", config, [api_bp], on_first_use=_prepare)
+    return create_service_app("advocacy", config, [api_bp], on_first_use=_prepare, pages=[web_bp])
 
 
 def _prepare(db) -> None:

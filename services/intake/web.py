@@ -4,8 +4,6 @@ JSON API."""
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
@@ -13,6 +11,7 @@ from marshmallow import ValidationError
 from shared import auth
 from shared.errors import flatten_messages
 from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
+from shared.forms import NUMBERED_MESSAGES, translate_message  # noqa: F401 (NUMBERED_MESSAGES: its tests)
 from shared.mongo import utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
@@ -29,38 +28,11 @@ CHOICES = {"sexes": SEXES, "consents": CONSENT_ADVOCACY, "reliabilities": RELIAB
            "source_types": SOURCE_TYPES, "vulnerabilities": VULNERABILITIES}
 
 
-# The validation messages a caseworker meets, so that extraction puts them in the catalog;
-# messages with numbers in them (a range, a length) are in NUMBERED_MESSAGES below.
-N_("Missing data for required field.")
-N_("Not a valid integer.")
-N_("Not a valid date.")
-N_("Unknown field.")
-N_("Field may not be null.")
-N_("Must not be in the future.")
+# The report form's own validation messages, so that extraction puts them in the catalog; the
+# messages every form meets, and translate_message, are in shared/forms.py.
 N_("Must be an ISO 3166 alpha-2 country code, such as KP.")
 N_("List each vulnerability once.")
 N_("Does not match birth_year.")
-
-# Messages with numbers in them, worded as the schemas (ours and marshmallow's validators) word
-# them, with a placeholder where the number goes: the page finds the numbers and translates.
-NUMBERED_MESSAGES = (
-    N_("Must be between %(min)s and %(max)s."),
-    N_("Length must be between %(min)s and %(max)s."),
-    N_("Longer than maximum length %(max)s."),
-    N_("Shorter than minimum length %(min)s."),
-    N_("Length must be %(equal)s."),
-    N_("Must be greater than or equal to %(min)s and less than or equal to %(max)s."),
-    N_("Must be greater than or equal to %(min)s."),
-    N_("Must be less than or equal to %(max)s."),
-)
-
-
-def _numbered_pattern(msgid: str) -> re.Pattern:
-    """A regex matching the message `msgid` stands for, a number in place of each %(name)s."""
-    return re.compile(re.sub(r"%\\\(([a-z]+)\\\)s", r"(?P<\1>-?\\d+(?:\\.\\d+)?)", re.escape(msgid)))
-
-
-NUMBERED_PATTERNS = tuple((msgid, _numbered_pattern(msgid)) for msgid in NUMBERED_MESSAGES)
 
 # Reasons the pages write into the audit trail themselves; the audit page translates them.
 SYSTEM_REASONS = (N_("web view"),)
@@ -76,17 +48,6 @@ def field_labels() -> dict[str, str]:
             "risk.expected_deportation_on": _("Expected deportation on"), "risk.vulnerabilities": _("Vulnerabilities"),
             "source.type": _("Source type"), "source.reliability": _("Reliability"),
             "source.received_on": _("Received on"), "consent.advocacy": _("Advocacy consent"), "notes": _("Notes")}
-
-
-def translate_message(message: str) -> str:
-    """A schema's message in the page's language, where the catalog has it."""
-    if message.startswith("Must be one of:"):
-        return _("Choose one of the options.")
-    for msgid, pattern in NUMBERED_PATTERNS:
-        found = pattern.fullmatch(message)
-        if found:
-            return _(msgid, **found.groupdict())
-    return _(message)
 
 
 def _deps() -> dict:

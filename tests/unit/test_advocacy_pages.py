@@ -1,0 +1,58 @@
+"""The advocacy pages' words: time left as people read it, values as words in both languages,
+case ids as typed, and the domain's refusals each said by the page."""
+
+import datetime as dt
+import inspect
+
+import pytest
+
+from services.advocacy import domain, handlers, web
+from services.advocacy.app import create_app
+from shared.config import Settings
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The advocacy app; nothing here touches a database."""
+    app = create_app(Settings(mongo_uri="mongodb://127.0.0.1:1/", var_dir=tmp_path_factory.mktemp("var"),
+                              token_secret="unit-" + "s" * 40))
+    app.testing = True
+    return app
+
+
+@pytest.mark.parametrize("lang, left, said", [
+    ("en", dt.timedelta(hours=4, minutes=59, seconds=50), "in 5 hours"),
+    ("en", -dt.timedelta(hours=2, seconds=3), "overdue by 2 hours"),
+    ("en", dt.timedelta(hours=23, minutes=50), "in 24 hours"),
+    ("en", dt.timedelta(seconds=20), "in 1 minute"),
+    ("ko", dt.timedelta(hours=5), "5시간 후"),
+    ("ko", -dt.timedelta(hours=2), "기한 2시간 지남"),
+])
+def test_the_time_left_reads_as_people_say_it(app, lang, left, said):
+    with app.test_request_context("/", headers={"Accept-Language": lang}):
+        assert web.time_left_text(left) == said
+    assert web.time_left_text(None) is None
+
+
+def test_every_value_the_pages_show_is_a_word_in_english_and_in_korean(app):
+    values = {*domain.APPEAL_KINDS, *domain.APPEAL_STATUSES, *domain.REQUEST_STATUSES, *domain.CHANNELS,
+              domain.DEPORTATION_CLOCK, "manual", domain.EPISODE_ENDED}
+    assert values <= set(web.TERMS)
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert web.term("urgent_appeal") == "urgent appeal" and web.term("response_received") == "response received"
+        assert web.term(None) == "—"
+    with app.test_request_context("/", headers={"Accept-Language": "ko"}):
+        korean = {value: web.term(value) for value in values}
+    assert all(word != web.TERMS[value] for value, word in korean.items()), korean
+    assert korean["urgent_appeal"] == "긴급 호소"
+
+
+def test_case_ids_are_read_one_per_line_or_separated_by_commas():
+    assert web.split_case_ids(" a1,b2\r\nc3 ;d4\n\n, e5 ") == ["a1", "b2", "c3", "d4", "e5"]
+    assert web.split_case_ids(" \n, ") == []
+
+
+def test_each_refusal_the_pages_translate_is_one_the_domain_still_makes():
+    source = inspect.getsource(domain) + inspect.getsource(handlers)
+    for start, _field, _msgid in web.NOT_ALLOWED:
+        assert start in source, start
