@@ -1,5 +1,6 @@
 """The case service's event consumer: opens and updates cases from intake's events, and keeps each
-case's UNHCR-access requests and appeals from advocacy's."""
+case's UNHCR-access requests and appeals from advocacy's, and the UPR snapshots that counted it
+from reporting's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from services.case import domain, handlers
 from services.case.store import CaseStore
 
 
-TOPICS = ["intake.events", "advocacy.events"]
+TOPICS = ["intake.events", "advocacy.events", "reporting.events"]
 
 
 def make_handlers(db, publisher) -> dict:
@@ -23,6 +24,8 @@ def make_handlers(db, publisher) -> dict:
     return {
         "case.reported": lambda event: handlers.on_case_reported(event, store=store, publisher=publisher, now=utcnow()),
         "case.merged": lambda event: handlers.on_case_merged(event, store=store, publisher=publisher, now=utcnow()),
+        "upr.snapshot_taken": lambda event: handlers.on_snapshot_taken(event, store=store, publisher=publisher,
+                                                                      now=utcnow()),
         **{event_type: advocacy for event_type in domain.ADVOCACY_EVENTS},
     }
 

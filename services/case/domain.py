@@ -264,3 +264,11 @@ def advocacy_summary(case: dict) -> dict:
         "appeals_issued": sum(1 for a in appeals if a["status"] != "draft"),
         "drafts": sum(1 for a in appeals if a["status"] == "draft"),
     }
+
+
+def record_snapshot(case: dict, payload: dict) -> dict:
+    """The case listing a UPR snapshot that counted it (once per snapshot)."""
+    mark = {"snapshot_id": payload["snapshot_id"], "cycle": payload["cycle"], "as_of": payload["as_of"]}
+    if any(s["snapshot_id"] == mark["snapshot_id"] for s in case.get("upr_snapshots", [])):
+        return case
+    return {**case, "upr_snapshots": case.get("upr_snapshots", []) + [mark]}

@@ -90,6 +90,21 @@ def on_advocacy_event(event: dict, *, store: CaseStore, publisher: Publisher, no
     store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
 
 
+def on_snapshot_taken(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
+    """upr.snapshot_taken: the case lists the submission snapshot that counted it."""
+    case_id, payload = event["case_id"], event_payload_json(event)
+
+    def decide(case: dict | None):
+        if case is None:
+            raise RetryLater(f"case {case_id} has not been opened yet")
+        if applied(case, event["event_id"]):
+            return None
+        updated = domain.record_snapshot(case, payload)
+        return None if updated is case else (mark_applied(updated, event["event_id"]), [])
+
+    store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
+
+
 def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str | None, actor: str,
                   store: CaseStore, publisher: Publisher, now: dt.datetime) -> dict:
     """Move a case to a new status (IllegalTransition if the table forbids it)."""

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from shared import auth
 from shared.errors import flatten_messages
 from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
-from shared.forms import NUMBERED_MESSAGES, translate_message  # noqa: F401 (NUMBERED_MESSAGES: its tests)
+from shared.forms import translate_message
 from shared.mongo import utcnow
 from shared.ui import N_, login_required
 from shared.web import resources

@@ -1,4 +1,4 @@
-"""The reporting service's Flask app (health, readiness, identity and OpenAPI; its own API comes later)."""
+"""The reporting service's Flask app."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from flask import Flask
 from shared.config import Settings
 from shared.web import create_service_app
 
+from services.reporting.api import bp as api_bp
+
 
 def create_app(config: Settings | None = None) -> Flask:
     """Build the reporting app; clients are made on first use, after gunicorn forks."""
-    return create_service_app("reporting", config, [])
+    return create_service_app("reporting", config, [api_bp])

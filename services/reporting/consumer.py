@@ -1,19 +1,24 @@
-"""The reporting service's event consumer: reads intake, case and advocacy events (statistics read models arrive with a later issue).
-
-Until handlers are added it validates every record, dead-letters what breaks the contract and
-commits its position, so the group is in place and no poison message goes unnoticed.
-"""
+"""The reporting service's event consumer: builds each case's record from intake, case and
+advocacy events (the statistics are counted from these records only)."""
 
 from __future__ import annotations
 
 from shared.processes import run_consumer
 
+from services.reporting import handlers
+from services.reporting.store import ReportingStore
+
 TOPICS = ["intake.events", "case.events", "advocacy.events"]
 
 
 def make_handlers(db, publisher) -> dict:
-    """Event type -> handler (none yet)."""
-    return {}
+    """Event type -> handler, wired to this process's store."""
+    store = ReportingStore(db)
+
+    def handle(event: dict) -> None:
+        handlers.on_event(event, store=store)
+
+    return {event_type: handle for event_type in handlers.EVENT_TYPES}
 
 
 def main(argv=None) -> None:

@@ -82,6 +82,19 @@ def advocacy_client(advocacy_app):
     return advocacy_app.test_client()
 
 
+@pytest.fixture(scope="session")
+def reporting_app(settings):
+    """The reporting app, wired to the real database and broker."""
+    from services.reporting.app import create_app
+    return _app(create_app, settings)
+
+
+@pytest.fixture
+def reporting_client(reporting_app):
+    """A test client of the reporting app."""
+    return reporting_app.test_client()
+
+
 @pytest.fixture
 def client(intake_app):
     """A test client of the intake app."""

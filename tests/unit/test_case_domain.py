@@ -94,3 +94,11 @@ def test_the_surviving_case_takes_the_duplicates_reports_once_and_keeps_its_stat
     assert merged["history"][-1]["status"] == "detained" and merged["history"][-1]["reason"] == domain.MERGED_FROM
     assert changes == {"report_count": 2, "vulnerabilities": ["ill", "minor"]}
     assert domain.absorb(merged, dup, day, NOW) == (merged, {})
+
+
+def test_a_case_lists_each_snapshot_that_counted_it_once():
+    case = domain.open_case("c-1", REPORTED, NOW)
+    mark = {"snapshot_id": "s-1", "cycle": "CN-4", "as_of": "2024-01-01"}
+    listed = domain.record_snapshot(case, mark)
+    assert listed["upr_snapshots"] == [mark]
+    assert domain.record_snapshot(listed, mark) is listed

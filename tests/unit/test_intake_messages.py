@@ -7,7 +7,7 @@ from marshmallow import ValidationError, validate
 
 from services.intake.app import create_app
 from services.intake.schemas import ReportIn
-from services.intake.web import NUMBERED_MESSAGES, translate_message
+from shared.forms import NUMBERED_MESSAGES, translate_message
 from shared.config import Settings
 from shared.errors import flatten_messages
 from tests.support import SYNTH, synthetic_report

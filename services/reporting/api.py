@@ -1,0 +1,110 @@
+"""The reporting service's JSON routes: statistics, the UPR questions, snapshots and their annex."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from shared.auth import current_user, require_roles
+from shared.errors import ApiError
+from shared.mongo import utcnow
+from shared.web import doc, load_body, load_query, resources
+
+from services.reporting import figures, handlers
+from services.reporting.schemas import (AnnexQuery, QuestionList, QuestionsQuery, SnapshotIn, SnapshotList,
+                                        SnapshotOut, StatisticsQuery, Table)
+from services.reporting.store import ReportingStore
+
+bp = Blueprint("reporting_api", __name__)
+
+ANY_ROLE = ("caseworker", "advocate", "analyst")
+EXACT_ROLES = {"analyst", "admin"}
+
+
+def _store() -> ReportingStore:
+    return ReportingStore(resources().db)
+
+
+def _sees_exact() -> bool:
+    return bool(EXACT_ROLES & set(current_user()["roles"]))
+
+
+def _disclosure(level: str) -> str:
+    if level == "internal" and not _sees_exact():
+        raise ApiError(403, "forbidden", "Exact figures (disclosure=internal) are for analysts and admins; "
+                                         "ask for disclosure=public.")
+    return level
+
+
+@bp.get("/api/v1/statistics")
+@require_roles(*ANY_ROLE)
+@doc(summary="A measure as of a date, disaggregated (public: small cells suppressed)", query=StatisticsQuery,
+     responses={200: Table})
+def statistics():
+    """Counts of cases from the records built from events; business dates throughout."""
+    query = load_query(StatisticsQuery())
+    level = _disclosure(query["disclosure"])
+    return jsonify(figures.table(_store().all_records(), measure=query["measure"], as_of=query["as_of"],
+                                 since=query.get("since"), by=query["by"], disclosure_level=level))
+
+
+@bp.get("/api/v1/upr/questions")
+@require_roles(*ANY_ROLE)
+@doc(summary="The submission's questions answered from the data", query=QuestionsQuery,
+     responses={200: QuestionList})
+def upr_questions():
+    """Each question with a sentence ready for a submission and the tables behind it."""
+    query = load_query(QuestionsQuery())
+    level = _disclosure(query["disclosure"])
+    return jsonify({"items": figures.questions(_store().all_records(), as_of=query["as_of"], since=query.get("since"),
+                                               disclosure_level=level)})
+
+
+@bp.post("/api/v1/upr/snapshots")
+@require_roles("analyst")
+@doc(summary="Freeze the figures for a submission as of a date", body=SnapshotIn, responses={201: SnapshotOut})
+def take_snapshot():
+    """The snapshot keeps its figures whatever changes later; counted cases list it."""
+    cmd = load_body(SnapshotIn())
+    snapshot = handlers.take_snapshot(cmd, actor=current_user()["id"], store=_store(),
+                                      publisher=resources().publisher, now=utcnow())
+    return jsonify(SnapshotOut().dump(snapshot)), 201
+
+
+def _snapshot_out(snapshot: dict) -> dict:
+    shown = snapshot if _sees_exact() else {k: v for k, v in snapshot.items() if k not in ("case_ids", "exact")}
+    return SnapshotOut().dump(shown)
+
+
+@bp.get("/api/v1/upr/snapshots")
+@require_roles(*ANY_ROLE)
+@doc(summary="Snapshots, newest first", responses={200: SnapshotList})
+def list_snapshots():
+    """Cycle, date, title and how many cases each counted."""
+    return jsonify({"items": [SnapshotOut().dump(s) for s in _store().list_snapshots()]})
+
+
+@bp.get("/api/v1/upr/snapshots/<snapshot_id>")
+@require_roles(*ANY_ROLE)
+@doc(summary="One snapshot (the cases counted: analysts and admins only)", responses={200: SnapshotOut})
+def get_snapshot(snapshot_id: str):
+    """Its frozen figures, series and answers."""
+    snapshot = _store().get_snapshot(snapshot_id)
+    if snapshot is None:
+        raise ApiError(404, "not_found", "No snapshot with that id.")
+    return jsonify(_snapshot_out(snapshot))
+
+
+@bp.get("/api/v1/upr/snapshots/<snapshot_id>/annex")
+@require_roles(*ANY_ROLE)
+@doc(summary="The snapshot's annex: md, html, csv, xlsx or pdf, with charts", query=AnnexQuery)
+def annex(snapshot_id: str):
+    """Public figures only, in the chosen format and language."""
+    query = load_query(AnnexQuery())
+    snapshot = _store().get_snapshot(snapshot_id)
+    if snapshot is None:
+        raise ApiError(404, "not_found", "No snapshot with that id.")
+    from services.reporting.annex import render_annex  # matplotlib loads only when an annex is made
+    public = {k: v for k, v in snapshot.items() if k not in ("case_ids", "exact", "counted")}
+    content, mimetype = render_annex(public, fmt=query["format"], lang=query["lang"])
+    name = f"annex-{snapshot['cycle']}-{snapshot['as_of']}-{query['lang']}.{query['format']}"
+    return Response(content, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,0 +1,191 @@
+"""Reporting's pure rules: each case's record built from events only (business-dated status
+timeline, non-identifying attributes, UNHCR-access requests and appeals), and the measures of
+API.md counted as of any date. No I/O.
+
+A figure is reproducible: the same events give the same records and the same counts, whatever
+order topics were read in, because every date used is a business date carried by an event
+(effective_on, received_on, sent_on, issued_on), never the time of processing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Iterable
+
+MEASURES = ("detained", "deportation_imminent", "repatriated", "reported", "unhcr_access_requested",
+            "unhcr_access_granted", "appeals_issued")
+DIMENSIONS = ("sex", "age_group", "province", "nationality", "status")
+SEXES = ("female", "male", "unknown")
+AGE_GROUPS = ("0-4", "5-11", "12-17", "18-59", "60+", "unknown")
+DETAINED = ("detained", "deportation_imminent")
+NOT_A_PERSON = ("closed_duplicate", "closed_unfounded")  # a merged duplicate, or a report found untrue
+
+ATTRIBUTES = ("sex", "birth_year", "nationality", "province", "consent_statistics")
+
+
+def _day(value) -> str | None:
+    """A business date as ISO text (events carry dates; stored records keep text)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)[:10]
+
+
+def new_record(case_id: str) -> dict:
+    """An empty record: filled in by whichever event about the case arrives first."""
+    return {"_id": case_id, "sex": "unknown", "birth_year": None, "nationality": "KP", "province": None,
+            "consent_statistics": True, "reported_on": None, "timeline": [], "merged_into": None,
+            "requests": {}, "appeals": {}, "upr_snapshots": []}
+
+
+def apply_event(record: dict | None, event: dict) -> dict:
+    """The case's record after one event (intake, case or advocacy). Idempotency by event id is
+    the caller's (the record keeps the ids applied); the changes here are also safe to repeat."""
+    record = dict(record or new_record(event["case_id"]))
+    kind, payload = event["event_type"], event["payload"]
+    occurred = _day(event["occurred_at"])
+    if kind == "case.reported":
+        received = _day(payload.get("received_on")) or occurred
+        first = record["reported_on"] is None or received < record["reported_on"]
+        if first:
+            record["reported_on"] = received
+        if first or not record.get("attributes_from_case"):
+            record.update({k: payload[k] for k in ("sex", "birth_year", "nationality", "province") if k in payload})
+        record["consent_statistics"] = payload.get("consent_statistics", record["consent_statistics"])
+    elif kind == "case.opened":
+        record.update({k: payload[k] for k in ("sex", "birth_year", "nationality", "province", "consent_statistics")
+                       if k in payload})
+        record["attributes_from_case"] = True
+        if record["reported_on"] is None:
+            record["reported_on"] = occurred  # until the report's own date arrives
+    elif kind == "case.status_changed":
+        recorded = event["occurred_at"]
+        entry = {"status": payload["to"], "effective_on": _day(payload["effective_on"]),
+                 "recorded_at": recorded.isoformat() if isinstance(recorded, dt.datetime) else str(recorded),
+                 "event_id": event["event_id"]}
+        if all(e["event_id"] != entry["event_id"] for e in record["timeline"]):
+            record["timeline"] = record["timeline"] + [entry]
+    elif kind == "case.facts_updated":
+        record.update({k: payload[k] for k in ("province", "consent_statistics", "birth_year") if k in payload})
+    elif kind == "consent.changed":
+        record["consent_statistics"] = payload["consent_statistics"]
+    elif kind == "case.merged":
+        record["merged_into"] = payload["into_case_id"]
+    elif kind == "unhcr_access.requested":
+        request = record["requests"].get(payload["request_id"], {"outcomes": []})
+        record["requests"] = {**record["requests"], payload["request_id"]: {**request, "sent_on": _day(payload["sent_on"])}}
+    elif kind == "unhcr_access.responded":
+        request = record["requests"].get(payload["request_id"], {"sent_on": None, "outcomes": []})
+        outcome = {"outcome": payload["outcome"], "received_on": _day(payload["received_on"])}
+        if outcome not in request["outcomes"]:
+            request = {**request, "outcomes": request["outcomes"] + [outcome]}
+        record["requests"] = {**record["requests"], payload["request_id"]: request}
+    elif kind == "appeal.issued":
+        appeal = record["appeals"].get(payload["appeal_id"], {"answers": []})
+        record["appeals"] = {**record["appeals"], payload["appeal_id"]: {**appeal, "issued_on": _day(payload["issued_on"])}}
+    elif kind == "appeal.answered":
+        appeal = record["appeals"].get(payload["appeal_id"], {"issued_on": None, "answers": []})
+        answer = {"outcome": payload["outcome"], "received_on": _day(payload["received_on"])}
+        if answer not in appeal["answers"]:
+            appeal = {**appeal, "answers": appeal["answers"] + [answer]}
+        record["appeals"] = {**record["appeals"], payload["appeal_id"]: appeal}
+    elif kind == "upr.snapshot_taken":
+        mark = {"snapshot_id": payload["snapshot_id"], "cycle": payload["cycle"], "as_of": _day(payload["as_of"])}
+        if mark not in record["upr_snapshots"]:
+            record["upr_snapshots"] = record["upr_snapshots"] + [mark]
+    return record
+
+
+# --- as of a date -------------------------------------------------------------------------------
+
+
+def status_on(record: dict, day: str) -> str | None:
+    """The case's status on a business date: its latest move effective on or before it (moves on
+    the same day in the order they were recorded), 'reported' from the report's date, else None."""
+    moves = sorted((e for e in record["timeline"] if e["effective_on"] <= day),
+                   key=lambda e: (e["effective_on"], e["recorded_at"]))
+    if moves:
+        return moves[-1]["status"]
+    return "reported" if record["reported_on"] is not None and record["reported_on"] <= day else None
+
+
+def counts_as_person(record: dict) -> bool:
+    """Counted at all: statistics consent given, and not a merged duplicate or an untrue report."""
+    if not record.get("consent_statistics", True) or record.get("merged_into"):
+        return False
+    return not any(e["status"] in NOT_A_PERSON for e in record["timeline"])
+
+
+def age_group(birth_year: int | None, day: str) -> str:
+    """UNHCR's age group in the year of `day`."""
+    if birth_year is None:
+        return "unknown"
+    age = int(day[:4]) - birth_year
+    for upper, label in ((4, "0-4"), (11, "5-11"), (17, "12-17"), (59, "18-59")):
+        if age <= upper:
+            return label
+    return "60+"
+
+
+def _within(day: str | None, since: str | None, as_of: str) -> bool:
+    return day is not None and day <= as_of and (since is None or day > since)
+
+
+def in_measure(record: dict, measure: str, as_of: str, since: str | None) -> bool:
+    """Whether a (countable) case is in a measure: on `as_of`, or for event measures in (since, as_of]."""
+    if measure == "detained":
+        return status_on(record, as_of) in DETAINED
+    if measure == "deportation_imminent":
+        return status_on(record, as_of) == "deportation_imminent"
+    if measure == "repatriated":
+        return any(e["status"] == "repatriated" and _within(e["effective_on"], since, as_of) for e in record["timeline"])
+    if measure == "reported":
+        return _within(record["reported_on"], since, as_of)
+    if measure == "unhcr_access_requested":
+        return any(_within(r.get("sent_on"), since, as_of) for r in record["requests"].values())
+    if measure == "unhcr_access_granted":
+        return any(o["outcome"] == "granted" and _within(o["received_on"], since, as_of)
+                   for r in record["requests"].values() for o in r["outcomes"])
+    if measure == "appeals_issued":
+        return any(_within(a.get("issued_on"), since, as_of) for a in record["appeals"].values())
+    raise ValueError(f"unknown measure {measure!r}")
+
+
+def dimension_value(record: dict, dim: str, as_of: str) -> str:
+    """A case's category in one dimension, as of the date."""
+    if dim == "age_group":
+        return age_group(record.get("birth_year"), as_of)
+    if dim == "status":
+        return status_on(record, as_of) or "unknown"
+    value = record.get(dim)
+    return value if value not in (None, "") else "unknown"
+
+
+def categories(records: Iterable[dict], dim: str, as_of: str) -> list[str]:
+    """The categories a table shows for a dimension: the fixed ones for sex and age, else those
+    present among the countable cases (so a table's shape does not give away who is in it)."""
+    if dim == "sex":
+        return list(SEXES)
+    if dim == "age_group":
+        return list(AGE_GROUPS)
+    return sorted({dimension_value(r, dim, as_of) for r in records})
+
+
+def count(records: list[dict], measure: str, as_of: str, since: str | None, by: list[str]) -> dict:
+    """The exact table: {"total", "cells": [{dim: value, ..., "count"}], "case_ids": [...]}, with a
+    cell for every combination of categories (zeros included)."""
+    people = [r for r in records if counts_as_person(r)]
+    counted = [r for r in people if in_measure(r, measure, as_of, since)]
+    cells = []
+    if by:
+        axes = [categories(people, dim, as_of) for dim in by]
+        tally: dict[tuple, int] = {}
+        for r in counted:
+            key = tuple(dimension_value(r, dim, as_of) for dim in by)
+            tally[key] = tally.get(key, 0) + 1
+        cells = [{**dict(zip(by, key)), "count": tally.get(key, 0)} for key in itertools.product(*axes)]
+    return {"total": len(counted), "cells": cells, "case_ids": sorted(r["_id"] for r in counted)}

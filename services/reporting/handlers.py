@@ -1,0 +1,44 @@
+"""Reporting's event handler: every event about a case updates that case's record, once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from shared.bus import Publisher, applied, mark_applied, publish_outbox, with_outbox
+from shared.events import new_event
+
+from services.reporting import domain, figures
+from services.reporting.store import ReportingStore
+
+TOPIC = "reporting.events"
+
+# What the read model is built from: intake's, the case service's and advocacy's events.
+EVENT_TYPES = ("case.reported", "consent.changed", "case.merged", "case.opened", "case.status_changed",
+               "case.facts_updated", "unhcr_access.requested", "unhcr_access.responded", "appeal.issued",
+               "appeal.answered")
+
+
+def on_event(event: dict, *, store: ReportingStore) -> None:
+    """Apply one event to its case's record (skipped if the record has it already)."""
+    record = store.get(event["case_id"])
+    if applied(record, event["event_id"]):
+        return
+    store.save(mark_applied(domain.apply_event(record, event), event["event_id"]))
+
+
+def take_snapshot(cmd: dict, *, actor: str, store: ReportingStore, publisher: Publisher, now: dt.datetime) -> dict:
+    """Freeze the figures as of a date for a submission; each counted case hears of it through
+    upr.snapshot_taken (one event per case, in the same write as the snapshot)."""
+    snapshot_id = str(uuid.uuid4())
+    doc = figures.snapshot(store.all_records(), snapshot_id=snapshot_id, cycle=cmd["cycle"], as_of=cmd["as_of"],
+                           since=cmd.get("since"), title=cmd.get("title") or "", actor=actor, now=now)
+    correlation = str(uuid.uuid4())
+    events = [new_event("upr.snapshot_taken", producer="reporting", case_id=case_id, actor=actor, now=now,
+                        correlation_id=correlation,
+                        payload={"snapshot_id": snapshot_id, "cycle": doc["cycle"], "as_of": doc["as_of"]})
+              for case_id in doc["case_ids"]]
+    doc = with_outbox(doc, events, now)
+    store.insert_snapshot(doc)
+    publish_outbox(store.snapshots, doc, TOPIC, publisher)
+    return {k: v for k, v in doc.items() if k != "outbox"}

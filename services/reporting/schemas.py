@@ -1,0 +1,138 @@
+"""The reporting service's request and response schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from services.reporting.domain import DIMENSIONS, MEASURES
+
+
+def _not_future(value: dt.date) -> None:
+    if value > dt.date.today():
+        raise ValidationError("Must not be in the future.")
+
+
+class ByField(fields.Field):
+    """`by=sex,age_group`: a comma-separated list of dimensions, each once."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("Give dimensions separated by commas.")
+        dims = [d.strip() for d in value.split(",") if d.strip()]
+        unknown = [d for d in dims if d not in DIMENSIONS]
+        if unknown:
+            raise ValidationError(f"Choose from: {', '.join(DIMENSIONS)}.")
+        if len(set(dims)) != len(dims):
+            raise ValidationError("Name each dimension once.")
+        return dims
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
+class StatisticsQuery(Schema):
+    """GET /api/v1/statistics."""
+
+    measure = fields.String(required=True, validate=validate.OneOf(MEASURES))
+    as_of = fields.Date(load_default=None, validate=_not_future)
+    since = fields.Date(load_default=None)
+    by = ByField(load_default=list)
+    disclosure = fields.String(load_default="public", validate=validate.OneOf(("public", "internal")))
+
+    @validates_schema
+    def _period(self, data, **_kwargs):
+        if data.get("since") and data.get("as_of") and data["since"] >= data["as_of"]:
+            raise ValidationError("since must be before as_of.", "since")
+
+    @post_load
+    def _today(self, data, **_kwargs):
+        return {**data, "as_of": data["as_of"] or dt.date.today()}
+
+
+class Table(Schema):
+    """A statistics table."""
+
+    measure = fields.String()
+    as_of = fields.String()
+    since = fields.String(allow_none=True)
+    by = fields.List(fields.String())
+    disclosure = fields.String()
+    total = fields.Integer(allow_none=True)
+    cells = fields.List(fields.Dict())
+    suppressed = fields.Dict(metadata={"description": "how many cells were suppressed: primary (1 to 4) and "
+                                                      "secondary (so that none can be worked out)"})
+    note = fields.String(allow_none=True, metadata={"description": "what was suppressed and why"})
+
+
+class QuestionsQuery(Schema):
+    """GET /api/v1/upr/questions."""
+
+    as_of = fields.Date(load_default=None, validate=_not_future)
+    since = fields.Date(load_default=None)
+    disclosure = fields.String(load_default="public", validate=validate.OneOf(("public", "internal")))
+
+    @post_load
+    def _today(self, data, **_kwargs):
+        return {**data, "as_of": data["as_of"] or dt.date.today()}
+
+
+class Question(Schema):
+    """A question of the submission, answered from the data."""
+
+    id = fields.String()
+    question = fields.String()
+    answer_text = fields.String()
+    figures = fields.Dict(keys=fields.String(), values=fields.Nested(Table))
+
+
+class QuestionList(Schema):
+    """The questions the case data can answer."""
+
+    items = fields.List(fields.Nested(Question))
+
+
+class SnapshotIn(Schema):
+    """POST /api/v1/upr/snapshots."""
+
+    cycle = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    as_of = fields.Date(required=True, validate=_not_future)
+    since = fields.Date(load_default=None)
+    title = fields.String(load_default="", validate=validate.Length(max=300))
+
+    @validates_schema
+    def _period(self, data, **_kwargs):
+        if data.get("since") and data["since"] >= data["as_of"]:
+            raise ValidationError("since must be before as_of.", "since")
+
+
+class SnapshotOut(Schema):
+    """A frozen snapshot: its public figures (and, for analysts, the cases counted)."""
+
+    snapshot_id = fields.String()
+    cycle = fields.String()
+    as_of = fields.String()
+    since = fields.String(allow_none=True)
+    title = fields.String()
+    taken_at = fields.DateTime()
+    taken_by = fields.String()
+    case_count = fields.Integer()
+    figures = fields.Dict(keys=fields.String(), values=fields.Nested(Table))
+    series = fields.Dict()
+    questions = fields.List(fields.Nested(Question))
+    case_ids = fields.List(fields.String(), metadata={"description": "analysts and admins only"})
+    exact = fields.Dict(metadata={"description": "exact figures; analysts and admins only"})
+
+
+class SnapshotList(Schema):
+    """Snapshots, newest first."""
+
+    items = fields.List(fields.Nested(SnapshotOut))
+
+
+class AnnexQuery(Schema):
+    """Which annex to export."""
+
+    format = fields.String(load_default="md", validate=validate.OneOf(("md", "html", "csv", "xlsx", "pdf")))
+    lang = fields.String(load_default="en", validate=validate.OneOf(("en", "ko")))
