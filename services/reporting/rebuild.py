@@ -30,6 +30,16 @@ def _partitions(consumer: KafkaConsumer) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for topic in TOPICS for p in sorted(consumer.partitions_for_topic(topic) or [])]
 
 
+def _end_offsets(settings: Settings, partitions: list[TopicPartition]) -> dict:
+    """The partitions' current ends, asked by a consumer of its own (kafka-python 3.0 can fail to
+    look up partitions its own consumer is not assigned to once it has an assignment)."""
+    probe = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, bootstrap_timeout_ms=10000)
+    try:
+        return probe.end_offsets(partitions)
+    finally:
+        probe.close()
+
+
 def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dict, progress) -> tuple[int, int]:
     """Apply every record between `start` and `end` offsets; (applied, skipped as not events)."""
     partitions = [tp for tp in end if end[tp] > start.get(tp, 0)]
@@ -77,7 +87,7 @@ def rebuild(settings: Settings, *, quiet: bool = False) -> dict:
             applied, skipped = replay(consumer, target, start, end, progress)
             live.point_to(fresh)
             # What arrived while replaying (the live consumer wrote it to the old records).
-            later = consumer.end_offsets(partitions)
+            later = _end_offsets(settings, partitions)
             progress.total += sum(later[tp] - end[tp] for tp in partitions)
             caught_up, skipped_later = replay(consumer, target, end, later, progress)
     finally:
