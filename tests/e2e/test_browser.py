@@ -4,11 +4,13 @@ Screenshots of each page are saved in artifacts/browser/."""
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
 import uuid
 
 import pytest
 
-from tests.support import ROOT, SYNTH, near_duplicate_pair
+from tests.support import ROOT, SYNTH, near_duplicate_pair, synthetic_report, wait_for
 
 SHOTS = ROOT / "artifacts" / "browser"
 
@@ -148,3 +150,54 @@ def test_a_caseworker_reviews_a_possible_duplicate_and_merges_it(page, api):
     assert page.locator("#case-status").inner_text() == "closed_duplicate"
     assert "closed as a duplicate" in page.locator("#merged-into").inner_text()
     shot(page, "11-duplicate-closed")
+
+
+def test_an_advocate_sees_the_urgent_draft_issues_it_and_downloads_the_letter(page, api, tmp_path):
+    body = synthetic_report(consent={"advocacy": "anonymous", "statistics": True})
+    created = api.post_report(body)
+    case_id = created["case_id"]
+    wait_for(lambda: api.case(case_id), what="the case")
+    moved = api.http.post(f"{api.urls['case']}/api/v1/cases/{case_id}/transitions", headers=api.caseworker,
+                          timeout=10, json={"to": "deportation_imminent", "effective_on": dt.date.today().isoformat()})
+    assert moved.status_code == 200, moved.text
+
+    page.goto(f"{api.urls['intake']}/login")
+    page.get_by_label("Username").fill(api.advocate_name)
+    page.get_by_label("Password").fill("e2e-password-0001")
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{api.urls['advocacy']}/")
+    draft = page.locator("#drafts tr.draft", has=page.locator(f"a[href*='{case_id}']"))
+    for _ in range(40):  # the deportation clock opens the draft within seconds
+        if draft.count():
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+    assert draft.count() == 1
+    assert "hour" in draft.inner_text()  # the time left, in words
+    assert page.locator("#drafts tr.draft").first.get_attribute("data-appeal-id") is not None
+    shot(page, "12-advocacy-dashboard")
+    draft.get_by_role("link").first.click()
+    page.wait_for_selector("#appeal-status")
+    assert "draft" in page.locator("#appeal-status").inner_text()
+    page.get_by_label("SR DPRK", exact=False).first.check()
+    page.get_by_role("button", name="Record it as issued").click()
+    page.wait_for_function("document.querySelector('#appeal-status').innerText.includes('issued')")
+    today = dt.date.today()
+    assert str(today.year) in page.locator("#appeal-issued-on").inner_text()
+    shot(page, "13-appeal-issued")
+    with page.expect_download() as download:
+        page.locator("#letter").get_by_role("link", name="PDF").first.click()
+    saved = tmp_path / "letter.pdf"
+    download.value.save_as(saved)
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(saved), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    assert body["person"]["full_name"] not in text and SYNTH not in text  # anonymous: never named
+    assert "urgent" in text.lower()
+    page.goto(f"{api.urls['case']}/cases/{case_id}")
+    for _ in range(40):  # the case service hears of the issued appeal through advocacy.events
+        if page.locator("#appeals").count() and "issued" in page.locator("#appeals").inner_text():
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+    assert "issued" in page.locator("#appeals").inner_text() and "SR DPRK" in page.locator("#appeals").inner_text()
+    shot(page, "14-case-with-appeal")
