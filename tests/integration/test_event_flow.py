@@ -12,7 +12,8 @@ from kafka import KafkaProducer
 
 from services.case.consumer import make_handlers
 from services.case.store import CaseStore
-from shared.bus import EventConsumer, Publisher, insert_with_outbox, outbox_pending, relay_once, with_outbox
+from shared.bus import (EventConsumer, Publisher, insert_with_outbox, outbox_pending, relay_once, run_relay,
+                        with_outbox)
 from shared.events import encode, new_event
 from shared.mongo import utcnow
 from tests.support import read_topic, synthetic_report, wait_for
@@ -28,10 +29,21 @@ def case_consumer(settings, mongo):
                              handlers=make_handlers(db, publisher), publisher=publisher)
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
+    # Intake's relay too, as the stack runs it: on a broker that has only just started, the web's
+    # own publish may time out, and then the relay sends the event.
+    relay_publisher = Publisher(settings, client_id="it-intake-relay")
+    relay_stop = threading.Event()
+    relay = threading.Thread(target=run_relay, daemon=True,
+                             args=([mongo[settings.database_name("intake")]["reports"]], "intake.events",
+                                   relay_publisher, settings, relay_stop))
+    relay.start()
     yield CaseStore(db)
     consumer.stop.set()
+    relay_stop.set()
     thread.join(timeout=15)
+    relay.join(timeout=15)
     publisher.close()
+    relay_publisher.close()
 
 
 @pytest.fixture
