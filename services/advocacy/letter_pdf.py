@@ -7,22 +7,20 @@ import functools
 import html
 import io
 from html.parser import HTMLParser
-from pathlib import Path
 
 from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import ListFlowable, ListItem, Paragraph, SimpleDocTemplate
 
-FONT_DIRS = (Path("/usr/share/fonts"),)  # Debian's fonts-nanum puts it in truetype/nanum/
-FONT_FILE, BOLD_FONT_FILE = "NanumGothic.ttf", "NanumGothicBold.ttf"
-FONT, BOLD_FONT = "NanumGothic", "NanumGothic-Bold"
+from shared import fonts
+
+FONT_DIRS = fonts.FONT_DIRS  # Debian's fonts-nanum puts it in truetype/nanum/
+FONT, BOLD_FONT = fonts.REPORTLAB_REGULAR, fonts.REPORTLAB_BOLD
 
 
-class LetterFontMissing(RuntimeError):
+class LetterFontMissing(fonts.FontMissing):
     """NanumGothic is not installed, so no PDF letter can be made."""
 
 
@@ -48,25 +46,10 @@ def build_pdf(body_html: str, *, lang: str, title: str, author: str, footer: str
 @functools.lru_cache(maxsize=1)
 def register_fonts() -> tuple[str, str]:
     """Register NanumGothic (and its bold, or the regular face again) with reportlab, once."""
-    regular = find_font(FONT_FILE)
-    if regular is None:
-        where = ", ".join(str(d) for d in FONT_DIRS)
-        raise LetterFontMissing(f"{FONT_FILE} was not found under {where}: PDF letters need it for Korean. "
-                                "Install Debian's fonts-nanum package (bash infra/browser.sh does).")
-    bold_path = find_font(BOLD_FONT_FILE) or regular
-    pdfmetrics.registerFont(TTFont(FONT, str(regular)))
-    pdfmetrics.registerFont(TTFont(BOLD_FONT, str(bold_path)))
-    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD_FONT, italic=FONT, boldItalic=BOLD_FONT)
-    return FONT, BOLD_FONT
-
-
-def find_font(filename: str) -> Path | None:
-    """The first file of this name under the font folders, or None."""
-    for folder in FONT_DIRS:
-        for path in sorted(folder.rglob(filename)):
-            if path.is_file():
-                return path
-    return None
+    try:
+        return fonts.register_reportlab(tuple(FONT_DIRS))
+    except fonts.FontMissing as exc:
+        raise LetterFontMissing(str(exc)) from None
 
 
 def _styles(font: str, bold: str) -> dict[str, ParagraphStyle]:

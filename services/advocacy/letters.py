@@ -19,11 +19,10 @@ from pathlib import Path
 import jinja2
 import markdown
 import pycountry
-from babel.dates import format_date
-from babel.messages.pofile import read_po
 from markupsafe import Markup
 
 from services.advocacy import letter_pdf
+from shared import i18n
 
 FORMATS = ("md", "html", "pdf")
 LANGS = ("en", "ko")
@@ -33,8 +32,7 @@ MIME_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=
 
 TEMPLATES = Path(__file__).resolve().parent / "letter_templates"
 # The pages' Korean catalog: statuses, vulnerabilities and sexes read as they do in the UI.
-KO_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "translations" / "ko" / "LC_MESSAGES" / "messages.po"
-DATE_LOCALES = {"en": "en_GB", "ko": "ko"}  # "5 January 2024", as UN documents write dates
+KO_CATALOG = i18n.catalog_path("ko")
 
 SEXES = ("female", "male", "unknown")
 AGE_GROUPS = ("0-4", "5-11", "12-17", "18-59", "60+", "unknown")
@@ -231,9 +229,7 @@ def _recipient(recipient: dict, lang: str) -> dict:
 
 def _date(value: dt.date | str, lang: str) -> str:
     """A business date as people read it in the letter's language."""
-    if isinstance(value, str):
-        value = dt.date.fromisoformat(value[:10])
-    return format_date(value, "long", locale=DATE_LOCALES[lang])
+    return i18n.long_date(value, lang)
 
 
 def _required(context: dict, field: str):
@@ -250,10 +246,7 @@ def _terms(lang: str) -> dict:
 @functools.lru_cache(maxsize=1)
 def _ko_terms() -> dict:
     """Korean words for statuses and vulnerabilities, taken from the pages' catalog."""
-    with KO_CATALOG.open("rb") as po:
-        catalog = read_po(po, locale="ko")
-    words = {message.id: message.string for message in catalog
-             if isinstance(message.id, str) and message.string and not message.fuzzy}
+    words = i18n.catalog_words("ko")
     catalog_keys = [key for key in (*EN_TERMS, "female", "male") if key not in KO_TERMS]
     return {**KO_TERMS, **{key: words.get(key, key) for key in catalog_keys}}
 

@@ -1,0 +1,286 @@
+"""The statistical annex of a UPR submission, from a frozen snapshot: Markdown, HTML, CSV, XLSX or
+PDF, in English or Korean. Pure: no database, no network; the snapshot in, bytes out.
+
+Every format says the same things, built once here (`build`): the title, cycle, as-of date and
+period; the method; the submission's questions with their answers; one table per measure (sex by
+UNHCR age group) with its suppression note; and the two charts (`charts.py`). Only the snapshot's
+published figures are read (`figures`, `series`, `questions`): its exact tables and the ids of the
+cases it counted are for analysts and never reach the annex. A suppressed cell is shown as "–" and
+a suppressed total as "<5", never as a number; which suppressed cells were the small ones is not
+said either, only how many, as each table's note does.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import io
+import re
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from services.reporting import annex_pdf, annex_xlsx, charts, wording
+from services.reporting.wording import AGE_GROUPS, SEXES, SMALL_TOTAL, SUPPRESSED_CELL
+
+FORMATS = ("md", "html", "csv", "xlsx", "pdf")
+MIME_TYPES = {
+    "md": "text/markdown; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+CSV_COLUMNS = ("measure", "sex", "age_group", "count", "suppressed", "as_of", "since", "measure_title")
+CSV_TOTAL = "total"  # the sex and age_group of a table's total row
+AUTHOR = "Non-Refoulement Watch"
+TEMPLATES = Path(__file__).resolve().parent / "annex_templates"
+
+
+class AnnexError(ValueError):
+    """A snapshot that cannot make an annex; the message names the part, never a case."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """One measure's published table: rows of (sex, label, [count or None = suppressed])."""
+
+    measure: str
+    title: str
+    sheet: str
+    as_of: str
+    since: str | None
+    when: str  # "As of 1 January 2024" for a measure on the date, else "Period: ..."
+    rows: list[tuple[str, str, list[int | None]]]
+    total: int | None
+    note: str
+
+    @property
+    def total_text(self) -> str:
+        return SMALL_TOTAL if self.total is None else str(self.total)
+
+
+@dataclasses.dataclass(frozen=True)
+class Chart:
+    """A chart of the annex: its title (also its alternative text), caption and drawing."""
+
+    key: str
+    title: str
+    caption: str
+    draw: object  # (fmt) -> bytes
+
+    def image(self, fmt: str) -> bytes:
+        return self.draw(fmt)
+
+
+@dataclasses.dataclass(frozen=True)
+class Annex:
+    """What every format of the annex says, in one language."""
+
+    lang: str
+    title: str
+    words: dict
+    meta: list[tuple[str, str]]
+    method: list[str]
+    questions: list[tuple[str, str]]
+    tables: list[Table]
+    footnote: str
+    charts: list[Chart]
+    columns: list[str]  # the tables' column headings: the corner, then the age groups
+
+
+def render_annex(snapshot: dict, *, fmt: str, lang: str = "en") -> tuple[bytes, str]:
+    """fmt in md | html | csv | xlsx | pdf -> (bytes, MIME type)."""
+    if fmt not in FORMATS:
+        raise AnnexError(f"format must be one of {', '.join(FORMATS)}")
+    if lang not in wording.LANGS:
+        raise AnnexError(f"lang must be one of {', '.join(wording.LANGS)}")
+    annex = build(snapshot, lang)
+    if fmt == "md":
+        body = to_markdown(annex).encode("utf-8")
+    elif fmt == "html":
+        body = to_html(annex).encode("utf-8")
+    elif fmt == "csv":
+        body = to_csv(annex).encode("utf-8")
+    elif fmt == "xlsx":
+        body = annex_xlsx.build_xlsx(annex, author=AUTHOR, created=snapshot.get("taken_at"))
+    else:
+        body = annex_pdf.build_pdf(annex, author=AUTHOR)
+    return body, MIME_TYPES[fmt]
+
+
+def filename(snapshot: dict, *, fmt: str, lang: str = "en") -> str:
+    """A download name without spaces: "upr-annex-CN-4-2024-01-01-en.pdf"."""
+    cycle = re.sub(r"[^A-Za-z0-9-]+", "-", str(snapshot.get("cycle") or "upr")).strip("-") or "upr"
+    return f"upr-annex-{cycle}-{str(snapshot.get('as_of'))[:10]}-{lang}.{fmt}"
+
+
+# --- what the annex says --------------------------------------------------------------------------
+
+
+def build(snapshot: dict, lang: str) -> Annex:
+    """The annex's content in one language, from the snapshot's published parts only."""
+    w = wording.words(lang)
+    try:
+        as_of, since = str(snapshot["as_of"])[:10], snapshot.get("since")
+        figures = snapshot["figures"]
+    except KeyError as exc:
+        raise AnnexError(f"the snapshot has no {exc.args[0]}") from None
+    since = str(since)[:10] if since else None
+    date, period = wording.date_text(as_of, lang), wording.period_text(as_of, since, lang)
+    meta = [(w["meta"]["cycle"], str(snapshot.get("cycle") or "")), (w["meta"]["as_of"], date),
+            (w["meta"]["period"], period)]
+    if snapshot.get("taken_at"):
+        meta.append((w["meta"]["frozen"], wording.date_text(snapshot["taken_at"], lang)))
+    if snapshot.get("snapshot_id"):
+        meta.append((w["meta"]["snapshot"], str(snapshot["snapshot_id"])))
+    measures = [m for m in wording.MEASURES if m in figures] + sorted(set(figures) - set(wording.MEASURES))
+    tables = [_table(measure, figures[measure], lang) for measure in measures]
+    questions = [wording.question_text(q, as_of=as_of, since=since, lang=lang) for q in snapshot.get("questions") or ()]
+    return Annex(
+        lang=lang, title=str(snapshot.get("title") or "").strip() or w["heading"]["default_title"], words=w,
+        meta=meta, method=[line.format(as_of=date, period=period) for line in w["method"]], questions=questions,
+        tables=tables, footnote=w["footnote"].format(cell=SUPPRESSED_CELL, small=SMALL_TOTAL),
+        charts=_charts(snapshot, lang), columns=[w["heading"]["sex_by_age"], *(wording.age_label(a, lang)
+                                                                               for a in AGE_GROUPS)],
+    )
+
+
+def _table(measure: str, table: dict, lang: str) -> Table:
+    if set(table.get("by") or ()) != {"sex", "age_group"}:
+        raise AnnexError(f"the table of {measure} must be by sex and age_group")
+    cells = {(c.get("sex"), c.get("age_group")): c for c in table.get("cells") or ()}
+    rows = []
+    for sex in SEXES:
+        counts = []
+        for age in AGE_GROUPS:
+            if (sex, age) not in cells:
+                raise AnnexError(f"the table of {measure} has no cell for {sex}, {age}")
+            counts.append(charts.published_count(cells[(sex, age)]))
+        rows.append((sex, wording.sex_label(sex, lang), counts))
+    as_of, since = str(table.get("as_of"))[:10], table.get("since")
+    w = wording.words(lang)
+    when = (w["table_on"].format(date=wording.date_text(as_of, lang)) if measure in wording.STOCK_MEASURES
+            else w["table_period"].format(period=wording.period_text(as_of, since, lang)))
+    total = table.get("total")
+    return Table(measure=measure, title=wording.measure_title(measure, lang), sheet=_sheet_name(measure, lang),
+                 as_of=as_of, since=str(since)[:10] if since else None, when=when,
+                 rows=rows, total=None if total is None else int(total), note=wording.suppression_note(table, lang))
+
+
+def _sheet_name(measure: str, lang: str) -> str:
+    name = wording.words(lang)["sheet"].get(measure, measure)
+    return re.sub(r"[\[\]:*?/\\]", "_", name)[:31]
+
+
+def _charts(snapshot: dict, lang: str) -> list[Chart]:
+    w, out = wording.words(lang)["chart"], []
+    series = snapshot.get("series")
+    if series and series.get("months"):
+        months = series["months"]
+        out.append(Chart("over_time", w["over_time_title"].format(first=wording.month_text(months[0], lang),
+                                                                  last=wording.month_text(months[-1], lang)),
+                         w["over_time_caption"], lambda fmt: charts.chart_over_time(series, fmt=fmt, lang=lang)))
+    detained = snapshot["figures"].get("detained")
+    if detained:
+        when = w["on"].format(date=wording.date_text(detained["as_of"], lang))
+        measure = wording.measure_title("detained", lang, qualified=False)
+        out.append(Chart("by_age", w["by_age_title"].format(measure=measure, when=when),
+                         w["by_age_caption"].format(measure=measure, when=when),
+                         lambda fmt: charts.chart_by_age_and_sex(detained, fmt=fmt, lang=lang)))
+    return out
+
+
+def cell_text(count: int | None) -> str:
+    """A published count, or the mark of a suppressed cell."""
+    return SUPPRESSED_CELL if count is None else str(count)
+
+
+# --- Markdown -------------------------------------------------------------------------------------
+
+_MD_SPECIALS = re.compile(r"([\\`*_\[\]|])")
+_MD_HTML = re.compile(r"<(?=[A-Za-z/!?])|&(?=#?\w+;)")
+_MD_BLOCK_START = re.compile(r"^(?:[#>+-]|\d+(?=[.)]))")
+
+
+def _md(value) -> str:
+    """Text written into Markdown as text: one line, its marks escaped, and what could open an
+    HTML tag or entity written as an entity; "<5" and "60+" stay as they are read."""
+    text = " ".join(str(value).split())
+    text = _MD_HTML.sub(lambda m: "&lt;" if m.group(0) == "<" else "&amp;", text)
+    text = _MD_SPECIALS.sub(r"\\\1", text)
+    # A value opening a line must not open a heading, a quote or a list: "\#", "\-", "1\."
+    return _MD_BLOCK_START.sub(lambda m: m.group(0) + "\\" if m.group(0)[0].isdigit() else "\\" + m.group(0), text)
+
+
+def to_markdown(annex: Annex) -> str:
+    """The annex as Markdown, the charts as SVG images in data URIs."""
+    h = annex.words["heading"]
+    lines = [f"# {_md(annex.title)}", ""]
+    lines += [f"- **{_md(label)}:** {_md(value)}" for label, value in annex.meta] + ["", f"## {_md(h['method'])}", ""]
+    lines += [f"- {_md(line)}" for line in annex.method] + [""]
+    if annex.questions:
+        lines += [f"## {_md(h['questions'])}", ""]
+        for question, answer in annex.questions:
+            lines += [f"### {_md(question)}", "", _md(answer), ""]
+    lines += [f"## {_md(h['tables'])}", "", _md(annex.footnote), ""]
+    for table in annex.tables:
+        lines += [f"### {_md(table.title)}", "", _md(table.when), ""]
+        lines += ["| " + " | ".join(_md(c) for c in annex.columns) + " |",
+                  "| --- |" + " ---: |" * len(AGE_GROUPS)]
+        lines += ["| " + " | ".join([_md(label), *(_md(cell_text(c)) for c in counts)]) + " |"
+                  for _, label, counts in table.rows]
+        lines += ["", f"**{_md(annex.words['total_line'].format(total=table.total_text))}**", "",
+                  f"*{_md(h['note'])}:* {_md(table.note)}", ""]
+    if annex.charts:
+        lines += [f"## {_md(h['charts'])}", ""]
+        for chart in annex.charts:
+            data = base64.b64encode(chart.image("svg")).decode("ascii")
+            lines += [f"![{_md(chart.title)}](data:image/svg+xml;base64,{data})", "", f"*{_md(chart.caption)}*", ""]
+    return "\n".join(lines)
+
+
+# --- HTML -----------------------------------------------------------------------------------------
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_SVG_IDS = re.compile(r'(\bid="|url\(#|xlink:href="#)')
+
+
+def to_html(annex: Annex) -> str:
+    """The annex as one HTML page, the charts as inline SVG."""
+    svgs = {chart.key: _inline_svg(chart.image("svg"), chart.key, chart.title) for chart in annex.charts}
+    return _ENV.get_template("annex.html.j2").render(annex=annex, svgs=svgs, cell_text=cell_text,
+                                                     author=AUTHOR)
+
+
+def _inline_svg(svg: bytes, prefix: str, title: str) -> Markup:
+    """matplotlib's SVG as an element of the page: no XML prolog, its ids prefixed (two charts on
+    one page must not share an id), and a role and label for screen readers."""
+    text = svg.decode("utf-8")
+    text = text[text.index("<svg"):]
+    text = _SVG_IDS.sub(lambda m: f"{m.group(1)}{prefix}-", text)
+    label = str(Markup.escape(title))
+    return Markup(text.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1))
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+
+def to_csv(annex: Annex) -> str:
+    """Long format, one row per cell and one per table total: measure, sex, age_group, count (empty
+    when suppressed), suppressed (true/false), as_of, since, and the measure's title."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for table in annex.tables:
+        tail = (table.as_of, table.since or "", table.title)
+        for sex, _, counts in table.rows:
+            for age, count in zip(AGE_GROUPS, counts):
+                writer.writerow((table.measure, sex, age, "" if count is None else count,
+                                 "true" if count is None else "false", *tail))
+        writer.writerow((table.measure, CSV_TOTAL, CSV_TOTAL, "" if table.total is None else table.total,
+                         "true" if table.total is None else "false", *tail))
+    return out.getvalue()
