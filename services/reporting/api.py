@@ -103,8 +103,8 @@ def annex(snapshot_id: str):
     snapshot = _store().get_snapshot(snapshot_id)
     if snapshot is None:
         raise ApiError(404, "not_found", "No snapshot with that id.")
-    from services.reporting.annex import render_annex  # matplotlib loads only when an annex is made
+    from services.reporting import annex as annexes  # matplotlib loads only when an annex is made
     public = {k: v for k, v in snapshot.items() if k not in ("case_ids", "exact", "counted")}
-    content, mimetype = render_annex(public, fmt=query["format"], lang=query["lang"])
-    name = f"annex-{snapshot['cycle']}-{snapshot['as_of']}-{query['lang']}.{query['format']}"
+    content, mimetype = annexes.render_annex(public, fmt=query["format"], lang=query["lang"])
+    name = annexes.filename(public, fmt=query["format"], lang=query["lang"])
     return Response(content, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
