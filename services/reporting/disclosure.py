@@ -21,12 +21,16 @@ suppressed: every marginal sum is then below the threshold as well, so in its ow
 non-zero one is suppressed and the zero ones only repeat published zero cells; with no sum known,
 no suppressed cell can be worked out.
 
-Limits: derivability is *linear* (exact value). An attacker who also uses bounds (a suppressed
-count is at least 0; a primary one is at least 1) can sometimes narrow a suppressed count to an
-interval or, when the suppressed cells of a line add up to very little, to one value (in the 1-D
-table [1, 1, 10] both 1s are suppressed, they add up to 2 and each is at least 1). Protecting
-intervals needs linear programming (what tau-ARGUS does) and is not done here. The ``reason`` of a
-suppressed cell says which cells are primary (so 1 to 4): an API should not publish it.
+Beyond the linear test, each line's suppressed cells must add up to at least the threshold and to
+more than their number, while the line has a positive cell left to hide: otherwise an attacker
+who uses bounds (a count is at least 0; a suppressed one likely at least 1) pins or narrows them
+(in [1, 1, 10] both 1s add up to 2, so each is 1; the 10 is hidden as well).
+
+Limits: that rule is a sufficient guard for single lines, not a full interval protection; an
+attacker combining bounds across several lines of a large table may still narrow a suppressed
+count to a range. Protecting every interval needs linear programming (what tau-ARGUS does) and
+is not done here. The ``reason`` of a suppressed cell says which cells are primary (so 1 to 4):
+an API must not publish it (the reporting service strips it).
 """
 
 from math import gcd, prod
@@ -68,7 +72,7 @@ def protect(cells: list[dict], dims: list[str], total: int, *, threshold: int = 
         raise ValueError("threshold must be a positive integer")
     if total is None:
         raise ValueError("total is required")
-    table = _Table(cells, dims, total)
+    table = _Table(cells, dims, total, threshold)
     counts = table.counts
     if 0 < total < threshold:
         primary = {i for i, count in enumerate(counts) if count > 0}
@@ -111,7 +115,8 @@ def derivable(cells: list[dict], dims: list[str], total: int | None, suppressed_
 class _Table:
     """A validated table: each cell's key and count, and its lines (lists of cell positions)."""
 
-    def __init__(self, cells, dims, total):
+    def __init__(self, cells, dims, total, threshold: int = THRESHOLD):
+        self.threshold = threshold
         dims = list(dims)
         if len(set(dims)) != len(dims):
             raise ValueError("a dimension is named twice")
@@ -172,20 +177,49 @@ class _Table:
             else:
                 exposed = _derivable(self.lines, suppressed)
                 if not exposed:
-                    return suppressed - primary
+                    widen = self.thin_line(suppressed)
+                    if widen is None:
+                        return suppressed - primary
+                    self._hide(widen, suppressed, hidden_in, alone)
+                    continue
                 if len(self.keys) <= EXACT_GREEDY_MAX_CELLS:
                     pending = [min(exposed)]
                 else:  # a partner for each before testing again: fewer rank tests, maybe a few more cells
                     pending = sorted(exposed, reverse=True)
                 cell = pending.pop()
-            partner = self.partner(cell, suppressed)
-            suppressed.add(partner)
-            for n in self.line_ids_of[partner]:
-                hidden_in[n].add(partner)
-                if len(hidden_in[n]) == 1:
-                    alone.add(n)
-                else:
-                    alone.discard(n)
+            self._hide(self.partner(cell, suppressed), suppressed, hidden_in, alone)
+
+    def _hide(self, cell: int, suppressed: set[int], hidden_in: list[set[int]], alone: set[int]) -> None:
+        """Suppress one more cell, keeping track of the lines with a single suppressed cell."""
+        suppressed.add(cell)
+        for n in self.line_ids_of[cell]:
+            hidden_in[n].add(cell)
+            if len(hidden_in[n]) == 1:
+                alone.add(n)
+            else:
+                alone.discard(n)
+
+    def thin_line(self, suppressed: set[int]) -> int | None:
+        """The cell to suppress next in a line whose suppressed cells add up to too little, or None.
+
+        Beyond exact derivation: an attacker who knows that counts are never negative, and
+        suspects every suppressed count is at least 1, pins them all when a line's suppressed
+        cells add up to no more than their number (in [1, 1, 10] both 1s are 1), and narrows them
+        to small values whenever they add up to less than the threshold. So each line's
+        suppressed cells must add up to at least the threshold and to more than their number,
+        where the line has a cell left to add.
+        """
+        for line in self.lines:
+            hidden = [i for i in line if i in suppressed]
+            if not hidden:
+                continue
+            hidden_sum = sum(self.counts[i] for i in hidden)
+            if hidden_sum >= self.threshold and hidden_sum > len(hidden):
+                continue
+            shown = [i for i in line if i not in suppressed and self.counts[i] > 0]
+            if shown:
+                return min(shown, key=lambda i: (self.counts[i], i))
+        return None
 
     def partner(self, cell: int, suppressed: set[int]) -> int:
         """The cell to suppress next so that ``cell`` stops being derivable."""

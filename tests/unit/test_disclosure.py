@@ -124,6 +124,39 @@ def check_safe(cells, dims, total, result, threshold=5):
     assert result["suppressed"] == {"primary": reasons.count("primary"), "secondary": reasons.count("secondary")}
     assert attacker(cells, dims, result) == set()  # (b) nothing suppressed can be worked out
     assert isinstance(result["note"], str) and result["note"].endswith(".")
+    if result["total"] is not None:
+        assert thin_lines(cells, dims, result, threshold) == []  # (e) nor narrowed by bounds
+
+
+def thin_lines(cells, dims, result, threshold) -> list:
+    """Lines (cells differing in one dimension) whose suppressed cells add up to less than the
+    threshold, or to no more than their number (all could be pinned at 1), while a positive cell
+    of the line is still published."""
+    varying = [d for d in dims if len({c[d] for c in cells}) > 1]
+    thin = []
+    for d in varying:
+        lines: dict = {}
+        for before, after in zip(cells, result["cells"]):
+            lines.setdefault(tuple(before[o] for o in dims if o != d), []).append((before["count"], after["count"]))
+        for key, members in lines.items():
+            hidden_counts = [b for b, a in members if a is None]
+            if not hidden_counts:
+                continue
+            narrow = sum(hidden_counts) < threshold or sum(hidden_counts) <= len(hidden_counts)
+            if narrow and any(a is not None and a > 0 for _, a in members):
+                thin.append((d, key))
+    return thin
+
+
+def test_small_suppressed_cells_that_add_up_to_little_get_a_bigger_partner():
+    cells, dims, total = grid({"sex": ["f", "m", "u"]}, [1, 1, 10])
+    result = protect(cells, dims, total)
+    # Linearly the two 1s protect each other, but they add up to 2 and each is at least 0 (and
+    # likely 1): the 10 is hidden as well, so the three add up to the published total of 12.
+    assert hidden(result, dims) == {("f",): "primary", ("m",): "primary", ("u",): "secondary"}
+    assert result["total"] == 12
+    cells, dims, total = grid({"sex": ["f", "m", "u"]}, [2, 4, 10])
+    assert set(hidden(protect(cells, dims, total), dims)) == {("f",), ("m",)}  # 6: wide enough already
 
 
 # --- worked examples -------------------------------------------------------------------------
