@@ -130,9 +130,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="timed reports posted through the web form after the pipeline phase (0: no form phase)")
     parser.add_argument("--form-rate", type=float, default=5.0,
                         help="steady rate, per second, of reports posted through the form")
-    parser.add_argument("--form-poll-ms", type=float, default=20.0,
+    parser.add_argument("--form-poll-ms", type=float, default=100.0,
                         help="how often the form phase opens a case page that still answers 404 (not here yet); "
-                             "the case-page figure is up to this much late")
+                             "the case-page figure is up to this much late (every 20 ms from 32 browsers is itself "
+                             "a load test of the case service)")
     parser.add_argument("--ready-timeout", type=float, default=180.0,
                         help="seconds to wait for the stack to be ready")
     args = parser.parse_args(argv)

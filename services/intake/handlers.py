@@ -44,7 +44,6 @@ def submit_report(report: dict, *, actor: str, store: IntakeStore, keyring: Keyr
     doc = with_outbox(doc, [event], now)
     store.insert_report(doc)
     publish_outbox(store.reports, doc, TOPIC, publisher)
-    store.index_near(doc)  # if this is lost, the report's first review page puts it back
     return {"report_id": report_id, "case_id": case_id, "matched_existing_case": matched}
 
 
@@ -80,46 +79,51 @@ MAX_POSSIBLE_DUPLICATES = 5
 def possible_duplicates(report_id: str, *, store: IntakeStore) -> list[dict] | None:
     """Other cases whose reports name someone similar with the same birth year or province, best
     first (one entry per case, its closest report), leaving out pairs a caseworker has ruled
-    out. Works on hashed letter pairs only: nothing is decrypted. None if no such report."""
+    out. Works on hashed letter pairs only: nothing is decrypted. None if no such report.
+
+    Reads the report's two near-match buckets (kept by intake's consumer within seconds of a
+    report); a case merged since an entry was filed counts as the case it was merged into.
+    """
     doc = store.get_report(report_id)
     if doc is None:
         return None
-    if not store.near_indexed(report_id):
-        store.index_near(doc)  # the writer stopped between its two writes; put it in now
     grams = doc.get("name_grams") or []
     year, province = doc["person"].get("birth_year"), doc["detention"].get("province")
+    own_case = store.current_case(doc["case_id"])
+    cases: dict[str, str] = {}
     best: dict[str, dict] = {}
-    for other in store.near_candidates(case_id=doc["case_id"], birth_year=year, province=province):
-        score = domain.similarity(grams, other["name_grams"])
+    for entry in store.near_entries(year, province):
+        if entry["r"] == report_id:
+            continue
+        score = domain.similarity(grams, entry["g"])
         if score < domain.NEAR_MATCH_THRESHOLD:
             continue
-        if other["case_id"] not in best or score > best[other["case_id"]]["similarity"]:
-            best[other["case_id"]] = {
-                "case_id": other["case_id"], "report_id": other["_id"], "similarity": round(score, 2),
-                "birth_year": other["birth_year"], "province": other["province"],
-                "same_birth_year": year is not None and other["birth_year"] == year,
-                "same_province": province is not None and other["province"] == province,
+        case_id = cases.setdefault(entry["c"], store.current_case(entry["c"]))
+        if case_id == own_case:
+            continue
+        if case_id not in best or score > best[case_id]["similarity"]:
+            best[case_id] = {
+                "case_id": case_id, "report_id": entry["r"], "similarity": round(score, 2),
+                "birth_year": entry["y"], "province": entry["p"],
+                "same_birth_year": year is not None and entry["y"] == year,
+                "same_province": bool(province) and entry["p"] == province,
             }
     items = sorted(best.values(), key=lambda c: (-c["similarity"], c["case_id"]))
     shown: list[dict] = []
     for item in items:  # the pairs ruled out are looked up one by one, by _id, for the best few only
-        if not store.is_distinct(doc["case_id"], item["case_id"]):
+        if not store.is_distinct(own_case, item["case_id"]):
             shown.append(item)
             if len(shown) == MAX_POSSIBLE_DUPLICATES:
                 break
     return shown
 
 
-def name_for_letter(case_id: str, *, reader: dict, reason: str, remote_addr: str | None, store: IntakeStore,
-                    keyring: Keyring, now: dt.datetime) -> str | None:
-    """The name on a case's newest report, for a letter naming the person (advocacy asks, with
-    the person's consent to be named); audited like every read. None if intake has no report."""
-    doc = store.latest_report_of_case(case_id)
-    if doc is None:
-        return None
-    store.record_access({"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": doc["_id"],
-                         "case_id": case_id, "reason": reason, "remote_addr": remote_addr, "what": "name for letter"})
-    return keyring.decrypt(doc["sealed"], bound_to=doc["_id"])["person"]["full_name"]
+def on_case_reported(event: dict, *, store: IntakeStore) -> None:
+    """intake.events / case.reported (intake's own): file the report in its near-match buckets.
+    Safe to apply twice (the same entry is added once)."""
+    doc = store.get_report(event["payload"]["report_id"])
+    if doc is not None:
+        store.add_to_near_buckets(doc)
 
 
 def names_for_review(report_ids: list[str], *, reader: dict, reason: str, remote_addr: str | None,

@@ -131,6 +131,11 @@ def test_a_caseworker_reviews_a_possible_duplicate_and_merges_it(page, api):
     a, b = api.post_report(first), api.post_report(second)
     log_in(page, api)
     page.goto(f"{api.urls['intake']}/reports/{b['report_id']}")
+    for _ in range(60):  # intake's consumer files the reports for review within seconds
+        if page.locator(f"#possible-duplicates tr[data-case-id='{a['case_id']}']").count():
+            break
+        page.wait_for_timeout(250)
+        page.reload()
     section = page.locator("#possible-duplicates")
     assert section.get_by_role("heading", name="Possible duplicates").is_visible()
     row = section.locator(f"tr[data-case-id='{a['case_id']}']")

@@ -68,9 +68,12 @@ def test_a_confirmed_duplicate_is_merged_and_both_case_histories_say_so(api, boo
     assert a["case_id"] != b["case_id"]
     for created in (a, b):
         wait_for(lambda: api.case(created["case_id"]), what="the case")
-    review = api.http.get(f"{api.urls['intake']}/api/v1/reports/{b['report_id']}/possible-duplicates",
-                          headers=api.caseworker, timeout=10).json()["items"]
-    assert review[0]["case_id"] == a["case_id"]
+    def review():  # intake's consumer files each report for review within seconds
+        items = api.http.get(f"{api.urls['intake']}/api/v1/reports/{b['report_id']}/possible-duplicates",
+                             headers=api.caseworker, timeout=10).json()["items"]
+        return items if items and items[0]["case_id"] == a["case_id"] else None
+
+    wait_for(review, timeout_s=30, what="the possible duplicate")
     merged = api.http.post(f"{api.urls['intake']}/api/v1/cases/{b['case_id']}/merge", headers=api.caseworker,
                            json={"into_case_id": a["case_id"]}, timeout=10)
     assert merged.status_code == 200, merged.text

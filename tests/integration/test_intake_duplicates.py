@@ -6,10 +6,42 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 
+import pytest
+
+from services.intake.consumer import make_handlers
+from shared.bus import EventConsumer, Publisher
 from tests.integration.test_intake_pages import page_login
-from tests.support import SYNTH, near_duplicate_pair, read_topic, synthetic_report
+from tests.support import SYNTH, near_duplicate_pair, read_topic, synthetic_report, wait_for
+
+
+@pytest.fixture(scope="module", autouse=True)
+def intake_consumer(settings, mongo):
+    """Intake's own consumer, as the stack runs it: it files reports in the near-match buckets."""
+    publisher = Publisher(settings, client_id="it-intake-consumer")
+    consumer = EventConsumer(settings, group_id=f"it-intake-{uuid.uuid4().hex[:6]}", topics=["intake.events"],
+                             handlers=make_handlers(mongo[settings.database_name("intake")], publisher),
+                             publisher=publisher)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    yield
+    consumer.stop.set()
+    thread.join(timeout=15)
+    publisher.close()
+
+
+@pytest.fixture
+def filed(settings, mongo):
+    """Wait until intake's consumer has filed a report in its near-match buckets."""
+    buckets = mongo[settings.database_name("intake")]["near_buckets"]
+
+    def wait(created: dict, province: str) -> None:
+        wait_for(lambda: any(e["r"] == created["report_id"]
+                             for e in (buckets.find_one({"_id": f"p:{province}"}) or {}).get("entries", [])),
+                 timeout_s=30, what="the report filed for review")
+    return wait
 
 
 def _post(client, tokens, body):
@@ -18,15 +50,23 @@ def _post(client, tokens, body):
     return res.get_json()
 
 
+def _pair(client, tokens, filed):
+    """Two reports of what may be one person, both filed for review."""
+    first, second = near_duplicate_pair()
+    a, b = _post(client, tokens, first), _post(client, tokens, second)
+    for created, body in ((a, first), (b, second)):
+        filed(created, body["detention"]["province"])
+    return first, second, a, b
+
+
 def _duplicates(client, tokens, report_id):
     res = client.get(f"/api/v1/reports/{report_id}/possible-duplicates", headers=tokens["caseworker"])
     assert res.status_code == 200, res.get_json()
     return res.get_json()["items"]
 
 
-def test_a_similar_name_with_the_same_birth_year_is_offered_for_review_without_a_name(client, tokens):
-    first, second = near_duplicate_pair()
-    a, b = _post(client, tokens, first), _post(client, tokens, second)
+def test_a_similar_name_with_the_same_birth_year_is_offered_for_review_without_a_name(client, tokens, filed):
+    first, second, a, b = _pair(client, tokens, filed)
     assert a["case_id"] != b["case_id"] and b["matched_existing_case"] is False  # not an exact match
     items = _duplicates(client, tokens, b["report_id"])
     assert items[0]["case_id"] == a["case_id"] and items[0]["report_id"] == a["report_id"]
@@ -36,15 +76,16 @@ def test_a_similar_name_with_the_same_birth_year_is_offered_for_review_without_a
     far = synthetic_report(person={"full_name": first["person"]["full_name"], "birth_year": 1960},
                            detention={"province": f"Elsewhere {uuid.uuid4().hex[:6]}"})
     c = _post(client, tokens, far)
+    filed(c, far["detention"]["province"])
     assert c["case_id"] not in {i["case_id"] for i in _duplicates(client, tokens, b["report_id"])}
     assert client.get("/api/v1/reports/nope/possible-duplicates", headers=tokens["caseworker"]).status_code == 404
     assert client.get(f"/api/v1/reports/{b['report_id']}/possible-duplicates",
                       headers=tokens["analyst"]).status_code == 403
 
 
-def test_ruling_a_pair_out_removes_it_from_review(client, tokens):
-    first, second = near_duplicate_pair()
-    a, b = _post(client, tokens, first), _post(client, tokens, second)
+def test_ruling_a_pair_out_removes_it_from_review(client, tokens, filed):
+    first, second, a, b = _pair(client, tokens, filed)
+    assert a["case_id"] in {i["case_id"] for i in _duplicates(client, tokens, b["report_id"])}
     res = client.post(f"/api/v1/cases/{b['case_id']}/distinct", json={"other_case_id": a["case_id"]},
                       headers=tokens["caseworker"])
     assert res.status_code == 200
@@ -52,9 +93,9 @@ def test_ruling_a_pair_out_removes_it_from_review(client, tokens):
     assert b["case_id"] not in {i["case_id"] for i in _duplicates(client, tokens, a["report_id"])}
 
 
-def test_a_confirmed_merge_moves_the_reports_refiles_the_person_and_is_announced_once(client, tokens, settings):
-    first, second = near_duplicate_pair()
-    a, b = _post(client, tokens, first), _post(client, tokens, second)
+def test_a_confirmed_merge_moves_the_reports_refiles_the_person_and_is_announced_once(client, tokens, settings,
+                                                                                       filed):
+    first, second, a, b = _pair(client, tokens, filed)
     url = f"/api/v1/cases/{b['case_id']}/merge"
     merged = client.post(url, json={"into_case_id": a["case_id"]}, headers=tokens["caseworker"])
     assert merged.status_code == 200, merged.get_json()
@@ -83,10 +124,9 @@ def test_a_confirmed_merge_moves_the_reports_refiles_the_person_and_is_announced
 
 
 def test_the_review_page_shows_both_names_audits_those_reads_and_merges_with_its_form(intake_app, tokens, users,
-                                                                                       settings, mongo):
+                                                                                       settings, mongo, filed):
     client = intake_app.test_client()
-    first, second = near_duplicate_pair()
-    a, b = _post(client, tokens, first), _post(client, tokens, second)
+    first, second, a, b = _pair(client, tokens, filed)
     assert page_login(client, users["caseworker"]).status_code == 302
     html = client.get(f"/reports/{b['report_id']}").get_data(as_text=True)
     assert "Possible duplicates" in html and first["person"]["full_name"] in html
