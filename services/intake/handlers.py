@@ -90,31 +90,24 @@ def possible_duplicates(report_id: str, *, store: IntakeStore) -> list[dict] | N
     grams = doc.get("name_grams") or []
     year, province = doc["person"].get("birth_year"), doc["detention"].get("province")
     own_case = store.current_case(doc["case_id"])
-    cases: dict[str, str] = {}
-    best: dict[str, dict] = {}
-    for entry in store.near_entries(year, province):
-        if entry["r"] == report_id:
-            continue
-        score = domain.similarity(grams, entry["g"])
-        if score < domain.NEAR_MATCH_THRESHOLD:
-            continue
-        case_id = cases.setdefault(entry["c"], store.current_case(entry["c"]))
-        if case_id == own_case:
-            continue
-        if case_id not in best or score > best[case_id]["similarity"]:
-            best[case_id] = {
-                "case_id": case_id, "report_id": entry["r"], "similarity": round(score, 2),
-                "birth_year": entry["y"], "province": entry["p"],
-                "same_birth_year": year is not None and entry["y"] == year,
-                "same_province": bool(province) and entry["p"] == province,
-            }
-    items = sorted(best.values(), key=lambda c: (-c["similarity"], c["case_id"]))
+    scored = sorted(((domain.similarity(grams, entry["g"]), entry) for entry in store.near_entries(year, province)
+                     if entry["r"] != report_id), key=lambda pair: (-pair[0], pair[1]["r"]))
+    current: dict[str, str] = {}
     shown: list[dict] = []
-    for item in items:  # the pairs ruled out are looked up one by one, by _id, for the best few only
-        if not store.is_distinct(own_case, item["case_id"]):
-            shown.append(item)
-            if len(shown) == MAX_POSSIBLE_DUPLICATES:
-                break
+    seen: set[str] = set()
+    for score, entry in scored:  # best first; lookups by _id only for as many as are shown
+        if score < domain.NEAR_MATCH_THRESHOLD or len(shown) == MAX_POSSIBLE_DUPLICATES:
+            break
+        case_id = current.setdefault(entry["c"], store.current_case(entry["c"]))
+        if case_id == own_case or case_id in seen:
+            continue
+        seen.add(case_id)
+        if store.is_distinct(own_case, case_id):
+            continue
+        shown.append({"case_id": case_id, "report_id": entry["r"], "similarity": round(score, 2),
+                      "birth_year": entry["y"], "province": entry["p"],
+                      "same_birth_year": year is not None and entry["y"] == year,
+                      "same_province": bool(province) and entry["p"] == province})
     return shown
 
 
