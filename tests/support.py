@@ -79,6 +79,21 @@ def near_duplicate_pair(province: str | None = None) -> tuple[dict, dict]:
             synthetic_report(person={"full_name": f"{SYNTH} Kim Ok Son {tag}", "birth_year": 1991}, detention=place))
 
 
+def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None:
+    """Commit a new consumer group's offsets at the topics' current ends, so that its consumer
+    reads only what is published from now on (not every earlier test's events)."""
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+                             bootstrap_timeout_ms=5000)
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        consumer.assign(partitions)
+        consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in consumer.end_offsets(partitions).items()})
+    finally:
+        consumer.close(autocommit=False)
+
+
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 10) -> list:
     """Every record of a topic, from the start of each partition to its current end."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,

@@ -10,32 +10,15 @@ import uuid
 
 import pytest
 from babel.dates import format_datetime
-from kafka import KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from services.case import consumer as case_consumer_module
 from services.case.store import CaseStore
 from shared.bus import EventConsumer, Publisher
 from shared.events import new_event
 from tests.integration.test_intake_pages import page_login
-from tests.support import synthetic_report, wait_for
+from tests.support import start_group_at_end, synthetic_report, wait_for
 
 DUE_BY = dt.datetime(2024, 1, 10, 18, 0, tzinfo=dt.timezone.utc)
-
-
-def _start_at_the_end(settings, group_id: str, topics: list[str]) -> None:
-    """Commit a new group's offsets at the topics' current ends, so that its consumer reads only
-    what is published from now on. Other tests leave events on these topics for cases this
-    session's case database never opens (a merge into a made-up case, say): read from the start,
-    each would rightly wait for its case (RetryLater) and hold up its partition."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group_id,
-                             enable_auto_commit=False, bootstrap_timeout_ms=5000)
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
-        consumer.assign(partitions)
-        consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in consumer.end_offsets(partitions).items()})
-    finally:
-        consumer.close(autocommit=False)
 
 
 @pytest.fixture
@@ -45,7 +28,7 @@ def case_consumer(settings, mongo):
     db = mongo[settings.database_name("case")]
     CaseStore(db).ensure_indexes()
     group_id = f"it-case-adv-{uuid.uuid4().hex[:6]}"
-    _start_at_the_end(settings, group_id, case_consumer_module.TOPICS)
+    start_group_at_end(settings.kafka_bootstrap, group_id, case_consumer_module.TOPICS)
     publisher = Publisher(settings, client_id="it-case-advocacy-consumer")
     consumer = EventConsumer(settings, group_id=group_id, topics=case_consumer_module.TOPICS,
                              handlers=case_consumer_module.make_handlers(db, publisher), publisher=publisher,

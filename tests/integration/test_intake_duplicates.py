@@ -14,14 +14,17 @@ import pytest
 from services.intake.consumer import make_handlers
 from shared.bus import EventConsumer, Publisher
 from tests.integration.test_intake_pages import page_login
-from tests.support import SYNTH, near_duplicate_pair, read_topic, synthetic_report, wait_for
+from tests.support import (SYNTH, near_duplicate_pair, read_topic, start_group_at_end, synthetic_report,
+                           wait_for)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def intake_consumer(settings, mongo):
     """Intake's own consumer, as the stack runs it: it files reports in the near-match buckets."""
     publisher = Publisher(settings, client_id="it-intake-consumer")
-    consumer = EventConsumer(settings, group_id=f"it-intake-{uuid.uuid4().hex[:6]}", topics=["intake.events"],
+    group = f"it-intake-{uuid.uuid4().hex[:6]}"
+    start_group_at_end(settings.kafka_bootstrap, group, ["intake.events"])  # not every earlier test's reports
+    consumer = EventConsumer(settings, group_id=group, topics=["intake.events"],
                              handlers=make_handlers(mongo[settings.database_name("intake")], publisher),
                              publisher=publisher)
     thread = threading.Thread(target=consumer.run, daemon=True)
