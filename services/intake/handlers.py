@@ -119,6 +119,18 @@ def on_case_reported(event: dict, *, store: IntakeStore) -> None:
         store.add_to_near_buckets(doc)
 
 
+def name_for_letter(case_id: str, *, reader: dict, reason: str, remote_addr: str | None, store: IntakeStore,
+                    keyring: Keyring, now: dt.datetime) -> str | None:
+    """The name on a case's newest report, for a letter naming the person (advocacy asks, with
+    the person's consent to be named); audited like every read. None if intake has no report."""
+    doc = store.latest_report_of_case(case_id)
+    if doc is None:
+        return None
+    store.record_access({"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": doc["_id"],
+                         "case_id": case_id, "reason": reason, "remote_addr": remote_addr, "what": "name for letter"})
+    return keyring.decrypt(doc["sealed"], bound_to=doc["_id"])["person"]["full_name"]
+
+
 def names_for_review(report_ids: list[str], *, reader: dict, reason: str, remote_addr: str | None,
                      store: IntakeStore, keyring: Keyring, now: dt.datetime) -> dict[str, str]:
     """The names on a few reports, for a caseworker comparing possible duplicates; each read is
