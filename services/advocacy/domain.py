@@ -220,14 +220,3 @@ def is_overdue(request: dict, today: dt.date) -> bool:
     """No final answer and the follow-up date has passed."""
     return request["status"] not in FINAL_OUTCOMES and bool(request.get("follow_up_on")) \
         and today.isoformat() > request["follow_up_on"]
-
-
-def age_group(birth_year: int | None, on: dt.date) -> str:
-    """UNHCR's age group at a date: 0-4, 5-11, 12-17, 18-59, 60+, or unknown."""
-    if birth_year is None:
-        return "unknown"
-    age = on.year - birth_year
-    for upper, label in ((4, "0-4"), (11, "5-11"), (17, "12-17"), (59, "18-59")):
-        if age <= upper:
-            return label
-    return "60+"

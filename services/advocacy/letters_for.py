@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from shared.config import Settings
+from shared.people import age_group
 
 from services.advocacy import domain
 from services.advocacy.names import NamesUnavailable, fetch_names
@@ -29,7 +30,7 @@ def build_context(record: dict, letter: str, *, cases: dict[str, dict], names: d
         described.append({
             "case_id": case_id, "consent": consent,
             "full_name": names.get(case_id) if consent == "named" else None,
-            "sex": case.get("sex") or "unknown", "age_group": domain.age_group(case.get("birth_year"), today),
+            "sex": case.get("sex") or "unknown", "age_group": age_group(case.get("birth_year"), today.year),
             "nationality": case.get("nationality") or "KP", "province": case.get("province"),
             "status": case.get("status"), "detained_on": _date(case.get("detained_on")),
             "expected_deportation_on": _date(case.get("expected_deportation_on")),

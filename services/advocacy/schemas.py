@@ -6,13 +6,10 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from shared.people import not_future
+
 from services.advocacy.domain import (APPEAL_KINDS, APPEAL_OUTCOMES, APPEAL_STATUSES, CHANNELS, RECIPIENT_KINDS,
                                       REQUEST_OUTCOMES, REQUEST_STATUSES)
-
-def _not_future(value: dt.date) -> None:
-    if value > dt.date.today():
-        raise ValidationError("Must not be in the future.")
-
 
 class RequestIn(Schema):
     """POST /api/v1/unhcr-access-requests."""
@@ -20,7 +17,7 @@ class RequestIn(Schema):
     case_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
                            validate=validate.Length(min=1, max=50))
     office = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    sent_on = fields.Date(required=True, validate=_not_future)
+    sent_on = fields.Date(required=True, validate=not_future)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
 
 
@@ -28,7 +25,7 @@ class RequestResponseIn(Schema):
     """POST /api/v1/unhcr-access-requests/{request_id}/responses."""
 
     outcome = fields.String(required=True, validate=validate.OneOf(REQUEST_OUTCOMES))
-    received_on = fields.Date(required=True, validate=_not_future)
+    received_on = fields.Date(required=True, validate=not_future)
 
 
 class RequestQuery(Schema):
@@ -77,7 +74,7 @@ class AppealIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(APPEAL_KINDS))
     recipients = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
                              validate=validate.Length(max=30))
-    issued_on = fields.Date(load_default=None, allow_none=True, validate=_not_future)
+    issued_on = fields.Date(load_default=None, allow_none=True, validate=not_future)
     due_by = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=dt.timezone.utc)
 
     @validates("recipients")
@@ -89,7 +86,7 @@ class AppealIn(Schema):
 class IssueIn(Schema):
     """POST /api/v1/appeals/{appeal_id}/issue: send a draft."""
 
-    issued_on = fields.Date(required=True, validate=_not_future)
+    issued_on = fields.Date(required=True, validate=not_future)
     recipients = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=None,
                              validate=validate.Length(min=1, max=30))
 
@@ -98,7 +95,7 @@ class AnswerIn(Schema):
     """POST /api/v1/appeals/{appeal_id}/responses."""
 
     outcome = fields.String(required=True, validate=validate.OneOf(APPEAL_OUTCOMES))
-    received_on = fields.Date(required=True, validate=_not_future)
+    received_on = fields.Date(required=True, validate=not_future)
 
 
 class AppealQuery(Schema):

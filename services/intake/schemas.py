@@ -8,11 +8,7 @@ import pycountry
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
-
-
-def _not_future(value: dt.date | None) -> None:
-    if value is not None and value > dt.date.today():
-        raise ValidationError("Must not be in the future.")
+from shared.people import not_future
 
 
 def _birth_year(value: int | None) -> None:
@@ -34,7 +30,7 @@ class PersonIn(Schema):
     full_name = Text(200, required=True)
     sex = fields.String(required=True, validate=validate.OneOf(SEXES))
     birth_year = fields.Integer(load_default=None, allow_none=True, validate=_birth_year, strict=True)
-    birth_date = fields.Date(load_default=None, allow_none=True, validate=_not_future)
+    birth_date = fields.Date(load_default=None, allow_none=True, validate=not_future)
     nationality = fields.String(load_default="KP", validate=_country)
     hometown = Text(200, load_default=None, allow_none=True)
     family_contact = Text(500, load_default=None, allow_none=True)
@@ -49,7 +45,7 @@ class PersonIn(Schema):
 class DetentionIn(Schema):
     """Where and when the person was detained."""
 
-    detained_on = fields.Date(load_default=None, allow_none=True, validate=_not_future)
+    detained_on = fields.Date(load_default=None, allow_none=True, validate=not_future)
     province = Text(64, required=True)
     city = Text(100, load_default=None, allow_none=True)
     facility = Text(200, load_default=None, allow_none=True)
@@ -75,7 +71,7 @@ class SourceIn(Schema):
 
     type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
     reliability = fields.String(required=True, validate=validate.OneOf(RELIABILITIES))
-    received_on = fields.Date(load_default=None, allow_none=True, validate=_not_future)
+    received_on = fields.Date(load_default=None, allow_none=True, validate=not_future)
 
 
 class ConsentIn(Schema):

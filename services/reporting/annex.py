@@ -22,8 +22,10 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from services.reporting import annex_pdf, annex_xlsx, charts, wording
-from services.reporting.wording import AGE_GROUPS, SEXES, SMALL_TOTAL, SUPPRESSED_CELL
+from services.reporting import annex_pdf, annex_xlsx, charts, domain, wording
+from services.reporting.wording import SMALL_TOTAL, SUPPRESSED_CELL
+from shared.events import SEXES
+from shared.people import AGE_GROUPS
 
 FORMATS = ("md", "html", "csv", "xlsx", "pdf")
 MIME_TYPES = {
@@ -136,7 +138,7 @@ def build(snapshot: dict, lang: str) -> Annex:
         meta.append((w["meta"]["frozen"], wording.date_text(snapshot["taken_at"], lang)))
     if snapshot.get("snapshot_id"):
         meta.append((w["meta"]["snapshot"], str(snapshot["snapshot_id"])))
-    measures = [m for m in wording.MEASURES if m in figures] + sorted(set(figures) - set(wording.MEASURES))
+    measures = [m for m in domain.MEASURES if m in figures] + sorted(set(figures) - set(domain.MEASURES))
     tables = [_table(measure, figures[measure], lang) for measure in measures]
     questions = [wording.question_text(q, as_of=as_of, since=since, lang=lang) for q in snapshot.get("questions") or ()]
     return Annex(

@@ -24,6 +24,8 @@ from matplotlib.transforms import blended_transform_factory
 
 from services.reporting import wording
 from shared import fonts
+from shared.events import SEXES
+from shared.people import AGE_GROUPS
 
 FORMATS = ("svg", "png")
 MIME_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
@@ -109,13 +111,13 @@ def chart_by_age_and_sex(table: dict, *, fmt: str = "svg", lang: str = "en") -> 
             else wording.period_text(table["as_of"], table.get("since"), lang))
     with _drawing(lang, f"by-age-{measure}") as fig:
         ax = fig.add_subplot()
-        width = 0.8 / len(wording.SEXES)
+        width = 0.8 / len(SEXES)
         peak = max([published_count(c) for c in cells.values() if published_count(c) is not None] or [0])
         handles, hidden = [], False
-        for j, sex in enumerate(wording.SEXES):
-            offset = (j - (len(wording.SEXES) - 1) / 2) * width
+        for j, sex in enumerate(SEXES):
+            offset = (j - (len(SEXES) - 1) / 2) * width
             shown, gaps = [], []
-            for i, age in enumerate(wording.AGE_GROUPS):
+            for i, age in enumerate(AGE_GROUPS):
                 value = published_count(cells.get((sex, age), {}))
                 (gaps if value is None else shown).append((i + offset, value, age))
             bars = ax.bar([p for p, _, _ in shown], [v for _, v, _ in shown], width=width * 0.92,
@@ -129,8 +131,8 @@ def chart_by_age_and_sex(table: dict, *, fmt: str = "svg", lang: str = "en") -> 
                 _suppressed_marks(ax, [position], color=SEX_COLOURS[sex], gid=f"suppressed-{sex}-{age}")
         if hidden:
             handles.append(Line2D([], [], color="black", **SUPPRESSED_MARK, label=w["suppressed"]))
-        ax.set_xticks(range(len(wording.AGE_GROUPS)), [wording.age_label(a, lang) for a in wording.AGE_GROUPS])
-        ax.set_xlim(-0.6, len(wording.AGE_GROUPS) - 0.4)
+        ax.set_xticks(range(len(AGE_GROUPS)), [wording.age_label(a, lang) for a in AGE_GROUPS])
+        ax.set_xlim(-0.6, len(AGE_GROUPS) - 0.4)
         _count_axis(ax, peak)
         ax.set_xlabel(w["age_group"])
         ax.set_ylabel(w["people"])

@@ -13,11 +13,12 @@ import datetime as dt
 import itertools
 from typing import Iterable
 
+from shared.events import SEXES
+from shared.people import AGE_GROUPS, age_group
+
 MEASURES = ("detained", "deportation_imminent", "repatriated", "reported", "unhcr_access_requested",
             "unhcr_access_granted", "appeals_issued")
 DIMENSIONS = ("sex", "age_group", "province", "nationality", "status")
-SEXES = ("female", "male", "unknown")
-AGE_GROUPS = ("0-4", "5-11", "12-17", "18-59", "60+", "unknown")
 DETAINED = ("detained", "deportation_imminent")
 NOT_A_PERSON = ("closed_duplicate", "closed_unfounded")  # a merged duplicate, or a report found untrue
 
@@ -120,17 +121,6 @@ def counts_as_person(record: dict) -> bool:
     return not any(e["status"] in NOT_A_PERSON for e in record["timeline"])
 
 
-def age_group(birth_year: int | None, day: str) -> str:
-    """UNHCR's age group in the year of `day`."""
-    if birth_year is None:
-        return "unknown"
-    age = int(day[:4]) - birth_year
-    for upper, label in ((4, "0-4"), (11, "5-11"), (17, "12-17"), (59, "18-59")):
-        if age <= upper:
-            return label
-    return "60+"
-
-
 def _within(day: str | None, since: str | None, as_of: str) -> bool:
     return day is not None and day <= as_of and (since is None or day > since)
 
@@ -158,7 +148,7 @@ def in_measure(record: dict, measure: str, as_of: str, since: str | None) -> boo
 def dimension_value(record: dict, dim: str, as_of: str) -> str:
     """A case's category in one dimension, as of the date."""
     if dim == "age_group":
-        return age_group(record.get("birth_year"), as_of)
+        return age_group(record.get("birth_year"), int(as_of[:4]))
     if dim == "status":
         return status_on(record, as_of) or "unknown"
     value = record.get(dim)

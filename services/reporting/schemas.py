@@ -6,12 +6,9 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from shared.people import not_future
+
 from services.reporting.domain import DIMENSIONS, MEASURES
-
-
-def _not_future(value: dt.date) -> None:
-    if value > dt.date.today():
-        raise ValidationError("Must not be in the future.")
 
 
 class ByField(fields.Field):
@@ -36,7 +33,7 @@ class StatisticsQuery(Schema):
     """GET /api/v1/statistics."""
 
     measure = fields.String(required=True, validate=validate.OneOf(MEASURES))
-    as_of = fields.Date(load_default=None, validate=_not_future)
+    as_of = fields.Date(load_default=None, validate=not_future)
     since = fields.Date(load_default=None)
     by = ByField(load_default=list)
     disclosure = fields.String(load_default="public", validate=validate.OneOf(("public", "internal")))
@@ -69,7 +66,7 @@ class Table(Schema):
 class QuestionsQuery(Schema):
     """GET /api/v1/upr/questions."""
 
-    as_of = fields.Date(load_default=None, validate=_not_future)
+    as_of = fields.Date(load_default=None, validate=not_future)
     since = fields.Date(load_default=None)
     disclosure = fields.String(load_default="public", validate=validate.OneOf(("public", "internal")))
 
@@ -97,7 +94,7 @@ class SnapshotIn(Schema):
     """POST /api/v1/upr/snapshots."""
 
     cycle = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    as_of = fields.Date(required=True, validate=_not_future)
+    as_of = fields.Date(required=True, validate=not_future)
     since = fields.Date(load_default=None)
     title = fields.String(load_default="", validate=validate.Length(max=300))
 

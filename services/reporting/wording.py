@@ -13,11 +13,7 @@ from babel.dates import format_date
 from shared import i18n
 
 LANGS = ("en", "ko")
-MEASURES = ("detained", "deportation_imminent", "repatriated", "reported", "unhcr_access_requested",
-            "unhcr_access_granted", "appeals_issued")
 STOCK_MEASURES = ("detained", "deportation_imminent")  # counted on the date; the others in the period
-SEXES = ("female", "male", "unknown")
-AGE_GROUPS = ("0-4", "5-11", "12-17", "18-59", "60+", "unknown")
 SERIES = ("detained", "repatriated", "reported")
 SUPPRESSED_CELL, SMALL_TOTAL = "–", "<5"  # a cell that is not published; a total from 1 to 4
 

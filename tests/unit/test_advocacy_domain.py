@@ -104,9 +104,3 @@ def test_a_request_is_overdue_without_a_final_answer_past_its_follow_up_date():
     with pytest.raises(domain.NotAllowed):  # before it was sent
         domain.respond(request, outcome="granted", received_on=dt.date(2024, 2, 1), follow_up_days=7, actor="u",
                        now=NOW)
-
-
-@pytest.mark.parametrize("birth_year, group", [(2022, "0-4"), (2020, "0-4"), (2019, "5-11"), (2013, "5-11"), (2012, "12-17"), (2007, "12-17"),
-                                               (2006, "18-59"), (1965, "18-59"), (1964, "60+"), (None, "unknown")])
-def test_unhcr_age_groups(birth_year, group):
-    assert domain.age_group(birth_year, dt.date(2024, 6, 1)) == group

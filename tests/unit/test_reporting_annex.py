@@ -24,7 +24,9 @@ from reportlab.pdfbase import pdfmetrics
 
 from services.reporting import charts, wording
 from services.reporting.annex import CSV_COLUMNS, FORMATS, MIME_TYPES, AnnexError, build, render_annex
-from services.reporting.wording import AGE_GROUPS, MEASURES, SEXES
+from services.reporting.domain import MEASURES
+from shared.events import SEXES
+from shared.people import AGE_GROUPS
 from shared import fonts, i18n
 from tests.support import SYNTH
 
