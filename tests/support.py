@@ -46,6 +46,15 @@ def tier_env(tier: str) -> dict[str, str]:
     }
 
 
+def offline_app(factory, var_dir: Path):
+    """A service's app for unit tests: settings that reach no database and no broker."""
+    from shared.config import Settings
+
+    app = factory(Settings(mongo_uri="mongodb://127.0.0.1:1/", var_dir=var_dir, token_secret="unit-" + "s" * 40))
+    app.testing = True
+    return app
+
+
 def synthetic_report(**sections) -> dict:
     """A valid report body about an invented person; identifying values carry the SYNTH marker."""
     tag = uuid.uuid4().hex[:10]

@@ -11,11 +11,17 @@ from shared.people import not_future
 from services.advocacy.domain import (APPEAL_KINDS, APPEAL_OUTCOMES, APPEAL_STATUSES, CHANNELS, RECIPIENT_KINDS,
                                       REQUEST_OUTCOMES, REQUEST_STATUSES)
 
+
+def case_ids_field() -> fields.List:
+    """The cases a request or an appeal is about: 1 to 50 case ids."""
+    return fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                       validate=validate.Length(min=1, max=50))
+
+
 class RequestIn(Schema):
     """POST /api/v1/unhcr-access-requests."""
 
-    case_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
-                           validate=validate.Length(min=1, max=50))
+    case_ids = case_ids_field()
     office = fields.String(required=True, validate=validate.Length(min=1, max=200))
     sent_on = fields.Date(required=True, validate=not_future)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
@@ -69,8 +75,7 @@ class RequestList(Schema):
 class AppealIn(Schema):
     """POST /api/v1/appeals: issued if `issued_on` is given, else a draft."""
 
-    case_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
-                           validate=validate.Length(min=1, max=50))
+    case_ids = case_ids_field()
     kind = fields.String(required=True, validate=validate.OneOf(APPEAL_KINDS))
     recipients = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
                              validate=validate.Length(max=30))

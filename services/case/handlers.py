@@ -71,10 +71,10 @@ def on_case_merged(event: dict, *, store: CaseStore, publisher: Publisher, now: 
     store.save(closing, close, publisher=publisher, topic=TOPIC, now=now)
 
 
-def on_advocacy_event(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
-    """unhcr_access.* and appeal.*: keep the case's requests and appeals in step with the advocacy
-    service. The case's status does not change, so nothing is emitted; an event for a case not
-    opened here yet waits (RetryLater), and one that adds nothing is not stored again."""
+def _note_on_case(event: dict, note, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
+    """Apply another service's news to a case (note(case, payload) -> the case, the same object if
+    nothing changes). The case's status does not change, so nothing is emitted; an event for a
+    case not opened here yet waits (RetryLater), and one that adds nothing is not stored again."""
     case_id, payload = event["case_id"], event_payload_json(event)
 
     def decide(case: dict | None):
@@ -82,27 +82,21 @@ def on_advocacy_event(event: dict, *, store: CaseStore, publisher: Publisher, no
             raise RetryLater(f"case {case_id} has not been opened yet")
         if applied(case, event["event_id"]):
             return None
-        updated = domain.record_advocacy(case, event["event_type"], payload, now)
-        if updated is case:
-            return None
-        return mark_applied(updated, event["event_id"]), []
+        updated = note(case, payload)
+        return None if updated is case else (mark_applied(updated, event["event_id"]), [])
 
     store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
+
+
+def on_advocacy_event(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
+    """unhcr_access.* and appeal.*: keep the case's requests and appeals in step with advocacy."""
+    _note_on_case(event, lambda case, payload: domain.record_advocacy(case, event["event_type"], payload, now),
+                  store=store, publisher=publisher, now=now)
 
 
 def on_snapshot_taken(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
     """upr.snapshot_taken: the case lists the submission snapshot that counted it."""
-    case_id, payload = event["case_id"], event_payload_json(event)
-
-    def decide(case: dict | None):
-        if case is None:
-            raise RetryLater(f"case {case_id} has not been opened yet")
-        if applied(case, event["event_id"]):
-            return None
-        updated = domain.record_snapshot(case, payload)
-        return None if updated is case else (mark_applied(updated, event["event_id"]), [])
-
-    store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
+    _note_on_case(event, domain.record_snapshot, store=store, publisher=publisher, now=now)
 
 
 def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str | None, actor: str,

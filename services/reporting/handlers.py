@@ -21,6 +21,7 @@ EVENT_TYPES = ("case.reported", "consent.changed", "case.merged", "case.opened",
 
 def on_event(event: dict, *, store: ReportingStore) -> None:
     """Apply one event to its case's record (skipped if the record has it already)."""
+    store = store.pinned()
     record = store.get(event["case_id"])
     if applied(record, event["event_id"]):
         return

@@ -36,6 +36,10 @@ class ReportingStore:
         """The records collection in use."""
         return self.db[self.records_name]
 
+    def pinned(self) -> "ReportingStore":
+        """This store fixed to the records in use now: one pointer read for several operations."""
+        return ReportingStore(self.db, records=self.records_name)
+
     def point_to(self, collection: str) -> None:
         """Make `collection` the records in use."""
         self.meta.replace_one(POINTER, {"collection": collection}, upsert=True)

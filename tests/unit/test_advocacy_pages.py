@@ -8,16 +8,13 @@ import pytest
 
 from services.advocacy import domain, handlers, web
 from services.advocacy.app import create_app
-from shared.config import Settings
+from tests.support import offline_app
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """The advocacy app; nothing here touches a database."""
-    app = create_app(Settings(mongo_uri="mongodb://127.0.0.1:1/", var_dir=tmp_path_factory.mktemp("var"),
-                              token_secret="unit-" + "s" * 40))
-    app.testing = True
-    return app
+    return offline_app(create_app, tmp_path_factory.mktemp("var"))
 
 
 @pytest.mark.parametrize("lang, left, said", [

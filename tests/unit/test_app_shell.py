@@ -6,16 +6,14 @@ from services.advocacy.app import create_app as advocacy_app
 from services.case.app import create_app as case_app
 from services.intake.app import create_app as intake_app
 from services.reporting.app import create_app as reporting_app
-from shared.config import Settings
+from tests.support import offline_app
 
 FACTORIES = {"intake": intake_app, "case": case_app, "advocacy": advocacy_app, "reporting": reporting_app}
 
 
 @pytest.fixture(params=sorted(FACTORIES))
 def client(request, tmp_path):
-    app = FACTORIES[request.param](Settings(mongo_uri="mongodb://127.0.0.1:1/", var_dir=tmp_path, token_secret="unit-" + "s" * 40))
-    app.testing = True
-    return request.param, app.test_client()
+    return request.param, offline_app(FACTORIES[request.param], tmp_path).test_client()
 
 
 def test_healthz_names_the_service(client):

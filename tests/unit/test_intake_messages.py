@@ -7,10 +7,9 @@ from marshmallow import ValidationError, validate
 
 from services.intake.app import create_app
 from services.intake.schemas import ReportIn
-from shared.forms import NUMBERED_MESSAGES, translate_message
-from shared.config import Settings
 from shared.errors import flatten_messages
-from tests.support import SYNTH, synthetic_report
+from shared.forms import NUMBERED_MESSAGES, translate_message
+from tests.support import SYNTH, offline_app, synthetic_report
 
 THIS_YEAR = dt.date.today().year
 
@@ -18,10 +17,7 @@ THIS_YEAR = dt.date.today().year
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """The intake app; nothing here touches a database."""
-    app = create_app(Settings(mongo_uri="mongodb://127.0.0.1:1/", var_dir=tmp_path_factory.mktemp("var"),
-                              token_secret="unit-" + "s" * 40))
-    app.testing = True
-    return app
+    return offline_app(create_app, tmp_path_factory.mktemp("var"))
 
 
 def form_errors(app, lang: str, body: dict) -> dict[str, list[str]]:
