@@ -243,7 +243,7 @@ def test_public_tables_publish_no_count_from_1_to_4_and_say_why(reporting_client
         assert all(c["count"] is None or c["count"] == 0 or c["count"] >= 5 for c in got["cells"])
         assert all("reason" not in c for c in got["cells"])
         hidden = [c for c in got["cells"] if c.get("suppressed")]
-        assert (got["note"] is not None) or not hidden
+        assert ("No count was suppressed" in got["note"]) == (not hidden), got["note"]
         assert got["suppressed"]["primary"] + got["suppressed"]["secondary"] == len(hidden)
 
 
