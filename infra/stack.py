@@ -96,6 +96,10 @@ def ready(url: str) -> bool:
         return False
 
 
+class StackStopped(Exception):
+    """The stack's processes ended while it was still starting."""
+
+
 class Stack:
     """The Procfile's processes, each started on its own, logs in <var>/logs/<name>.log."""
 
@@ -147,14 +151,24 @@ class Stack:
         proc = self.procs.get(name)
         return proc is not None and proc.poll() is None
 
-    def wait_ready(self, timeout_s: float = 120) -> None:
-        """Wait for Kafka, the database, the topics and every web service's /readyz."""
-        wait_until(lambda: port_open(self.env.get("NRW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")), timeout_s, "Kafka")
-        wait_until(lambda: port_open(self.env.get("NRW_MONGO_URI", "127.0.0.1:27017")), timeout_s, "FerretDB")
+    def wait_ready(self, timeout_s: float = 120, alive=None) -> None:
+        """Wait for Kafka, the database, the topics and every web service's /readyz; StackStopped
+        at once if `alive()` says the processes have stopped meanwhile (make stop, a crash)."""
+        def unless_stopped(predicate):
+            def check():
+                if alive is not None and not alive():
+                    raise StackStopped("the processes stopped before the stack was ready")
+                return predicate()
+            return check
+
+        wait_until(unless_stopped(lambda: port_open(self.env.get("NRW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))),
+                   timeout_s, "Kafka")
+        wait_until(unless_stopped(lambda: port_open(self.env.get("NRW_MONGO_URI", "127.0.0.1:27017"))),
+                   timeout_s, "FerretDB")
         subprocess.run([sys.executable, "-m", "shared.topics"], cwd=ROOT, env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
         for service, url in service_urls(self.env).items():
-            wait_until(lambda: ready(url), timeout_s, f"the {service} service")
+            wait_until(unless_stopped(lambda url=url: ready(url)), timeout_s, f"the {service} service")
 
 
 def _bootstrap_admin(env: dict[str, str]) -> str | None:
@@ -193,7 +207,10 @@ def run(args) -> int:
     pidfile.write_text(str(honcho.pid))
     try:
         try:
-            Stack().wait_ready(timeout_s=args.timeout)
+            Stack().wait_ready(timeout_s=args.timeout, alive=lambda: honcho.poll() is None)
+        except StackStopped:
+            print("nrw: stopped before it was ready", file=sys.stderr)
+            return honcho.wait()
         except (TimeoutError, subprocess.CalledProcessError) as exc:
             print(f"nrw: the stack did not come up: {exc}. Its output above says why.", file=sys.stderr)
             honcho.send_signal(signal.SIGTERM)
@@ -223,6 +240,20 @@ def run(args) -> int:
         pidfile.unlink(missing_ok=True)
 
 
+def _running(pid: int) -> bool:
+    """True while the process exists and has not ended (an ended child its parent has not yet
+    collected is a zombie: it still answers signal 0, but it is stopped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
 def stop(args) -> int:
     """`make stop`: stop a stack left running."""
     pidfile = Path(os.environ.get("NRW_VAR", ROOT / "var")) / "run" / "stack.pid"
@@ -238,9 +269,7 @@ def stop(args) -> int:
         return 0
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _running(pid):
             print("nrw: stopped")
             return 0
         time.sleep(0.3)

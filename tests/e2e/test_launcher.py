@@ -90,3 +90,29 @@ def test_run_prints_where_to_go_and_stops_cleanly(launcher_env, how):
         time.sleep(0.5)
     assert _all_down(launcher_env), "a process of the stack is still listening"
     assert not (ROOT / launcher_env["NRW_VAR"] / "run" / "stack.pid").exists()
+
+
+def test_make_stop_while_the_stack_is_still_starting_stops_it(launcher_env):
+    proc = subprocess.Popen([sys.executable, "-m", "infra.stack", "run", "--timeout", "180"], cwd=ROOT,
+                            env=launcher_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # honcho has started its processes; Kafka is not ready yet
+            lines.append(line)
+            if "started (pid=" in line:
+                break
+        pidfile = ROOT / launcher_env["NRW_VAR"] / "run" / "stack.pid"
+        assert pidfile.exists(), "".join(lines)
+        stopped = subprocess.run([sys.executable, "-m", "infra.stack", "stop"], cwd=ROOT, env=launcher_env,
+                                 capture_output=True, text=True, timeout=60)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+        rest = proc.communicate(timeout=60)[0]
+        assert "stopped before it was ready" in rest
+    finally:
+        _stop(proc)
+    deadline = time.monotonic() + 30
+    while not _all_down(launcher_env) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _all_down(launcher_env), "a process of the stack is still listening"
+    assert not (ROOT / launcher_env["NRW_VAR"] / "run" / "stack.pid").exists()
