@@ -146,6 +146,12 @@ class Stack:
         self.signal(name, signal.SIGKILL)
         self.procs[name].wait()
 
+    def wait_stopped(self, name: str, timeout_s: float = 10) -> None:
+        """Wait until the process has ended (after a kill), and collect it."""
+        proc = self.procs.get(name)
+        if proc is not None:
+            proc.wait(timeout=timeout_s)
+
     def running(self, name: str) -> bool:
         """True if the process is alive."""
         proc = self.procs.get(name)
@@ -201,6 +207,7 @@ def run(args) -> int:
         except (OSError, ValueError):
             pidfile.unlink()
     print("nrw: starting Kafka, FerretDB, four web services, their consumers and relays...")
+    started = time.monotonic()
     style = "--no-prefix" if args.quiet else "--no-colour"
     honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", str(PROCFILE), "-d", str(ROOT), style],
                               cwd=ROOT, env=env)
@@ -219,7 +226,7 @@ def run(args) -> int:
         generated = _bootstrap_admin(env)
         urls = service_urls(env)
         print("\n" + "=" * 72)
-        print("Non-Refoulement Watch is running:")
+        print(f"Non-Refoulement Watch is running (ready {time.monotonic() - started:.0f} s after the start):")
         for service, url in urls.items():
             print(f"  {service:<10} {url}   (API {url}/api/v1/, OpenAPI {url}/openapi.json)")
         print(f"  Kafka      {env.get('NRW_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}")

@@ -6,12 +6,15 @@ marker in Kafka records, logs or non-intake databases finds any leak of any test
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import time
 import uuid
 from pathlib import Path
 
+import requests
 from kafka import KafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,3 +147,67 @@ def wait_for(predicate, timeout_s: float = 15, interval_s: float = 0.1, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
+
+
+class Api:
+    """HTTP access to a running stack (local or compose), with a caseworker's, an advocate's and an
+    admin's token. The two users are created for the session through the admin."""
+
+    def __init__(self, urls: dict[str, str]):
+        self.urls = urls
+        self.http = requests.Session()
+        self.admin = self.login("admin", ADMIN_PASSWORD)
+        self.caseworker_name, self.caseworker = self._user("cw", "caseworker")
+        self.advocate_name, self.advocate = self._user("adv", "advocate")
+
+    def _user(self, prefix: str, role: str) -> tuple[str, dict]:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        res = self.http.post(f"{self.urls['intake']}/api/v1/users", headers=self.admin, timeout=10,
+                             json={"username": name, "password": "e2e-password-0001", "roles": [role]})
+        assert res.status_code == 201, res.text
+        return name, self.login(name, "e2e-password-0001")
+
+    def login(self, username: str, password: str) -> dict:
+        """Bearer header for a user."""
+        res = self.http.post(f"{self.urls['intake']}/api/v1/auth/token", timeout=10,
+                             json={"username": username, "password": password})
+        assert res.status_code == 200, res.text
+        return {"Authorization": f"Bearer {res.json()['access_token']}"}
+
+    def post_report(self, body: dict, session: requests.Session | None = None) -> dict:
+        """File a report as the caseworker; the 201 body."""
+        res = (session or self.http).post(f"{self.urls['intake']}/api/v1/reports", json=body,
+                                          headers=self.caseworker, timeout=30)
+        assert res.status_code == 201, res.text
+        return res.json()
+
+    def case(self, case_id: str) -> dict | None:
+        """The case as the case service shows it, or None while it does not exist."""
+        res = self.http.get(f"{self.urls['case']}/api/v1/cases/{case_id}", headers=self.caseworker, timeout=10)
+        if res.status_code == 404:
+            return None
+        assert res.status_code == 200, res.text
+        return res.json()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here (`make browser` installs Chromium), or None."""
+    return None if shutil.which(CHROMIUM) else f"no Chromium at {CHROMIUM} (`make browser` installs Debian's)"
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -20,13 +20,14 @@ import yaml
 from infra.stack import read_procfile
 from shared.config import DEFAULT_PORTS, SERVICES, TOPICS, Settings, all_topics
 from shared.crypto import Keyring
-from tests.compose.conftest import compose_test_env
+from tests.compose.conftest import COMPOSE_KAFKA_HOST_PORT, KAFKA_FROM_HOST, compose_test_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 KAFKA_START = ROOT / "infra" / "kafka" / "start.sh"
+KAFKA_POM = ROOT / "infra" / "kafka" / "pom.xml"
 
 PROCFILE = read_procfile()
 # Procfile processes that compose replaces with official images, and those images' services.
@@ -317,7 +318,8 @@ def test_kafka_is_a_single_node_kraft_broker_with_a_volume(compose, services):
     """Official 4.x image, combined roles, listeners matching NRW_KAFKA_BOOTSTRAP, data on a volume."""
     kafka = services["kafka"]
     env = service_env(kafka)
-    assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", kafka["image"])
+    local_version = re.search(r"<kafka.version>([^<]+)</kafka.version>", KAFKA_POM.read_text()).group(1)
+    assert kafka["image"] == f"apache/kafka:{local_version}", "the same Kafka release as the local broker"
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
     assert "CONTROLLER://:9093" in env["KAFKA_LISTENERS"] and "PLAINTEXT://:9092" in env["KAFKA_LISTENERS"]
@@ -326,6 +328,25 @@ def test_kafka_is_a_single_node_kraft_broker_with_a_volume(compose, services):
     assert env["CLUSTER_ID"], "the image formats its storage with this id on the first start"
     volume, _, path = kafka["volumes"][0].partition(":")
     assert path == env["KAFKA_LOG_DIRS"] and volume in compose["volumes"]
+
+
+def test_the_host_overlay_only_adds_a_loopback_listener_to_kafka(services):
+    """tests/compose/kafka-from-host.yml keeps every listener of the server file and adds one, published
+    on the host's loopback at the port the compose tier's tests read the topics from."""
+    overlay = yaml.safe_load(KAFKA_FROM_HOST.read_text())["services"]
+    assert set(overlay) == {"kafka"}
+    server, extra = service_env(services["kafka"]), service_env(overlay["kafka"])
+    assert set(extra) == {"KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"}
+    for key, value in extra.items():
+        kept, added = set(server[key].split(",")), set(value.split(",")) - set(server[key].split(","))
+        assert kept <= set(value.split(",")) and len(added) == 1, key
+    env = compose_test_env()
+    assert "HOST://:29092" in extra["KAFKA_LISTENERS"].split(",")
+    assert "HOST:PLAINTEXT" in extra["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    advertised = interpolate(extra["KAFKA_ADVERTISED_LISTENERS"], env).split(",")
+    assert f"HOST://127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}" in advertised
+    assert [interpolate(port, env) for port in overlay["kafka"]["ports"]] == [f"127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}:29092"]
+    assert "ports" not in services["kafka"], "a server keeps Kafka inside the compose network"
 
 
 def test_mongo_is_the_official_image_with_a_volume(compose, services):
@@ -399,11 +420,13 @@ def _compose_plugin_missing() -> str | None:
 
 
 def test_docker_compose_accepts_the_file():
-    """`docker compose config -q` (no engine needed) validates the file against the compose spec."""
+    """`docker compose config -q` (no engine needed) validates the file, alone and with the tests'
+    overlay, against the compose spec."""
     reason = _compose_plugin_missing()
     if reason:
         pytest.skip(reason)
     env = {**os.environ, **compose_test_env()}
-    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    for files in ([COMPOSE_FILE], [COMPOSE_FILE, KAFKA_FROM_HOST]):
+        result = subprocess.run(["docker", "compose", *(f"--file={f}" for f in files), "config", "-q"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (files, result.stderr)

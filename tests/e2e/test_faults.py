@@ -68,7 +68,7 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_duplicates_nothing(api, 
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(post, range(total)))
     assert killed.is_set()
-    stack.procs["case-consumer"].wait(timeout=10)
+    stack.wait_stopped("case-consumer", timeout_s=10)
     stack.start("case-consumer")
 
     case_ids = {c["case_id"] for c in posted}

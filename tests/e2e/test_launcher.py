@@ -4,6 +4,7 @@ where to go, and stops everything cleanly on Ctrl-C or on `stop`. Runs on ports 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,7 @@ def test_run_prints_where_to_go_and_stops_cleanly(launcher_env, how):
         for name, url in urls.items():
             assert url in output
             assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+        assert re.search(r"Non-Refoulement Watch is running \(ready \d+ s after the start\):", output)
         assert "Log in as 'admin' with the generated password:" in output
         password = output.split("generated password:", 1)[1].split()[0]
         token = requests.post(f"{urls['intake']}/api/v1/auth/token", timeout=5,
