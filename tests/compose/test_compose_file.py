@@ -345,7 +345,8 @@ def test_the_host_overlay_only_adds_a_loopback_listener_to_kafka(services):
     assert "HOST:PLAINTEXT" in extra["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
     advertised = interpolate(extra["KAFKA_ADVERTISED_LISTENERS"], env).split(",")
     assert f"HOST://127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}" in advertised
-    assert [interpolate(port, env) for port in overlay["kafka"]["ports"]] == [f"127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}:29092"]
+    published = [interpolate(port, env) for port in overlay["kafka"]["ports"]]
+    assert published == [f"127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}:29092"]
     assert "ports" not in services["kafka"], "a server keeps Kafka inside the compose network"
 
 
