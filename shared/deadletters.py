@@ -70,14 +70,13 @@ class DeadLetter:
             int(self.header("source.offset") or -1)
 
     def event(self) -> tuple[str, str]:
-        """(event type, event id) if the bytes are an event's, else ("", "")."""
+        """(event type, event id) if the bytes are a valid event's, else ("", ""): nothing is read
+        out of a record that is not, as it could hold anything."""
         try:
-            event = decode(self.value)
+            event = validate_event(decode(self.value))
         except EventError:
             return "", ""
-        if not isinstance(event, dict):
-            return "", ""
-        return str(event.get("event_type", ""))[:40], str(event.get("event_id", ""))[:36]
+        return event["event_type"], str(event["event_id"])
 
     def still_invalid(self) -> str | None:
         """Why the record would be dead-lettered again at once, or None if it is a valid event."""
@@ -134,7 +133,7 @@ def read_dead_letters(settings: Settings, source_topics: list[str], quiet: bool 
         records = []
         remaining = {tp for tp in partitions if end[tp] > start[tp]}
         with tqdm(total=sum(end[tp] - start[tp] for tp in partitions), unit="record", desc="reading",
-                  disable=quiet, file=sys.stderr) as progress:
+                  disable=quiet or not remaining, file=sys.stderr) as progress:
             while remaining:
                 for tp, batch in consumer.poll(timeout_ms=1000).items():
                     kept = [r for r in batch if r.offset < end[tp]]
@@ -185,7 +184,7 @@ def send_back(settings: Settings, letters: list[DeadLetter], quiet: bool = True)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
                              bootstrap_timeout_ms=10000)
     try:
-        for letter in tqdm(letters, unit="record", desc="replaying", disable=quiet, file=sys.stderr):
+        for letter in tqdm(letters, unit="record", desc="replaying", disable=quiet or not letters, file=sys.stderr):
             topic = letter.source[0]
             producer.send(topic, key=letter.key, value=letter.value,
                           headers=[(REPLAY_HEADER, letter.coordinate.encode())]).get(timeout=30)

@@ -77,7 +77,8 @@ def test_one_record_given_up_by_two_groups_goes_back_once_and_group_narrows(even
 
 def test_the_listing_shows_where_who_why_and_when_but_never_the_contents(event):
     secret = f"{SYNTH}-Kim-Hometown".encode()
-    poison = _dead(2, b'{"person": "' + secret + b'"}', reason="envelope invalid at: event_id", source_offset=8)
+    poison = _dead(2, b'{"event_id": "' + secret + b'", "event_type": "' + secret + b'"}',
+                   reason="envelope invalid at: event_id", source_offset=8)
     letters = collect([_dead(1, event), poison, _mark("case.events.dlq:0@1")])
     text = table(letters)
     assert SYNTH not in text and "Kim" not in text
