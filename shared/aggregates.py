@@ -50,16 +50,20 @@ class VersionedStore:
         """Indexes for MongoDB deployments (FerretDB on SQLite reads by _id anyway); idempotent."""
         self.versions.create_index([("aggregate_id", ASCENDING), ("rev", DESCENDING)])
 
-    def latest_version(self, aggregate_id: str) -> dict | None:
-        """The newest version document of an aggregate, or None."""
+    def _latest(self, aggregate_id: str) -> tuple[dict | None, int]:
+        """(the newest version document or None, the revision the projection is at: 0 if none)."""
         head = self.current.find_one({"_id": aggregate_id}, {"rev": 1})
-        rev = head["rev"] if head else 0
+        projected = rev = head["rev"] if head else 0
         doc = self.versions.find_one({"_id": version_id(aggregate_id, rev)}) if rev else None
         while True:
             following = self.versions.find_one({"_id": version_id(aggregate_id, rev + 1)})
             if following is None:
-                return doc
+                return doc, projected
             doc, rev = following, rev + 1
+
+    def latest_version(self, aggregate_id: str) -> dict | None:
+        """The newest version document of an aggregate, or None."""
+        return self._latest(aggregate_id)[0]
 
     def get(self, aggregate_id: str) -> dict | None:
         """The newest state of an aggregate, or None."""
@@ -95,12 +99,18 @@ class VersionedStore:
     def save(self, aggregate_id: str, decide: Callable[[dict | None], Decision], *, publisher: Publisher,
              topic: str, now: dt.datetime) -> dict | None:
         """Read the newest state, decide (new state and events, or None: nothing to do), store it
-        as the next version, refresh the projection and publish the events."""
+        as the next version, refresh the projection and publish the events.
+
+        A writer stopped between storing a version and projecting it (a consumer killed there)
+        leaves the projection behind; the redelivered event then decides "nothing to do", and the
+        projection is brought up to date here, so lists never miss the change."""
         for _ in range(MAX_ATTEMPTS):
-            version = self.latest_version(aggregate_id)
+            version, projected = self._latest(aggregate_id)
             current = version["state"] if version else None
             decision = decide(current)
             if decision is None:
+                if version is not None and projected != version["rev"]:
+                    self.project(aggregate_id, version)
                 return current
             state, events = decision
             try:

@@ -181,3 +181,23 @@ def test_concurrent_writers_never_lose_a_change(settings, mongo):
     assert store.get("agg-1")["n"] == 100
     assert store.versions.count_documents({"aggregate_id": "agg-1"}) == 100
     assert store.current.find_one({"_id": "agg-1"})["n"] == 100  # the projection ends on the newest
+
+
+def test_a_version_stored_but_not_projected_is_projected_when_the_event_comes_again(settings, mongo):
+    """A consumer killed between storing a version and projecting it: the redelivered event
+    changes nothing (already applied) and brings the projection, which lists read, up to date."""
+    from shared.aggregates import VersionedStore
+
+    store = VersionedStore(mongo[settings.database_name("case")], f"crash{uuid.uuid4().hex[:6]}")
+    store.append("agg-1", 1, {"_id": "agg-1", "applied": ["e-1"]}, [], utcnow())  # killed before project()
+    assert store.current.find_one({"_id": "agg-1"}) is None
+    publisher = Publisher(settings, client_id="it-crash")
+    try:
+        def decide(state):  # what a consumer's idempotent handler decides for event e-1
+            return None if state and "e-1" in state["applied"] else ({"_id": "agg-1", "applied": ["e-1"]}, [])
+
+        assert store.save("agg-1", decide, publisher=publisher, topic="case.events", now=utcnow())["applied"] == ["e-1"]
+    finally:
+        publisher.close()
+    assert store.current.find_one({"_id": "agg-1"})["rev"] == 1
+    assert store.versions.count_documents({"aggregate_id": "agg-1"}) == 1
