@@ -210,7 +210,9 @@ def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Pub
     """Publish a freshly stored document's events, then delete its outbox marker.
 
     Returns True when the events reached the broker. Never raises for a broker that is down: the
-    marker stays and the relay sends them later.
+    marker stays and the relay sends them later. Nor for a database that stops answering once the
+    events are out: the document is stored and its events sent, so the write has succeeded; the
+    marker left behind only makes the relay send them once more, which consumers absorb.
     """
     events = doc.get("outbox") or []
     if events:
@@ -222,7 +224,13 @@ def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Pub
             return False
         for event in events:
             log.info("published %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
-    _markers(collection).delete_one({"_id": doc["_id"]})
+    try:
+        _markers(collection).delete_one({"_id": doc["_id"]})
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("outbox: marker of %s kept (database unavailable: %s); the relay will send its events again",
+                    doc["_id"], type(exc).__name__)
     return True
 
 

@@ -28,6 +28,7 @@ from tests.e2e.test_faults import (  # noqa: F401
     test_a_consumer_killed_mid_stream_loses_nothing_and_duplicates_nothing,
     test_a_restart_of_the_whole_stack_keeps_every_case_and_every_event,
     test_poison_goes_to_the_dead_letter_topic_and_the_consumer_goes_on,
+    test_with_the_database_down_reports_are_refused_cleanly_and_nothing_is_lost,
     test_with_the_broker_down_reports_are_saved_and_their_cases_open_once_it_is_back,
 )
 from tests.e2e.test_flow import (  # noqa: F401

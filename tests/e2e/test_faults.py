@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -84,6 +85,61 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_duplicates_nothing(api, 
         assert case["report_count"] == 1, cid  # applied once, even if the record was delivered twice
     listed = api.http.get(f"{api.urls['case']}/api/v1/cases", headers=api.caseworker, timeout=10).json()
     assert listed["total"] >= total
+
+
+def _cases_total(api) -> int:
+    res = api.http.get(f"{api.urls['case']}/api/v1/cases", headers=api.caseworker, timeout=30)
+    assert res.status_code == 200, res.text
+    return res.json()["total"]
+
+
+def test_with_the_database_down_reports_are_refused_cleanly_and_nothing_is_lost(api, stack, bootstrap):
+    """FerretDB stopped while reports flow: each report is either accepted (201, and its case opens
+    once the database is back, exactly once) or refused with a JSON 503 that leaves nothing behind;
+    the consumers wait for the database instead of dead-lettering."""
+    before = _cases_total(api)
+    accepted, refused = [], []
+    lock, stop_posting = threading.Lock(), threading.Event()
+    local = threading.local()
+
+    def post_until_told():
+        local.session = requests.Session()
+        while not stop_posting.is_set():
+            res = local.session.post(f"{api.urls['intake']}/api/v1/reports", json=synthetic_report(),
+                                     headers=api.caseworker, timeout=60)
+            with lock:
+                (accepted if res.status_code == 201 else refused).append(res)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        posters = [pool.submit(post_until_told) for _ in range(4)]
+        try:
+            wait_for(lambda: len(accepted) >= 10, timeout_s=60, what="reports flowing")
+            stack.stop("ferretdb")
+            wait_for(lambda: len(refused) >= 4, timeout_s=60, what="reports refused while the database is down")
+            ready = requests.get(f"{api.urls['intake']}/readyz", timeout=10)
+            assert ready.status_code == 503 and ready.json()["checks"]["mongo"].startswith("unavailable")
+        finally:
+            stack.start("ferretdb")
+        at_restart = len(accepted)
+        wait_for(lambda: len(accepted) >= at_restart + 10, timeout_s=120, what="reports accepted again")
+        stop_posting.set()
+        for poster in posters:
+            poster.result()
+
+    for res in refused:
+        assert res.status_code == 503 and res.json()["error"]["code"] == "unavailable", res.text
+    case_ids = {res.json()["case_id"] for res in accepted}
+    assert len(case_ids) == len(accepted)
+    wait_for(lambda: all(api.case(cid) for cid in case_ids), timeout_s=120, interval_s=1,
+             what="a case for every accepted report")
+    for cid in case_ids:
+        assert api.case(cid)["report_count"] == 1, cid
+    # A refused report left nothing for the outbox relay to send later: give it several sweeps.
+    time.sleep(8)
+    assert _cases_total(api) == before + len(accepted)
+    dead = [r for topic in ("intake.events.dlq", "case.events.dlq") for r in read_topic(bootstrap, topic)
+            if r.key and r.key.decode() in case_ids]
+    assert dead == [], "an event was dead-lettered instead of waiting for the database"
 
 
 def test_poison_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(api, bootstrap):

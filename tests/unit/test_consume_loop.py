@@ -157,3 +157,39 @@ def test_a_web_publisher_stops_waiting_on_a_broker_that_just_failed(monkeypatch)
     with pytest.raises(KafkaTimeoutError):
         publisher.publish("intake.events", [event])
     assert len(attempts) == 2
+
+
+class _Markers:
+    """An outbox marker collection whose database stops answering at the delete."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def delete_one(self, _filter):
+        raise self.error
+
+
+class _Collection:
+    name = "reports"
+
+    def __init__(self, error):
+        self.database = {"reports_outbox": _Markers(error)}
+
+
+class _BrokerPublisher:
+    def __init__(self):
+        self.published = []
+
+    def publish(self, topic, events, timeout_s=5.0):
+        self.published.append((topic, [e["event_id"] for e in events]))
+
+
+def test_a_write_whose_events_are_out_succeeds_even_if_the_database_then_stops_answering():
+    from shared.bus import publish_outbox
+
+    publisher, event = _BrokerPublisher(), _event()
+    doc = with_outbox({"_id": "r-1"}, [event])
+    assert publish_outbox(_Collection(ServerSelectionTimeoutError("down")), doc, "intake.events", publisher) is True
+    assert publisher.published == [("intake.events", [event["event_id"]])]
+    with pytest.raises(ValueError):  # anything but the database being away is still an error
+        publish_outbox(_Collection(ValueError("bug")), doc, "intake.events", publisher)
