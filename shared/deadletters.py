@@ -179,22 +179,31 @@ def select(letters: list[DeadLetter], *, group: str | None = None, coordinates: 
     return replay, refused
 
 
-def send_back(settings: Settings, letters: list[DeadLetter], quiet: bool = True) -> None:
-    """Publish each dead letter to its source topic, then record the replay on its dead-letter topic."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
-                             bootstrap_timeout_ms=10000)
+def send_back(settings: Settings, replay: list[DeadLetter], letters: list[DeadLetter], quiet: bool = True,
+              producer: KafkaProducer | None = None) -> list[DeadLetter]:
+    """Publish each chosen dead letter's record to its source topic, then record the replay on the
+    dead-letter topic for every dead letter of that record: every group reading the topic reads it
+    again, so none of them still has it outstanding. Returns the dead letters marked."""
+    own = producer is None
+    producer = producer or KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                         enable_idempotence=True, bootstrap_timeout_ms=10000)
+    marked = []
     try:
-        for letter in tqdm(letters, unit="record", desc="replaying", disable=quiet or not letters, file=sys.stderr):
+        for letter in tqdm(replay, unit="record", desc="replaying", disable=quiet or not replay, file=sys.stderr):
             topic = letter.source[0]
             producer.send(topic, key=letter.key, value=letter.value,
                           headers=[(REPLAY_HEADER, letter.coordinate.encode())]).get(timeout=30)
             now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            mark = json.dumps({"replayed_of": letter.coordinate, "to": topic, "at": now}).encode()
-            producer.send(letter.topic, key=letter.key, value=mark,
-                          headers=[(REPLAYED_OF, letter.coordinate.encode()), (REPLAYED_AT, now.encode())]
-                          ).get(timeout=30)
+            for same in [d for d in letters if d.source == letter.source]:
+                mark = json.dumps({"replayed_of": same.coordinate, "to": topic, "at": now}).encode()
+                producer.send(same.topic, key=same.key, value=mark,
+                              headers=[(REPLAYED_OF, same.coordinate.encode()), (REPLAYED_AT, now.encode())]
+                              ).get(timeout=30)
+                marked.append(same)
     finally:
-        producer.close()
+        if own:
+            producer.close()
+    return marked
 
 
 def table(letters: list[DeadLetter]) -> str:
@@ -281,9 +290,8 @@ def _run(args, settings: Settings, topics: list[str]) -> int:
         for letter in replay:
             print(f"would replay: {letter.coordinate} -> {letter.source[0]}")
     else:
-        send_back(settings, replay, quiet=args.quiet)
-        for letter in replay:
-            print(f"replayed: {letter.coordinate} -> {letter.source[0]}")
+        for letter in send_back(settings, replay, letters, quiet=args.quiet):
+            print(f"replayed: {letter.coordinate} (group {letter.group}) -> {letter.source[0]}")
     print(f"{len(replay)} {'to replay' if args.dry_run else 'replayed'}, {len(refused)} not replayed")
     return 1 if refused else 0
 

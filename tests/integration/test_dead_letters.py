@@ -67,7 +67,7 @@ def test_dead_letters_are_listed_replayed_once_mended_and_poison_stays_outstandi
         mended.set()
         replayed = _cli("replay", "--all", "--group", group, "--topic", topic)
         assert replayed.returncode == 1, replayed.stderr  # the poison was refused
-        assert f"replayed: {good['dead_letter']} -> {topic}" in replayed.stdout
+        assert f"replayed: {good['dead_letter']} (group {group}) -> {topic}" in replayed.stdout
         assert f"not replayed: {poison['dead_letter']}: still invalid: record value is not JSON" in replayed.stdout
         wait_for(lambda: applied == [event["event_id"]], timeout_s=30, what="the replayed event applied")
 

@@ -7,7 +7,7 @@ from collections import namedtuple
 
 import pytest
 
-from shared.deadletters import REPLAYED_AT, REPLAYED_OF, collect, parse_coordinate, select, table
+from shared.deadletters import REPLAYED_AT, REPLAYED_OF, collect, parse_coordinate, select, send_back, table
 from shared.events import encode, new_event
 from tests.support import SYNTH
 
@@ -69,10 +69,30 @@ def test_a_named_dead_letter_replayed_before_needs_again(event):
     assert [d.coordinate for d in replay] == ["case.events.dlq:0@1"] and refused == []
 
 
-def test_one_record_given_up_by_two_groups_goes_back_once_and_group_narrows(event):
-    letters = collect([_dead(1, event, group="case"), _dead(2, event, group="reporting")])
-    assert len(select(letters)[0]) == 1
-    assert [d.group for d in select(letters, group="reporting")[0]] == ["reporting"]
+class FakeProducer:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, topic, key, value, headers):
+        self.sent.append((topic, dict(headers)))
+        return self
+
+    def get(self, timeout):
+        return None
+
+
+def test_one_record_given_up_by_two_groups_goes_back_once_and_both_are_marked(event):
+    letters = collect([_dead(1, event, group="case"), _dead(2, event, group="reporting"),
+                       _dead(3, event, group="case", source_offset=9)])
+    assert [d.coordinate for d in select(letters)[0]] == ["case.events.dlq:0@1", "case.events.dlq:0@3"]
+    replay = select(letters, group="reporting")[0]
+    assert [d.group for d in replay] == ["reporting"]
+    producer = FakeProducer()
+    marked = send_back(None, replay, letters, producer=producer)
+    assert [d.coordinate for d in marked] == ["case.events.dlq:0@1", "case.events.dlq:0@2"]
+    assert [topic for topic, _ in producer.sent] == ["case.events", "case.events.dlq", "case.events.dlq"]
+    assert producer.sent[0][1] == {"nrw.replay.of": b"case.events.dlq:0@2"}
+    assert [h[REPLAYED_OF] for _, h in producer.sent[1:]] == [b"case.events.dlq:0@1", b"case.events.dlq:0@2"]
 
 
 def test_the_listing_shows_where_who_why_and_when_but_never_the_contents(event):
