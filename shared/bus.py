@@ -32,7 +32,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.config import Settings, all_topics, dead_letter_topic
 from shared.events import EventError, decode, encode, validate_event
-from shared.mongo import is_transient, utcnow
+from shared.mongo import is_server_internal, is_transient, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +295,10 @@ class EventConsumer:
     must make its effect and its record of the applied event_id one write (see `applied`).
     """
 
+    # How many times a record whose handler met a database internal error is tried before it is
+    # dead-lettered (a database shutting down answers so for a moment; a bug would forever).
+    MAX_INTERNAL_ERROR_ATTEMPTS = 10
+
     def __init__(self, settings: Settings, *, group_id: str, topics: list[str], handlers: dict[str, Handler],
                  publisher: Publisher, max_poll_records: int = 100, retry_backoff_s: float = 1.0):
         self.settings = settings
@@ -305,6 +309,7 @@ class EventConsumer:
         self.max_poll_records = max_poll_records
         self.retry_backoff_s = retry_backoff_s
         self.stop = threading.Event()
+        self._internal_errors: dict[tuple[str, int, int], int] = {}
 
     def _connect(self) -> KafkaConsumer:
         return KafkaConsumer(
@@ -388,6 +393,7 @@ class EventConsumer:
         handler = self.handlers.get(event["event_type"])
         if handler is None:
             return  # an event type this service does not act on
+        where = (record.topic, record.partition, record.offset)
         try:
             handler(event)
         except RetryLater:
@@ -395,9 +401,16 @@ class EventConsumer:
         except Exception as exc:
             if is_transient(exc):
                 raise RetryLater(f"database unavailable ({type(exc).__name__})") from exc
+            if is_server_internal(exc):
+                attempts = self._internal_errors[where] = self._internal_errors.get(where, 0) + 1
+                if attempts < self.MAX_INTERNAL_ERROR_ATTEMPTS:
+                    raise RetryLater(f"database internal error, attempt {attempts} "
+                                     f"of {self.MAX_INTERNAL_ERROR_ATTEMPTS}") from exc
+            self._internal_errors.pop(where, None)
             log.exception("consumer %s: handler failed for %s %s", self.group_id, event["event_id"], event["event_type"])
             self.dead_letter(record, f"handler failed: {type(exc).__name__}")
             return
+        self._internal_errors.pop(where, None)
         log.info("applied %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
 
     def dead_letter(self, record, reason: str) -> None:

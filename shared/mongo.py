@@ -11,6 +11,12 @@ from shared.config import Settings
 
 # Errors that mean "the database is not answering right now": retry, never dead-letter.
 TRANSIENT_ERRORS = (ConnectionFailure,)
+# Server answers that mean the same (MongoDB error codes): HostUnreachable, HostNotFound,
+# NetworkTimeout, ShutdownInProgress, ExceededTimeLimit, SocketException, InterruptedAtShutdown.
+TRANSIENT_CODES = frozenset({6, 7, 89, 91, 262, 9001, 11600})
+# InternalError: how FerretDB reports a failure of its backend, e.g. SQLite's transaction cut off
+# while FerretDB shuts down. Usually passing, but it could also be a bug that hits one document.
+INTERNAL_ERROR = 1
 
 
 def connect(settings: Settings, *, timeout_ms: int = 3000) -> MongoClient:
@@ -42,7 +48,14 @@ def utcnow() -> dt.datetime:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for database errors worth retrying (server unreachable, not a bad command)."""
+    """True for database errors worth retrying for as long as it takes (server unreachable or
+    shutting down, not a bad command)."""
     if isinstance(exc, TRANSIENT_ERRORS):
         return True
-    return isinstance(exc, OperationFailure) and exc.has_error_label("RetryableWriteError")
+    return isinstance(exc, OperationFailure) and (exc.has_error_label("RetryableWriteError")
+                                                  or exc.code in TRANSIENT_CODES)
+
+
+def is_server_internal(exc: BaseException) -> bool:
+    """True if the database answered with an internal error: worth retrying a few times, not forever."""
+    return isinstance(exc, OperationFailure) and exc.code == INTERNAL_ERROR

@@ -12,7 +12,7 @@ from pymongo.database import Database
 
 from shared.bus import EventConsumer, Handler, Publisher, ensure_topics, run_relay, stop_on_signals
 from shared.config import TOPICS, Settings
-from shared.mongo import connect, is_transient
+from shared.mongo import connect, is_server_internal, is_transient
 from shared.web import configure_logging
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def wait_for(what: str, attempt: Callable[[], object], stop: threading.Event, in
         try:
             return attempt()
         except Exception as exc:
-            if not (is_transient(exc) or isinstance(exc, KafkaError)):
+            if not (is_transient(exc) or is_server_internal(exc) or isinstance(exc, KafkaError)):
                 raise
             log.info("waiting for %s (%s)", what, type(exc).__name__)
             stop.wait(interval_s)

@@ -266,9 +266,12 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        from shared.mongo import is_transient
-        if is_transient(exc):
-            log.warning("database unavailable during %s %s: %s", request.method, request.path, type(exc).__name__)
+        from shared.mongo import is_server_internal, is_transient
+        if is_transient(exc) or is_server_internal(exc):
+            if is_transient(exc):
+                log.warning("database unavailable during %s %s: %s", request.method, request.path, type(exc).__name__)
+            else:
+                log.exception("database internal error during %s %s", request.method, request.path)
             message = "The database is not answering; try again shortly."
             if _wants_json():
                 return jsonify({"error": {"code": "unavailable", "message": message}}), 503

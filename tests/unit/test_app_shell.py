@@ -49,3 +49,23 @@ def test_api_routes_need_a_bearer_token_before_anything_else(client):
         res = method(path, json={}, headers=headers)
         assert res.status_code == 401, headers
         assert res.get_json()["error"]["code"] in ("unauthorized", "invalid_token")
+
+
+@pytest.mark.parametrize("code, status, error", [
+    (11600, 503, "unavailable"),  # InterruptedAtShutdown: the database is going away
+    (1, 503, "unavailable"),  # InternalError: FerretDB's backend cut off (e.g. while it shuts down)
+    (2, 500, "internal_error"),  # BadValue: our bug, not the database's state
+])
+def test_database_errors_answer_503_when_trying_again_may_help(tmp_path, code, status, error):
+    from pymongo.errors import OperationFailure
+
+    app = offline_app(case_app, tmp_path)
+    app.testing = False  # let the app's error handlers answer, as in production
+
+    def fails():
+        raise OperationFailure("the database said no", code=code)
+
+    app.add_url_rule("/boom", "boom", fails)
+    res = app.test_client().get("/boom", headers={"Accept": "application/json"})
+    assert res.status_code == status and res.get_json()["error"]["code"] == error
+    assert "the database said no" not in res.get_data(as_text=True)

@@ -3,7 +3,7 @@
 from collections import namedtuple
 
 import pytest
-from pymongo.errors import ServerSelectionTimeoutError
+from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 
 from shared.bus import EventConsumer, RetryLater, applied, mark_applied, with_outbox
 from shared.config import Settings
@@ -73,6 +73,52 @@ def test_a_database_outage_is_retried_not_dead_lettered():
     with pytest.raises(RetryLater):
         consumer.apply(Record("intake.events", 0, 1, b"c-1", encode(_event())))
     assert publisher.sent == []
+
+
+def test_a_database_shutting_down_is_retried_for_as_long_as_it_takes():
+    def shutting_down(_event):
+        raise OperationFailure("interrupted at shutdown", code=11600)
+    consumer, publisher = _consumer({"case.merged": shutting_down})
+    record = Record("intake.events", 0, 1, b"c-1", encode(_event()))
+    for _ in range(3 * EventConsumer.MAX_INTERNAL_ERROR_ATTEMPTS):
+        with pytest.raises(RetryLater):
+            consumer.apply(record)
+    assert publisher.sent == []
+
+
+def test_a_database_internal_error_is_retried_a_few_times_then_dead_lettered():
+    """FerretDB answers InternalError while it shuts down (passing) or for a bug (forever)."""
+    calls = []
+
+    def internal_error(event):
+        calls.append(event["event_id"])
+        raise OperationFailure("sql: transaction has already been committed or rolled back", code=1)
+    consumer, publisher = _consumer({"case.merged": internal_error})
+    record = Record("intake.events", 0, 1, b"c-1", encode(_event()))
+    for _ in range(EventConsumer.MAX_INTERNAL_ERROR_ATTEMPTS - 1):
+        with pytest.raises(RetryLater, match="internal error"):
+            consumer.apply(record)
+    assert publisher.sent == []
+    consumer.apply(record)
+    assert [h["nrw.dlq.reason"] for *_, h in publisher.sent] == [b"handler failed: OperationFailure"]
+    assert len(calls) == EventConsumer.MAX_INTERNAL_ERROR_ATTEMPTS
+
+
+def test_an_internal_error_that_passes_leaves_no_count_behind():
+    failures = [OperationFailure("busy", code=1)] * (EventConsumer.MAX_INTERNAL_ERROR_ATTEMPTS - 1)
+    seen = []
+
+    def flaky(event):
+        if failures:
+            raise failures.pop()
+        seen.append(event["event_id"])
+    consumer, publisher = _consumer({"case.merged": flaky})
+    record = Record("intake.events", 0, 1, b"c-1", encode(_event()))
+    for _ in range(EventConsumer.MAX_INTERNAL_ERROR_ATTEMPTS - 1):
+        with pytest.raises(RetryLater):
+            consumer.apply(record)
+    consumer.apply(record)
+    assert len(seen) == 1 and publisher.sent == [] and consumer._internal_errors == {}
 
 
 def test_applied_events_and_the_outbox_are_part_of_the_same_document():
