@@ -152,12 +152,13 @@ def load_query(schema: Schema) -> dict:
 
 
 def doc(*, summary: str, body: type[Schema] | None = None, responses: dict[int, type[Schema] | None] | None = None,
-        query: type[Schema] | None = None, public: bool = False) -> Callable:
-    """Describe a route for the OpenAPI document (schemas are the ones the route really uses)."""
+        query: type[Schema] | None = None, public: bool = False, headers: list[dict] | None = None) -> Callable:
+    """Describe a route for the OpenAPI document (schemas are the ones the route really uses;
+    `headers`: OpenAPI parameter objects of the request headers it reads)."""
 
     def decorator(view: Callable) -> Callable:
         view.nrw_doc = {"summary": summary, "body": body, "responses": responses or {}, "query": query,
-                        "public": public}
+                        "public": public, "headers": [{"in": "header", **h} for h in headers or []]}
         return view
 
     return decorator
@@ -190,8 +191,9 @@ def openapi_document(app: Flask, service: str) -> dict:
                 op["description"] = "Roles: " + ", ".join(roles)
             if not meta["public"]:
                 op["security"] = [{"bearer": []}]
-            if params or meta["query"]:
-                op["parameters"] = list(params) + ([{"in": "query", "schema": meta["query"]}] if meta["query"] else [])
+            if params or meta["query"] or meta["headers"]:
+                query = [{"in": "query", "schema": meta["query"]}] if meta["query"] else []
+                op["parameters"] = list(params) + query + meta["headers"]
             if meta["body"] is not None:
                 op["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
             for status, schema in meta["responses"].items():

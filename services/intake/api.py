@@ -21,15 +21,33 @@ def _deps() -> dict:
     return {"store": IntakeStore(resources().db), "keyring": current_app.extensions["intake_keyring"]}
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{8,100}$"},
+    "description": "A key of the client's choosing (e.g. a UUID) for this report. Sending the same report again "
+                   "with the same key answers what the first sending stored (header Idempotent-Replayed: true) "
+                   "instead of filing it twice, so a request that got no answer can be repeated safely. The same "
+                   "key with a different report: 409 idempotency_key_reused."}
+
+
 @bp.post("/api/v1/reports")
 @require_roles("caseworker")
-@doc(summary="Log a report about a person at risk", body=ReportIn, responses={201: ReportCreated})
+@doc(summary="Log a report about a person at risk", body=ReportIn, responses={201: ReportCreated},
+     headers=[IDEMPOTENCY_KEY])
 def create_report():
     """File a report; it opens a case or attaches to the person's existing one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not handlers.SUBMISSION_KEY.match(key):
+        raise ApiError(422, "validation_error", "The Idempotency-Key header is invalid.",
+                       fields={"Idempotency-Key": ["8 to 100 letters, digits or the characters _ . : -"]})
     report = load_body(ReportIn())
-    created = handlers.submit_report(report, actor=current_user()["id"], publisher=resources().publisher,
-                                     now=utcnow(), **_deps())
-    return jsonify(created), 201
+    try:
+        created = handlers.submit_report(report, actor=current_user()["id"], publisher=resources().publisher,
+                                         now=utcnow(), submission_key=key, **_deps())
+    except handlers.SubmissionConflict:
+        raise ApiError(409, "idempotency_key_reused", "This Idempotency-Key was used for a different report; "
+                       "use a new key for a new report.") from None
+    replayed = created.pop("replayed")
+    return jsonify(created), 201, ({"Idempotent-Replayed": "true"} if replayed else {})
 
 
 @bp.get("/api/v1/reports/<report_id>")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import uuid
 
 from pymongo.errors import DuplicateKeyError
@@ -18,15 +20,56 @@ from services.intake.store import IntakeStore
 TOPIC = "intake.events"
 
 
+# Report ids of submissions that carry a key: the same key from the same user, the same report.
+SUBMISSION_NAMESPACE = uuid.UUID("5b1f0e36-7a53-4f0c-9a43-2f3b8d1c6e90")
+SUBMISSION_PURPOSE = "submission"
+SUBMISSION_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,100}$")
+
+
+class SubmissionConflict(Exception):
+    """A submission key used again for a different report."""
+
+
+def _submission(report: dict, actor: str, key: str, keyring: Keyring) -> tuple[str, str]:
+    """(report id, keyed fingerprint of the report) for a submission key: the fingerprint tells a
+    repeat of the same report from a different one without storing anything readable."""
+    canonical = json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return str(uuid.uuid5(SUBMISSION_NAMESPACE, f"{actor}\n{key}")), \
+        keyring.blind_tokens([canonical], SUBMISSION_PURPOSE)[0]
+
+
+def _already_submitted(store: IntakeStore, report_id: str, fingerprint: str) -> dict | None:
+    """The answer given to the first submission of this key, or None if there was none."""
+    stored = store.get_report(report_id)
+    if stored is None:
+        return None
+    if stored.get("submission") != fingerprint:
+        raise SubmissionConflict(report_id)
+    return {"report_id": report_id, "case_id": stored["case_id"],
+            "matched_existing_case": stored["matched_existing_case"], "replayed": True}
+
+
 def submit_report(report: dict, *, actor: str, store: IntakeStore, keyring: Keyring, publisher: Publisher,
-                  now: dt.datetime) -> dict:
+                  now: dt.datetime, submission_key: str | None = None) -> dict:
     """Store a validated report (identifying fields encrypted) with its case.reported event, then
-    publish the event. The broker being down never fails the save: the relay sends it later."""
+    publish the event. The broker being down never fails the save: the relay sends it later.
+
+    With a submission key (the API's Idempotency-Key, the form's hidden submission id), sending
+    the same report again answers what the first sending stored, so a client that got no answer
+    (the database went away mid-request) can safely send it again; the same key with a different
+    report raises SubmissionConflict. The result says `replayed` when it was such a repeat."""
     report = ReportIn().dump(report)  # dates as ISO strings, the form both storage and events use
-    report_id = str(uuid.uuid4())
+    fingerprint = None
+    if submission_key is not None:
+        report_id, fingerprint = _submission(report, actor, submission_key, keyring)
+        earlier = _already_submitted(store, report_id, fingerprint)
+        if earlier is not None:
+            return earlier
+    else:
+        report_id = str(uuid.uuid4())
     person_key = keyring.blind_index(domain.person_match_key(report["person"]["full_name"],
                                                              report["person"].get("birth_year")))
-    case_id, matched = store.claim_person(person_key, str(uuid.uuid4()), now)
+    case_id, matched = store.claim_person(person_key, str(uuid.uuid4()), now, report_id)
     secret, clear = domain.split_identifying(report)
     event = new_event("case.reported", producer="intake", case_id=case_id, actor=actor, now=now,
                       payload=domain.case_reported_payload(report_id, matched, report))
@@ -40,11 +83,17 @@ def submit_report(report: dict, *, actor: str, store: IntakeStore, keyring: Keyr
         "sealed": keyring.encrypt(secret, bound_to=report_id),
         "created_at": now,
         "created_by": actor,
+        **({"submission": fingerprint} if fingerprint else {}),
     }
     doc = with_outbox(doc, [event], now)
-    store.insert_report(doc)
+    try:
+        store.insert_report(doc)
+    except DuplicateKeyError:
+        if fingerprint is None:
+            raise
+        return _already_submitted(store, report_id, fingerprint)  # the same key sent twice at once
     publish_outbox(store.reports, doc, TOPIC, publisher)
-    return {"report_id": report_id, "case_id": case_id, "matched_existing_case": matched}
+    return {"report_id": report_id, "case_id": case_id, "matched_existing_case": matched, "replayed": False}
 
 
 def read_report(report_id: str, *, reader: dict, reason: str | None, remote_addr: str | None, store: IntakeStore,

@@ -35,17 +35,22 @@ class IntakeStore:
         self.reports.create_index([("created_at", DESCENDING)])
         self.audit.create_index([("report_id", ASCENDING)])
 
-    def claim_person(self, person_key: str, new_case_id: str, now: dt.datetime) -> tuple[str, bool]:
+    def claim_person(self, person_key: str, new_case_id: str, now: dt.datetime,
+                     report_id: str | None = None) -> tuple[str, bool]:
         """The case of the person with this blind index: theirs if known, else new_case_id.
 
         Returns (case_id, matched_existing_case). Safe under concurrent first reports: the
-        person index is keyed by the blind index, so only one case id can win.
+        person index is keyed by the blind index, so only one case id can win. A report sent again
+        under its submission key (same report_id) after its first sending claimed the person but
+        was not stored finds its own claim: not a match with an existing case.
         """
         try:
-            self.persons.insert_one({"_id": person_key, "case_id": new_case_id, "created_at": now})
+            self.persons.insert_one({"_id": person_key, "case_id": new_case_id, "created_at": now,
+                                     "claimed_by": report_id})
             return new_case_id, False
         except DuplicateKeyError:
-            return self.persons.find_one({"_id": person_key})["case_id"], True
+            known = self.persons.find_one({"_id": person_key})
+            return known["case_id"], not (report_id and known.get("claimed_by") == report_id)
 
     def insert_report(self, doc: dict) -> None:
         """Store a report together with its outbox: one document write."""

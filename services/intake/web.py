@@ -4,6 +4,9 @@ JSON API."""
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
@@ -12,7 +15,7 @@ from shared import auth
 from shared.errors import flatten_messages
 from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
 from shared.forms import translate_message
-from shared.mongo import utcnow
+from shared.mongo import is_server_internal, is_transient, utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
 
@@ -21,6 +24,7 @@ from services.intake.schemas import ReportIn
 from services.intake.store import IntakeStore
 
 bp = Blueprint("intake_web", __name__)
+log = logging.getLogger(__name__)
 
 CHECKBOXES = ("risk.deportation_imminent", "risk.trafficking_victim", "consent.statistics")
 NUMBERS = ("person.birth_year",)
@@ -120,23 +124,36 @@ def audit():
 def new_report():
     """The new-report form: errors next to their fields, everything typed kept, nothing stored
     until the whole report is valid."""
-    values, errors = {}, {}
+    values, errors, unsaved = {"submission_id": str(uuid.uuid4())}, {}, False
     if request.method == "POST":
-        values = request.form
+        values = request.form.to_dict()
+        key = values.get("submission_id", "")
+        if not handlers.SUBMISSION_KEY.match(key):
+            values["submission_id"] = key = str(uuid.uuid4())  # a form from before submission ids
         try:
             report = ReportIn().load(form_to_report(request.form))
         except ValidationError as exc:
             errors = {field: [translate_message(m) for m in messages]
                       for field, messages in flatten_messages(exc.messages).items()}
         else:
-            created = handlers.submit_report(report, actor=g.user["id"], publisher=resources().publisher,
-                                             now=utcnow(), **_deps())
-            return redirect(url_for("intake_web.report", report_id=created["report_id"], created=1,
-                                    matched=int(created["matched_existing_case"])))
-    status = 422 if errors else 200
+            try:
+                created = handlers.submit_report(report, actor=g.user["id"], publisher=resources().publisher,
+                                                 now=utcnow(), submission_key=key, **_deps())
+            except handlers.SubmissionConflict:
+                values["submission_id"] = str(uuid.uuid4())  # changed after it was saved: a new report
+                unsaved = "changed"
+            except Exception as exc:
+                if not (is_transient(exc) or is_server_internal(exc)):
+                    raise
+                log.warning("report form not saved: database unavailable (%s)", type(exc).__name__)
+                unsaved = "database"
+            else:
+                return redirect(url_for("intake_web.report", report_id=created["report_id"], created=1,
+                                        matched=int(created["matched_existing_case"])))
+    status = 422 if errors else 503 if unsaved == "database" else 409 if unsaved else 200
     chosen = request.form.getlist("risk.vulnerabilities") if request.method == "POST" else []
     return render_template("report_form.html", values=values, errors=errors, chosen=chosen, labels=field_labels(),
-                           **CHOICES), status
+                           unsaved=unsaved, **CHOICES), status
 
 
 @bp.get("/reports/<report_id>")

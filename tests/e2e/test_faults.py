@@ -94,28 +94,32 @@ def _cases_total(api) -> int:
 
 
 def test_with_the_database_down_reports_are_refused_cleanly_and_nothing_is_lost(api, stack, bootstrap):
-    """FerretDB stopped while reports flow: each report is either accepted (201, and its case opens
-    once the database is back, exactly once) or refused with a JSON 503 that leaves nothing behind;
-    the consumers wait for the database instead of dead-lettering."""
+    """FerretDB stopped while four careful clients file reports (each sends a report with its
+    Idempotency-Key until it gets an answer): every refusal is a JSON 503; once the database is
+    back every report is filed exactly once, even one whose first sending was stored just as the
+    database went away; its case opens once; the consumers wait instead of dead-lettering."""
     before = _cases_total(api)
     accepted, refused = [], []
     lock, stop_posting = threading.Lock(), threading.Event()
-    local = threading.local()
 
-    def post_until_told():
-        local.session = requests.Session()
+    def file_reports_until_told():
+        session = requests.Session()
         while not stop_posting.is_set():
-            res = local.session.post(f"{api.urls['intake']}/api/v1/reports", json=synthetic_report(),
-                                     headers=api.caseworker, timeout=60)
-            with lock:
-                (accepted if res.status_code == 201 else refused).append(res)
+            body, headers = synthetic_report(), {**api.caseworker, "Idempotency-Key": str(uuid.uuid4())}
+            while True:
+                res = session.post(f"{api.urls['intake']}/api/v1/reports", json=body, headers=headers, timeout=60)
+                with lock:
+                    (accepted if res.status_code == 201 else refused).append(res)
+                if res.status_code == 201:
+                    break
+                time.sleep(0.2)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        posters = [pool.submit(post_until_told) for _ in range(4)]
+        clients = [pool.submit(file_reports_until_told) for _ in range(4)]
         try:
             wait_for(lambda: len(accepted) >= 10, timeout_s=60, what="reports flowing")
             stack.stop("ferretdb")
-            wait_for(lambda: len(refused) >= 4, timeout_s=60, what="reports refused while the database is down")
+            wait_for(lambda: len(refused) >= 8, timeout_s=60, what="reports refused while the database is down")
             ready = requests.get(f"{api.urls['intake']}/readyz", timeout=10)
             assert ready.status_code == 503 and ready.json()["checks"]["mongo"].startswith("unavailable")
         finally:
@@ -123,20 +127,21 @@ def test_with_the_database_down_reports_are_refused_cleanly_and_nothing_is_lost(
         at_restart = len(accepted)
         wait_for(lambda: len(accepted) >= at_restart + 10, timeout_s=120, what="reports accepted again")
         stop_posting.set()
-        for poster in posters:
-            poster.result()
+        for filing in clients:
+            filing.result()
 
     for res in refused:
         assert res.status_code == 503 and res.json()["error"]["code"] == "unavailable", res.text
+    report_ids = [res.json()["report_id"] for res in accepted]
     case_ids = {res.json()["case_id"] for res in accepted}
-    assert len(case_ids) == len(accepted)
+    assert len(set(report_ids)) == len(report_ids) == len(case_ids)  # each report filed once, its own case
     wait_for(lambda: all(api.case(cid) for cid in case_ids), timeout_s=120, interval_s=1,
-             what="a case for every accepted report")
+             what="a case for every report")
     for cid in case_ids:
         assert api.case(cid)["report_count"] == 1, cid
-    # A refused report left nothing for the outbox relay to send later: give it several sweeps.
+    # No report was stored behind a refusal without its client knowing: give the relay several sweeps.
     time.sleep(8)
-    assert _cases_total(api) == before + len(accepted)
+    assert _cases_total(api) == before + len(case_ids)
     dead = [r for topic in ("intake.events.dlq", "case.events.dlq") for r in read_topic(bootstrap, topic)
             if r.key and r.key.decode() in case_ids]
     assert dead == [], "an event was dead-lettered instead of waiting for the database"

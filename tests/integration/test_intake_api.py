@@ -114,3 +114,65 @@ def test_a_second_report_about_the_same_person_attaches_to_the_case(client, toke
     other_year = synthetic_report(person={**first["person"], "birth_year": first["person"]["birth_year"] - 1})
     c = client.post("/api/v1/reports", json=other_year, headers=tokens["caseworker"]).get_json()
     assert c["case_id"] != a["case_id"]
+
+
+def test_a_report_sent_again_with_its_idempotency_key_is_filed_once(client, tokens, reports, settings):
+    """A client that got no answer sends the same report with the same key: one report, one event."""
+    body, key = synthetic_report(), "retry-key-0001-" + SYNTH[:4]
+    before = topic_size(settings.kafka_bootstrap, "intake.events")
+    first = client.post("/api/v1/reports", json=body, headers={**tokens["caseworker"], "Idempotency-Key": key})
+    again = client.post("/api/v1/reports", json=body, headers={**tokens["caseworker"], "Idempotency-Key": key})
+    assert first.status_code == again.status_code == 201, (first.get_json(), again.get_json())
+    assert again.get_json() == first.get_json() and set(first.get_json()) == {"report_id", "case_id",
+                                                                              "matched_existing_case"}
+    assert "Idempotent-Replayed" not in first.headers and again.headers["Idempotent-Replayed"] == "true"
+    assert reports.count_documents({"case_id": first.get_json()["case_id"]}) == 1
+    assert topic_size(settings.kafka_bootstrap, "intake.events") == before + 1
+
+    other = client.post("/api/v1/reports", json=synthetic_report(),
+                        headers={**tokens["caseworker"], "Idempotency-Key": key})
+    assert other.status_code == 409 and other.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert SYNTH not in other.get_data(as_text=True)
+    assert topic_size(settings.kafka_bootstrap, "intake.events") == before + 1  # nothing stored, nothing sent
+
+    # Keys are the sender's own: another caseworker's key of the same spelling files its own report.
+    admin = client.post("/api/v1/reports", json=body, headers={**tokens["admin"], "Idempotency-Key": key})
+    assert admin.status_code == 201 and admin.get_json()["report_id"] != first.get_json()["report_id"]
+
+    bad = client.post("/api/v1/reports", json=synthetic_report(),
+                      headers={**tokens["caseworker"], "Idempotency-Key": "no spaces allowed"})
+    assert bad.status_code == 422 and set(bad.get_json()["error"]["fields"]) == {"Idempotency-Key"}
+
+
+def test_the_openapi_document_describes_the_idempotency_key(client):
+    post = client.get("/openapi.json").get_json()["paths"]["/api/v1/reports"]["post"]
+    [header] = [p for p in post["parameters"] if p["in"] == "header"]
+    assert header["name"] == "Idempotency-Key" and header["required"] is False
+
+
+def test_a_resend_after_a_first_sending_that_only_claimed_the_person_is_not_a_match(client, tokens, users, intake_app,
+                                                                                     settings, mongo):
+    """The first sending claimed the person's case id, then the database went away before the
+    report was stored: the resend (same key) files the report as the person's first, not a match."""
+    import uuid
+
+    from services.intake import domain, handlers
+    from services.intake.schemas import ReportIn
+    from services.intake.store import IntakeStore
+    from shared import auth
+    from shared.mongo import utcnow
+
+    keyring, key, body = intake_app.extensions["intake_keyring"], "claim-only-0001", synthetic_report()
+    actor = auth.user_id_of(intake_app.extensions["nrw"].identity_db, users["caseworker"])
+    report = ReportIn().dump(ReportIn().load(body))
+    report_id, _fingerprint = handlers._submission(report, actor, key, keyring)
+    person_key = keyring.blind_index(domain.person_match_key(report["person"]["full_name"],
+                                                             report["person"].get("birth_year")))
+    claimed_case = str(uuid.uuid4())
+    IntakeStore(mongo[settings.database_name("intake")]).claim_person(person_key, claimed_case, utcnow(), report_id)
+
+    res = client.post("/api/v1/reports", json=body, headers={**tokens["caseworker"], "Idempotency-Key": key})
+    assert res.status_code == 201, res.get_json()
+    assert res.get_json() == {"report_id": report_id, "case_id": claimed_case, "matched_existing_case": False}
+    second = client.post("/api/v1/reports", json=body, headers=tokens["caseworker"])  # a later report: a match
+    assert second.get_json()["case_id"] == claimed_case and second.get_json()["matched_existing_case"] is True

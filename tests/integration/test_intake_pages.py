@@ -170,3 +170,45 @@ def test_the_idle_logout_speaks_the_readers_language(client, users, clock):
     late = client.get("/reports")
     login_page = client.get(late.headers["Location"]).get_data(as_text=True)
     assert "30분 동안 활동이 없어 로그아웃되었습니다." in login_page
+
+
+# --- the new-report form --------------------------------------------------------------------------
+
+
+def _form_fields(html: str) -> dict[str, str]:
+    """The hidden fields of the new-report form."""
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+def _filled(report: dict, hidden: dict[str, str]) -> dict[str, str]:
+    person, detention, source, consent = report["person"], report["detention"], report["source"], report["consent"]
+    return {**hidden, "person.full_name": person["full_name"], "person.sex": person["sex"],
+            "detention.province": detention["province"], "source.type": source["type"],
+            "source.reliability": source["reliability"], "source.received_on": source["received_on"],
+            "consent.advocacy": consent["advocacy"], "consent.statistics": "on"}
+
+
+def test_the_form_sent_twice_files_one_report_and_a_changed_resend_is_refused(client, users, mongo, settings):
+    page_login(client, users["caseworker"], next_path="/reports/new")
+    hidden = _form_fields(client.get("/reports/new").get_data(as_text=True))
+    assert re.fullmatch(r"[0-9a-f-]{36}", hidden["submission_id"]) and hidden["csrf_token"]
+    report = synthetic_report()
+    first = client.post("/reports/new", data=_filled(report, hidden))
+    again = client.post("/reports/new", data=_filled(report, hidden))  # a double click, or "send again"
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"].split("?")[0] == again.headers["Location"].split("?")[0]
+    report_id = first.headers["Location"].split("?")[0].rsplit("/", 1)[1]
+    reports = mongo[settings.database_name("intake")]["reports"]
+    case_id = reports.find_one({"_id": report_id})["case_id"]
+    assert reports.count_documents({"case_id": case_id}) == 1
+
+    changed = client.post("/reports/new", data={**_filled(report, hidden), "detention.province": "Jilin"})
+    assert changed.status_code == 409
+    html = changed.get_data(as_text=True)
+    assert "already saved as a report" in html and report["person"]["full_name"] in html  # what was typed stays
+    fresh = _form_fields(html)["submission_id"]
+    assert fresh != hidden["submission_id"]
+    resent = client.post("/reports/new", data={**_filled(report, {**hidden, "submission_id": fresh}),
+                                               "detention.province": "Jilin"})
+    assert resent.status_code == 302
+    assert resent.headers["Location"].split("?")[0] != first.headers["Location"].split("?")[0]  # a new report
