@@ -227,7 +227,7 @@ def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Pub
     try:
         _markers(collection).delete_one({"_id": doc["_id"]})
     except Exception as exc:
-        if not is_transient(exc):
+        if not (is_transient(exc) or is_server_internal(exc)):
             raise
         log.warning("outbox: marker of %s kept (database unavailable: %s); the relay will send its events again",
                     doc["_id"], type(exc).__name__)

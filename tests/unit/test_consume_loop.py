@@ -236,6 +236,7 @@ def test_a_write_whose_events_are_out_succeeds_even_if_the_database_then_stops_a
     publisher, event = _BrokerPublisher(), _event()
     doc = with_outbox({"_id": "r-1"}, [event])
     assert publish_outbox(_Collection(ServerSelectionTimeoutError("down")), doc, "intake.events", publisher) is True
-    assert publisher.published == [("intake.events", [event["event_id"]])]
+    assert publish_outbox(_Collection(OperationFailure("cut off", code=1)), doc, "intake.events", publisher) is True
+    assert publisher.published == [("intake.events", [event["event_id"]])] * 2
     with pytest.raises(ValueError):  # anything but the database being away is still an error
         publish_outbox(_Collection(ValueError("bug")), doc, "intake.events", publisher)
