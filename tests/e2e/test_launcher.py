@@ -64,6 +64,22 @@ def _all_down(env):
     return not any(port_open(a) for a in addresses)
 
 
+def _make_stop(env):
+    """`make stop` from another shell; it must say it stopped the stack."""
+    stopped = subprocess.run([sys.executable, "-m", "infra.stack", "stop"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+
+
+def _assert_everything_stopped(env):
+    """No process of the stack listens any more (given 30 s to let go), and the pid file is gone."""
+    deadline = time.monotonic() + 30
+    while not _all_down(env) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _all_down(env), "a process of the stack is still listening"
+    assert not (ROOT / env["NRW_VAR"] / "run" / "stack.pid").exists()
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "make stop"])
 def test_run_prints_where_to_go_and_stops_cleanly(launcher_env, how):
     proc, output = _start(launcher_env)
@@ -81,17 +97,11 @@ def test_run_prints_where_to_go_and_stops_cleanly(launcher_env, how):
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the foreground group
         else:
-            stopped = subprocess.run([sys.executable, "-m", "infra.stack", "stop"], cwd=ROOT, env=launcher_env,
-                                     capture_output=True, text=True, timeout=60)
-            assert stopped.returncode == 0 and "stopped" in stopped.stdout
+            _make_stop(launcher_env)
         proc.wait(timeout=60)
     finally:
         _stop(proc)
-    deadline = time.monotonic() + 30
-    while not _all_down(launcher_env) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert _all_down(launcher_env), "a process of the stack is still listening"
-    assert not (ROOT / launcher_env["NRW_VAR"] / "run" / "stack.pid").exists()
+    _assert_everything_stopped(launcher_env)
 
 
 def test_make_stop_while_the_stack_is_still_starting_stops_it(launcher_env):
@@ -106,15 +116,9 @@ def test_make_stop_while_the_stack_is_still_starting_stops_it(launcher_env):
                 break
         pidfile = ROOT / launcher_env["NRW_VAR"] / "run" / "stack.pid"
         assert pidfile.exists(), "".join(lines)
-        stopped = subprocess.run([sys.executable, "-m", "infra.stack", "stop"], cwd=ROOT, env=launcher_env,
-                                 capture_output=True, text=True, timeout=60)
-        assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+        _make_stop(launcher_env)
         rest = proc.communicate(timeout=60)[0]
         assert "stopped before it was ready" in rest
     finally:
         _stop(proc)
-    deadline = time.monotonic() + 30
-    while not _all_down(launcher_env) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert _all_down(launcher_env), "a process of the stack is still listening"
-    assert not (ROOT / launcher_env["NRW_VAR"] / "run" / "stack.pid").exists()
+    _assert_everything_stopped(launcher_env)
