@@ -33,6 +33,14 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"NRW_{name}", default)
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _roles(value: str) -> tuple:
+    return tuple(sorted({r.strip() for r in value.split(",") if r.strip()}))
+
+
 def service_port(service: str) -> int:
     """The port a service's web process listens on (NRW_<SERVICE>_PORT, default 8001-8004)."""
     return int(_env(f"{service.upper()}_PORT", str(DEFAULT_PORTS[service])))
@@ -47,7 +55,19 @@ class Settings:
     db_prefix: str = "nrw_"
     admin_password: str | None = None
     token_secret: str | None = None
-    token_ttl_seconds: int = 3600
+    token_ttl_seconds: int = 900
+    token_private_key_file: Path | None = None
+    token_public_key_file: Path | None = None
+    secrets_dir: Path | None = None
+    session_absolute_hours: float = 12.0
+    twofa_roles: tuple = ("admin", "caseworker", "advocate")
+    identifying_reads_per_hour: int = 60
+    max_body_bytes: int = 1_000_000
+    max_json_depth: int = 32
+    public_url: str | None = None
+    login_failures_before_lock: int = 5
+    login_lock_seconds: float = 30.0
+    login_attempts_per_minute: int = 20
     blind_index_key: str | None = None
     topic_partitions: int = 3
     relay_interval_seconds: float = 1.0
@@ -72,6 +92,18 @@ class Settings:
             admin_password=_env("ADMIN_PASSWORD") or None,  # empty means unset, never an empty password
             token_secret=_env("TOKEN_SECRET") or None,
             token_ttl_seconds=int(_env("TOKEN_TTL_SECONDS", str(cls.token_ttl_seconds))),
+            token_private_key_file=_path(_env("TOKEN_PRIVATE_KEY_FILE")),
+            token_public_key_file=_path(_env("TOKEN_PUBLIC_KEY_FILE")),
+            secrets_dir=_path(_env("SECRETS_DIR")),
+            session_absolute_hours=float(_env("SESSION_ABSOLUTE_HOURS", str(cls.session_absolute_hours))),
+            twofa_roles=_roles(_env("2FA_ROLES", ",".join(cls.twofa_roles))),
+            identifying_reads_per_hour=int(_env("IDENTIFYING_READS_PER_HOUR", str(cls.identifying_reads_per_hour))),
+            max_body_bytes=int(_env("MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            max_json_depth=int(_env("MAX_JSON_DEPTH", str(cls.max_json_depth))),
+            public_url=_env("PUBLIC_URL") or None,
+            login_failures_before_lock=int(_env("LOGIN_FAILURES_BEFORE_LOCK", str(cls.login_failures_before_lock))),
+            login_lock_seconds=float(_env("LOGIN_LOCK_SECONDS", str(cls.login_lock_seconds))),
+            login_attempts_per_minute=int(_env("LOGIN_ATTEMPTS_PER_MINUTE", str(cls.login_attempts_per_minute))),
             blind_index_key=_env("BLIND_INDEX_KEY"),
             topic_partitions=int(_env("TOPIC_PARTITIONS", str(cls.topic_partitions))),
             relay_interval_seconds=float(_env("RELAY_INTERVAL_SECONDS", "1.0")),
@@ -86,6 +118,16 @@ class Settings:
     def url_of(self, service: str) -> str:
         """Where a service's web process answers (configured, else the local default port)."""
         return self.service_urls.get(service) or f"http://127.0.0.1:{service_port(service)}"
+
+    @property
+    def secrets_path(self) -> Path:
+        """Where this process's key files are (NRW_SECRETS_DIR; default var/secrets)."""
+        return self.secrets_dir or self.var_dir / "secrets"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """True when people reach the pages over https (NRW_PUBLIC_URL): __Host- cookies and HSTS."""
+        return bool(self.public_url and self.public_url.lower().startswith("https://"))
 
     def database_name(self, owner: str) -> str:
         """The MongoDB database owned by one service (or 'identity' for users)."""
