@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import threading
+from http import HTTPStatus
 from typing import Any, Callable
 
 from apispec import APISpec
@@ -22,6 +23,7 @@ from shared import auth
 from shared.bus import Publisher, kafka_status
 from shared.config import TOPICS, Settings
 from shared.errors import ApiError, flatten_messages
+from shared.hardening import init_hardening, parse_json
 from shared.mongo import connect, ping
 
 log = logging.getLogger(__name__)
@@ -121,12 +123,9 @@ def resources() -> Resources:
 
 
 def load_body(schema: Schema) -> dict:
-    """The request's JSON body loaded by a strict schema: 400 if not JSON, 422 if invalid."""
-    raw = request.get_data(cache=True)
-    try:
-        data = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from None
+    """The request's JSON body loaded by a strict schema: 400 if not JSON or nested too deep, 413 if
+    over the size limit (also for a body sent in chunks: reading stops at the limit), 422 if invalid."""
+    data = parse_json(request.get_data(cache=True), current_app.extensions["nrw"].settings.max_json_depth)
     if data is None:
         raise ApiError(400, "malformed_json", "The request needs a JSON body.")
     if not isinstance(data, dict):
@@ -151,20 +150,55 @@ def load_query(schema: Schema) -> dict:
 # --- OpenAPI --------------------------------------------------------------------------------------
 
 
-def doc(*, summary: str, body: type[Schema] | None = None, responses: dict[int, type[Schema] | None] | None = None,
-        query: type[Schema] | None = None, public: bool = False, headers: list[dict] | None = None) -> Callable:
-    """Describe a route for the OpenAPI document (schemas are the ones the route really uses;
-    `headers`: OpenAPI parameter objects of the request headers it reads)."""
+def doc(*, summary: str, body: type[Schema] | None = None, responses: dict[int, Any] | None = None,
+        query: type[Schema] | None = None, public: bool = False, headers: list[dict] | None = None,
+        database: bool = True) -> Callable:
+    """Describe a route for the OpenAPI document (schemas are the ones the route really uses).
+
+    `responses`: every status the route itself answers, each with the marshmallow schema of its
+    JSON body, None (no body; for an error status, the Error body), or {media type: schema or
+    None} for other kinds of content. The document adds what every route of its kind answers:
+    400/413/422 with a `body`, 422 with a `query`, 401/403 unless `public`, and 503 (the database
+    is not answering) unless `database` is False. `headers`: OpenAPI parameter objects of the
+    request headers it reads."""
 
     def decorator(view: Callable) -> Callable:
         view.nrw_doc = {"summary": summary, "body": body, "responses": responses or {}, "query": query,
-                        "public": public, "headers": [{"in": "header", **h} for h in headers or []]}
+                        "public": public, "headers": [{"in": "header", **h} for h in headers or []],
+                        "database": database}
         return view
 
     return decorator
 
 
 _RULE_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>")
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _implied_statuses(meta: dict) -> list[int]:
+    """What a route answers because of its kind: a body can be malformed or nested too deep (400),
+    too large (413) or invalid (422); a query invalid (422); a route needs a token (401) with a
+    role (403); and whatever uses the database answers 503 while it does not answer."""
+    statuses = [400, 413, 422] if meta["body"] is not None else []
+    if meta["query"] is not None:
+        statuses.append(422)
+    if not meta["public"]:
+        statuses += [401, 403]
+    if meta["database"]:
+        statuses.append(503)
+    return statuses
+
+
+def _response(status: int, schema: Any) -> dict:
+    """An OpenAPI response object: a JSON schema, none, or {media type: schema or None}."""
+    out: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+    if isinstance(schema, dict):
+        out["content"] = {media: ({"schema": s} if s is not None else {}) for media, s in schema.items()}
+    elif schema is not None:
+        out["content"] = {"application/json": {"schema": schema}}
+    elif status >= 400:
+        out["content"] = {"application/json": {"schema": _ERROR}}
+    return out
 
 
 def openapi_document(app: Flask, service: str) -> dict:
@@ -197,12 +231,9 @@ def openapi_document(app: Flask, service: str) -> dict:
             if meta["body"] is not None:
                 op["requestBody"] = {"required": True, "content": {"application/json": {"schema": meta["body"]}}}
             for status, schema in meta["responses"].items():
-                content = {"application/json": {"schema": schema}} if schema is not None else None
-                op["responses"][str(status)] = {"description": "OK" if status < 300 else "Error",
-                                                **({"content": content} if content else {})}
-            for status in ((400, 401, 403, 422) if meta["body"] else (401, 403)):
-                op["responses"].setdefault(str(status), {
-                    "description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+                op["responses"][str(status)] = _response(status, schema)
+            for status in _implied_statuses(meta):
+                op["responses"].setdefault(str(status), _response(status, None))
             spec.path(path=path, operations={method.lower(): op})
     return spec.to_dict()
 
@@ -213,12 +244,21 @@ def openapi_document(app: Flask, service: str) -> dict:
 def _health_blueprint(service: str) -> Blueprint:
     bp = Blueprint("health", __name__)
 
+    status = {"type": "object", "required": ["status", "service"],
+              "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]}, "service": {"type": "string"}}}
+    ready = {**status, "required": ["status", "service", "checks"],
+             "properties": {**status["properties"], "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}
+
     @bp.get("/healthz")
+    @doc(summary="Liveness: the process answers", responses={200: {"application/json": status}}, public=True,
+         database=False)
     def healthz():
         """Liveness: the process runs."""
         return jsonify({"status": "ok", "service": service})
 
     @bp.get("/readyz")
+    @doc(summary="Readiness: the service's database and the Kafka broker answer", public=True,
+         responses={200: {"application/json": ready}, 503: {"application/json": ready}})
     def readyz():
         """Readiness: the service's database and the Kafka broker answer."""
         res = resources()
@@ -228,6 +268,8 @@ def _health_blueprint(service: str) -> Blueprint:
         return jsonify({"status": "unavailable", "service": service, "checks": checks}), 503
 
     @bp.get("/openapi.json")
+    @doc(summary="This document", responses={200: {"application/json": {"type": "object"}}}, public=True,
+         database=False)
     def openapi():
         """The service's OpenAPI 3 document."""
         app = current_app
@@ -254,10 +296,18 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        code = re.sub(r"[^a-z]+", "_", (exc.name or "error").lower()).strip("_")
+        # werkzeug's own headers are kept (405's Allow, 429's Retry-After), only not its content type.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        if exc.code == 413:
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            code, title = "payload_too_large", exc.name
+            message = f"The request body is larger than the limit of {limit} bytes."
+        else:
+            code = re.sub(r"[^a-z]+", "_", (exc.name or "error").lower()).strip("_")
+            title, message = exc.name, exc.description or exc.name
         if _wants_json():
-            return jsonify({"error": {"code": code, "message": exc.description or exc.name}}), exc.code
-        return _error_page(exc.code, exc.name, exc.description), exc.code
+            return jsonify({"error": {"code": code, "message": message}}), exc.code, headers
+        return _error_page(exc.code, title, message), exc.code, headers
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -298,6 +348,7 @@ def create_service_app(service: str, settings: Settings | None, blueprints: list
     app.json.sort_keys = False
     res = Resources(settings, service, on_first_use)
     app.extensions["nrw"] = res
+    init_hardening(app, settings)  # first: the body limit applies before any other handler reads the body
     init_ui(app, service)
     app.register_blueprint(_health_blueprint(service))
     api = [auth.auth_blueprint(), *blueprints]

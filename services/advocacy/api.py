@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from shared.auth import current_user, require_roles
 from shared.errors import ApiError
+from shared.hardening import as_document
 from shared.mongo import utcnow
 from shared.web import doc, load_body, load_query, resources
 
@@ -84,7 +85,8 @@ REFUSALS = (domain.NoConsent, handlers.UnknownCases, handlers.UnknownRecipients,
 
 @bp.post("/api/v1/unhcr-access-requests")
 @require_roles("advocate")
-@doc(summary="Record a UNHCR-access request sent for one or more cases", body=RequestIn, responses={201: RequestOut})
+@doc(summary="Record a UNHCR-access request sent for one or more cases", body=RequestIn,
+     responses={201: RequestOut, 409: None})
 def create_request():
     """A request, with its follow-up date; one unhcr_access.requested event per case."""
     cmd = load_body(RequestIn())
@@ -98,7 +100,8 @@ def create_request():
 
 @bp.post("/api/v1/unhcr-access-requests/<request_id>/responses")
 @require_roles("advocate")
-@doc(summary="Record UNHCR's response (or that none came)", body=RequestResponseIn, responses={200: RequestOut})
+@doc(summary="Record UNHCR's response (or that none came)", body=RequestResponseIn,
+     responses={200: RequestOut, 404: None, 409: None})
 def respond_request(request_id: str):
     """acknowledged, granted, denied or no_response, with the date it came."""
     cmd = load_body(RequestResponseIn())
@@ -127,7 +130,7 @@ def list_requests():
 
 @bp.get("/api/v1/unhcr-access-requests/<request_id>")
 @require_roles(*READERS)
-@doc(summary="One UNHCR-access request", responses={200: RequestOut})
+@doc(summary="One UNHCR-access request", responses={200: RequestOut, 404: None})
 def get_request(request_id: str):
     """A request with its responses."""
     request = _store().requests.get(request_id)
@@ -138,7 +141,8 @@ def get_request(request_id: str):
 
 @bp.get("/api/v1/unhcr-access-requests/<request_id>/letter")
 @require_roles("advocate")
-@doc(summary="The UNHCR-access request letter (md, html or pdf; en or ko)", query=LetterQuery)
+@doc(summary="The UNHCR-access request letter (md, html or pdf; en or ko)", query=LetterQuery,
+     responses={200: {"text/markdown": None, "text/html": None, "application/pdf": None}, 404: None, 409: None})
 def request_letter(request_id: str):
     """Rendered now from the request; named cases' names are asked of intake (audited)."""
     query = load_query(LetterQuery())
@@ -154,7 +158,7 @@ def request_letter(request_id: str):
 @bp.post("/api/v1/appeals")
 @require_roles("advocate")
 @doc(summary="Record an appeal (issued if issued_on is given, else a draft)", body=AppealIn,
-     responses={201: AppealOut})
+     responses={201: AppealOut, 409: None})
 def create_appeal():
     """409 no_consent if any case's advocacy consent is none; nothing is stored then."""
     cmd = load_body(AppealIn())
@@ -168,7 +172,8 @@ def create_appeal():
 
 @bp.post("/api/v1/appeals/<appeal_id>/issue")
 @require_roles("advocate")
-@doc(summary="Issue a draft appeal to its recipients", body=IssueIn, responses={200: AppealOut})
+@doc(summary="Issue a draft appeal to its recipients", body=IssueIn,
+     responses={200: AppealOut, 404: None, 409: None})
 def issue_appeal(appeal_id: str):
     """The date it was sent; consent is checked again as it stands now."""
     cmd = load_body(IssueIn())
@@ -182,7 +187,8 @@ def issue_appeal(appeal_id: str):
 
 @bp.post("/api/v1/appeals/<appeal_id>/responses")
 @require_roles("advocate")
-@doc(summary="Record the answer to an issued appeal (or that none came)", body=AnswerIn, responses={200: AppealOut})
+@doc(summary="Record the answer to an issued appeal (or that none came)", body=AnswerIn,
+     responses={200: AppealOut, 404: None, 409: None})
 def answer_appeal(appeal_id: str):
     """response_received or no_response, with the date."""
     cmd = load_body(AnswerIn())
@@ -207,7 +213,7 @@ def list_appeals():
 
 @bp.get("/api/v1/appeals/<appeal_id>")
 @require_roles(*READERS)
-@doc(summary="One appeal", responses={200: AppealOut})
+@doc(summary="One appeal", responses={200: AppealOut, 404: None})
 def get_appeal(appeal_id: str):
     """An appeal with its responses."""
     appeal = _store().appeals.get(appeal_id)
@@ -218,7 +224,8 @@ def get_appeal(appeal_id: str):
 
 @bp.get("/api/v1/appeals/<appeal_id>/letter")
 @require_roles("advocate")
-@doc(summary="The appeal letter (md, html or pdf; en or ko)", query=LetterQuery)
+@doc(summary="The appeal letter (md, html or pdf; en or ko)", query=LetterQuery,
+     responses={200: {"text/markdown": None, "text/html": None, "application/pdf": None}, 404: None, 409: None})
 def appeal_letter(appeal_id: str):
     """Rendered now from the appeal; named cases' names are asked of intake (audited)."""
     query = load_query(LetterQuery())
@@ -240,7 +247,8 @@ def _letter_response(record: dict, letter: str, query: dict) -> Response:
         raise ApiError(503, "names_unavailable",
                        "The names for this letter could not be fetched from intake; try again shortly.") from None
     disposition = "attachment" if query.get("download") else "inline"
-    return Response(content, mimetype=mimetype, headers={"Content-Disposition": f'{disposition}; filename="{filename}"'})
+    return as_document(Response(content, mimetype=mimetype,
+                                headers={"Content-Disposition": f'{disposition}; filename="{filename}"'}))
 
 
 # --- recipients ---------------------------------------------------------------------------------
@@ -256,7 +264,8 @@ def list_recipients():
 
 @bp.post("/api/v1/recipients")
 @require_roles("advocate")
-@doc(summary="Add a recipient to the list", body=RecipientIn, responses={201: RecipientIn})
+@doc(summary="Add a recipient to the list", body=RecipientIn,
+     responses={201: RecipientIn, 409: None})
 def add_recipient():
     """409 if one of that name exists."""
     recipient = load_body(RecipientIn())

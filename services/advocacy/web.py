@@ -12,6 +12,7 @@ from flask_babel import format_date, format_timedelta, gettext as _
 from marshmallow import Schema, ValidationError
 
 from shared.forms import form_errors
+from shared.hardening import as_document
 from shared.mongo import utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
@@ -420,8 +421,8 @@ def _letter(record: dict, letter: str):
                                message=_("This letter names people, and their names could not be fetched from the "
                                          "intake service. Try again in a moment.")), 503
     disposition = "attachment" if query.get("download") else "inline"
-    return Response(content, mimetype=mimetype,
-                    headers={"Content-Disposition": f'{disposition}; filename="{filename}"'})
+    return as_document(Response(content, mimetype=mimetype,
+                                headers={"Content-Disposition": f'{disposition}; filename="{filename}"'}))
 
 
 def _usernames(record: dict) -> dict[str, str]:

@@ -29,7 +29,7 @@ def _out(case: dict) -> dict:
 
 @bp.get("/api/v1/cases/<case_id>")
 @require_roles(*ANY_ROLE)
-@doc(summary="One case (never identifying data)", responses={200: CaseOut})
+@doc(summary="One case (never identifying data)", responses={200: CaseOut, 404: None})
 def get_case(case_id: str):
     """A case with its status history."""
     case = _store().get(case_id)
@@ -52,7 +52,8 @@ def list_cases():
 
 @bp.post("/api/v1/cases/<case_id>/transitions")
 @require_roles("caseworker")
-@doc(summary="Move a case to a new status", body=TransitionIn, responses={200: CaseOut})
+@doc(summary="Move a case to a new status", body=TransitionIn,
+     responses={200: CaseOut, 404: None, 409: None})
 def transition(case_id: str):
     """Change a case's status with the business date it happened."""
     cmd = load_body(TransitionIn())

@@ -31,7 +31,7 @@ IDEMPOTENCY_KEY = {
 
 @bp.post("/api/v1/reports")
 @require_roles("caseworker")
-@doc(summary="Log a report about a person at risk", body=ReportIn, responses={201: ReportCreated},
+@doc(summary="Log a report about a person at risk", body=ReportIn, responses={201: ReportCreated, 409: None},
      headers=[IDEMPOTENCY_KEY])
 def create_report():
     """File a report; it opens a case or attaches to the person's existing one."""
@@ -52,7 +52,7 @@ def create_report():
 
 @bp.get("/api/v1/reports/<report_id>")
 @require_roles("caseworker")
-@doc(summary="Read a report with its identifying data (audited)", responses={200: ReportOut})
+@doc(summary="Read a report with its identifying data (audited)", responses={200: ReportOut, 404: None})
 def get_report(report_id: str):
     """A report with names and contacts; every read is recorded in the audit trail."""
     report = handlers.read_report(report_id, reader=current_user(), reason=request.args.get("reason"),
@@ -64,7 +64,7 @@ def get_report(report_id: str):
 
 @bp.get("/api/v1/reports/<report_id>/possible-duplicates")
 @require_roles("caseworker")
-@doc(summary="Cases that may be the same person as this report's (for review)", responses={200: PossibleDuplicates})
+@doc(summary="Cases that may be the same person as this report's (for review)", responses={200: PossibleDuplicates, 404: None})
 def possible_duplicates(report_id: str):
     """Near matches: similar names with the same birth year or province; no names in the answer."""
     items = handlers.possible_duplicates(report_id, store=IntakeStore(resources().db))
@@ -76,7 +76,7 @@ def possible_duplicates(report_id: str):
 @bp.post("/api/v1/cases/<case_id>/merge")
 @require_roles("caseworker")
 @doc(summary="Confirm a duplicate: close this case and move its reports into another", body=MergeIn,
-     responses={200: MergeOut})
+     responses={200: MergeOut, 404: None, 409: None})
 def merge(case_id: str):
     """Merge `case_id` into `into_case_id`; the case service closes it as closed_duplicate."""
     body = load_body(MergeIn())
@@ -103,7 +103,7 @@ def distinct(case_id: str):
 @bp.get("/api/v1/cases/<case_id>/name")
 @require_roles("service")
 @doc(summary="The name on a case's newest report, for a letter (advocacy's service account; audited)",
-     responses={200: CaseName})
+     responses={200: CaseName, 404: None})
 def case_name(case_id: str):
     """Only for the advocacy service filling in a letter for a case whose consent is `named`."""
     reason = request.args.get("reason") or "letter"

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from shared.auth import current_user, require_roles
 from shared.errors import ApiError
+from shared.hardening import as_document
 from shared.mongo import utcnow
 from shared.web import doc, load_body, load_query, resources
 
@@ -85,7 +86,7 @@ def list_snapshots():
 
 @bp.get("/api/v1/upr/snapshots/<snapshot_id>")
 @require_roles(*ANY_ROLE)
-@doc(summary="One snapshot (the cases counted: analysts and admins only)", responses={200: SnapshotOut})
+@doc(summary="One snapshot (the cases counted: analysts and admins only)", responses={200: SnapshotOut, 404: None})
 def get_snapshot(snapshot_id: str):
     """Its frozen figures, series and answers."""
     snapshot = _store().get_snapshot(snapshot_id)
@@ -96,7 +97,10 @@ def get_snapshot(snapshot_id: str):
 
 @bp.get("/api/v1/upr/snapshots/<snapshot_id>/annex")
 @require_roles(*ANY_ROLE)
-@doc(summary="The snapshot's annex: md, html, csv, xlsx or pdf, with charts", query=AnnexQuery)
+@doc(summary="The snapshot's annex: md, html, csv, xlsx or pdf, with charts", query=AnnexQuery,
+     responses={200: {"text/markdown": None, "text/html": None, "text/csv": None,
+                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": None,
+                   "application/pdf": None}, 404: None})
 def annex(snapshot_id: str):
     """Public figures only, in the chosen format and language."""
     query = load_query(AnnexQuery())
@@ -107,4 +111,5 @@ def annex(snapshot_id: str):
     public = {k: v for k, v in snapshot.items() if k not in ("case_ids", "exact", "counted")}
     content, mimetype = annexes.render_annex(public, fmt=query["format"], lang=query["lang"])
     name = annexes.filename(public, fmt=query["format"], lang=query["lang"])
-    return Response(content, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return as_document(Response(content, mimetype=mimetype,
+                                headers={"Content-Disposition": f'attachment; filename="{name}"'}))

@@ -6,6 +6,7 @@ exact ones for analysts and admins who ask for them."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -17,6 +18,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from shared.errors import flatten_messages
 from shared.forms import translate_message
+from shared.hardening import as_document
 from shared.mongo import utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
@@ -139,15 +141,57 @@ def inline_svg(data: bytes, prefix: str) -> Markup:
         if local == "style" and (re.search(r"@import|url\(|expression\(", element.text or "", re.I)
                                  or not re.fullmatch(r"\s*\*\{[^{}]*\}\s*", element.text or "")):
             raise UnsafeSvg("a style other than matplotlib's own")
-    # Ids of its own (two charts on a page, each with its own "figure_1"), and its style for it alone.
+    # Ids of its own (two charts on a page, each with its own "figure_1").
     text = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', text)
     text = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}-{m.group(1)}"', text)
     text = re.sub(r"url\(#([\w.-]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", text)
-    text = re.sub(r"(<style[^>]*>)\s*\*\{", lambda m: f"{m.group(1)}#{prefix} *{{", text)
+    text, everywhere = _presentation_attributes(text)
     # Scale with the page: the viewBox keeps the proportions.
     head, rest = text.split(">", 1)
     head = re.sub(r'\s(width|height)="[^"]*"', "", head)
-    return Markup(f'{head} id="{prefix}" width="100%" role="img" focusable="false">{rest}')
+    return Markup(f'{head} id="{prefix}"{everywhere} width="100%" role="img" focusable="false">{rest}')
+
+
+# The CSS properties matplotlib writes that SVG also takes as presentation attributes.
+PRESENTATION = {"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-opacity", "stroke-linecap",
+                "stroke-linejoin", "stroke-miterlimit", "stroke-dasharray", "stroke-dashoffset", "opacity",
+                "clip-path", "clip-rule", "font-family", "font-size", "font-style", "font-weight", "font-variant",
+                "font-stretch", "text-anchor", "dominant-baseline", "letter-spacing", "word-spacing",
+                "text-decoration", "visibility", "display", "color"}
+_STYLE_ATTRIBUTE = re.compile(r'\sstyle="([^"]*)"')
+_STYLE_ELEMENT = re.compile(r"<style[^>]*>\s*\*\{([^{}]*)\}\s*</style>")
+
+
+def _declarations(css: str) -> list[tuple[str, str]]:
+    """`fill: #fff; stroke: none` as [(property, value)], refused if one is not a presentation attribute."""
+    out = []
+    for declaration in html.unescape(css).split(";"):
+        name, colon, value = declaration.partition(":")
+        name, value = name.strip().lower(), value.strip()
+        if not name and not value:
+            continue
+        if not colon or name not in PRESENTATION or not value:
+            raise UnsafeSvg(f"a style that is not a presentation attribute: {name or declaration!r}")
+        out.append((name, value))
+    return out
+
+
+def _attributes(declarations: list[tuple[str, str]]) -> str:
+    return "".join(f' {name}="{html.escape(value, quote=True)}"' for name, value in declarations)
+
+
+def _presentation_attributes(text: str) -> tuple[str, str]:
+    """The chart without CSS, which the pages' Content-Security-Policy does not run: each style
+    attribute becomes the presentation attributes it sets, and matplotlib's one rule for every
+    element (`*{stroke-linejoin: round; ...}`) becomes attributes of the <svg> that every element
+    inherits (matplotlib sets those properties on the elements themselves, never on a group whose
+    children rely on the rule). Returns the SVG and the attributes for its root."""
+    rules = _STYLE_ELEMENT.findall(text)
+    everywhere = _attributes([d for rule in rules for d in _declarations(rule)])
+    text = _STYLE_ELEMENT.sub("", text)
+    if "<style" in text:
+        raise UnsafeSvg("a style other than matplotlib's own")
+    return _STYLE_ATTRIBUTE.sub(lambda m: _attributes(_declarations(m.group(1))), text), everywhere
 
 
 def _chart(draw, *args, **kwargs) -> Markup | None:
@@ -385,4 +429,5 @@ def annex(snapshot_id: str):
     public = {k: v for k, v in found.items() if k not in ("case_ids", "exact", "counted")}
     content, mimetype = annexes.render_annex(public, fmt=query["format"], lang=query["lang"])
     name = annexes.filename(public, fmt=query["format"], lang=query["lang"])
-    return Response(content, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return as_document(Response(content, mimetype=mimetype,
+                                headers={"Content-Disposition": f'attachment; filename="{name}"'}))
