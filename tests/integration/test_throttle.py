@@ -5,9 +5,12 @@ that grow, the same answers for unknown and known usernames, and a collection th
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import multiprocessing
 import re
 import threading
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -78,6 +81,31 @@ def test_concurrent_failures_are_all_counted(db):
         {"_id": {"$regex": f"^fail:u:{re.escape(throttle.username_key(username))}:"}})
     assert stored == 40
     assert retry_after_of(db, username, fresh_address(), NOW, policy) == 1024
+
+
+def fail_from_another_process(mongo_uri: str, database: str, username: str, times: int, policy: Policy,
+                              now: dt.datetime) -> None:
+    """What a gunicorn worker of another service does: its own client, its own failures."""
+    from pymongo import MongoClient
+
+    logging.getLogger("shared.throttle").setLevel(logging.ERROR)  # no lock warnings on the test's stderr
+    client = MongoClient(mongo_uri, tz_aware=True)
+    try:
+        for _ in range(times):
+            record_failure(client[database], username, fresh_address(), now, policy=policy)
+    finally:
+        client.close()
+
+
+def test_failures_from_several_processes_are_all_counted(db, settings):
+    policy = Policy(failures_before_lock=10, lock_seconds=1.0, attempts_per_minute=100)
+    username = fresh("everywhere")
+    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = [pool.submit(fail_from_another_process, settings.mongo_uri, db.name, username, 6, policy, NOW)
+                for _ in range(3)]
+        for run in runs:
+            run.result(timeout=120)
+    assert retry_after_of(db, username, fresh_address(), NOW, policy) == 2 ** (18 - 10)  # 17 would give 128
 
 
 def test_concurrent_attempts_get_exactly_the_minute_s_allowance(db):
