@@ -51,6 +51,20 @@ def stack_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def prepare_var(env: dict[str, str]) -> Path:
+    """The var/ folder, private to its owner: every file the stack's processes make there is 0600
+    in 0700 folders (umask 077, inherited by Kafka, FerretDB and the services), and the key files
+    exist before any process needs them (shared/keys.py)."""
+    os.umask(0o077)
+    var = Path(env.get("NRW_VAR", ROOT / "var"))
+    for folder in (var, var / "logs", var / "run"):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+    subprocess.run([sys.executable, "-m", "shared.keys", "init"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return var
+
+
 def install(env: dict[str, str]) -> None:
     """Fetch the Kafka jars and build FerretDB if they are not cached yet (each says what it does)."""
     subprocess.run([str(ROOT / "infra/kafka/fetch.sh")], check=True, env=env)
@@ -112,7 +126,7 @@ class Stack:
 
     def start(self, *names: str) -> None:
         """Start the named processes (all if none named) that are not running."""
-        self.logs.mkdir(parents=True, exist_ok=True)
+        prepare_var(self.env)
         for name in names or tuple(self.commands):
             if name in self.procs and self.procs[name].poll() is None:
                 continue
@@ -180,14 +194,14 @@ class Stack:
 def _bootstrap_admin(env: dict[str, str]) -> str | None:
     """Create the admin user if there are no users; the generated password, if one was made."""
     os.environ.update({k: v for k, v in env.items() if k.startswith("NRW_")})
-    from shared import auth
+    from shared import identity
     from shared.config import Settings
     from shared.mongo import connect
 
     settings = Settings.from_env()
     client = connect(settings)
     try:
-        return auth.bootstrap_admin(client[settings.database_name("identity")], settings.admin_password, announce=False)
+        return identity.bootstrap_admin(client[settings.database_name("identity")], settings.admin_password, announce=False)
     finally:
         client.close()
 
@@ -196,8 +210,7 @@ def run(args) -> int:
     """`make run`: install, start everything under honcho, print where to go, stop on Ctrl-C."""
     env = stack_env()
     install(env)
-    var = Path(env.get("NRW_VAR", ROOT / "var"))
-    (var / "run").mkdir(parents=True, exist_ok=True)
+    var = prepare_var(env)
     pidfile = var / "run" / "stack.pid"
     if pidfile.exists():
         try:

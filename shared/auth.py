@@ -1,203 +1,217 @@
-"""Identity: users with hashed passwords and roles in their own database, signed bearer tokens
-that every service accepts, the admin bootstrap, and the role check used on every route."""
+"""Tokens and the account behind every request.
+
+Intake's web process (the issuer) signs access tokens and page sessions with an Ed25519 key that
+only it reads; every process verifies them with the public key (shared/keys.py). A token is a
+claim, the account is the truth: each request looks up the user (it exists, is active, its
+version is the token's) and the session the token belongs to (not ended, not expired), and takes
+the roles from the account. Logging out ends the session; disabling a user, changing their roles
+or password bumps their version, which ends every token and page session they hold.
+
+Nothing here imports the web layer: routes live in shared/accounts.py, pages in shared/ui.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import logging
-import secrets
-import sys
 import uuid
+from dataclasses import dataclass
 from typing import Callable
 
 import jwt
-from flask import Blueprint, current_app, g, jsonify, request
-from marshmallow import Schema, fields, validate
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from flask import current_app, g, request
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared.errors import ApiError
 
-log = logging.getLogger(__name__)
-
 ROLES = ("caseworker", "advocate", "analyst", "admin")
-TOKEN_ALGORITHM = "HS256"
-TOKEN_ISSUER = "nrw"
-_DUMMY_HASH = generate_password_hash("not-a-password-" + "x" * 16)
-
-
-class TokenRequest(Schema):
-    """Credentials for POST /api/v1/auth/token."""
-
-    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
-
-
-class TokenResponse(Schema):
-    """A bearer token and what it allows."""
-
-    access_token = fields.String()
-    token_type = fields.String()
-    expires_in = fields.Integer()
-    roles = fields.List(fields.String())
-
-
-class UserCreate(Schema):
-    """A new user, created by an admin."""
-
-    username = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9._-]{1,63}$",
-                             error="Use 2-64 lower-case letters, digits, dots, dashes or underscores."))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=12, max=256,
-                             error="Use at least 12 characters."))
-    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True,
-                        validate=validate.Length(min=1))
-
-
-class UserOut(Schema):
-    """A user as the API shows it (never the password hash)."""
-
-    username = fields.String()
-    user_id = fields.String()
-    roles = fields.List(fields.String())
-    created_at = fields.DateTime()
-
-
-def signing_key(configured: str | None, identity_db: Database) -> str:
-    """The token signing key: from NRW_TOKEN_SECRET, else one generated once and shared through the
-    identity database so that all four services accept each other's tokens."""
-    if configured:
-        return configured
-    secrets_coll = identity_db["secrets"]
-    found = secrets_coll.find_one({"_id": "token_signing_key"})
-    if found:
-        return found["value"]
-    try:
-        secrets_coll.insert_one({"_id": "token_signing_key", "value": secrets.token_urlsafe(48)})
-    except DuplicateKeyError:
-        pass  # another process made it first; use theirs
-    return secrets_coll.find_one({"_id": "token_signing_key"})["value"]
-
-
-def ensure_indexes(identity_db: Database) -> None:
-    """Users are keyed by username (the _id); user_id is unique too."""
-    identity_db["users"].create_index("user_id", unique=True)
-
-
-def create_user(identity_db: Database, username: str, password: str, roles: list[str]) -> dict:
-    """Store a new user with a scrypt password hash; raise ApiError 409 if the name is taken."""
-    doc = {
-        "_id": username,
-        "user_id": str(uuid.uuid4()),
-        "password_hash": generate_password_hash(password),
-        "roles": sorted(set(roles)),
-        "created_at": dt.datetime.now(dt.timezone.utc),
-    }
-    try:
-        identity_db["users"].insert_one(doc)
-    except DuplicateKeyError:
-        raise ApiError(409, "user_exists", "A user with that username already exists.") from None
-    return {"username": username, "user_id": doc["user_id"], "roles": doc["roles"], "created_at": doc["created_at"]}
-
-
-def bootstrap_admin(identity_db: Database, password: str | None, announce: bool = True) -> str | None:
-    """On a fresh start with no users, create `admin` with NRW_ADMIN_PASSWORD, or with a generated
-    password that is printed once (announce) and returned."""
-    if identity_db["users"].find_one({}, {"_id": 1}) is not None:
-        return None
-    generated = password is None
-    password = password or secrets.token_urlsafe(12)
-    try:
-        create_user(identity_db, "admin", password, ["admin"])
-    except ApiError:
-        return None  # another process bootstrapped it
-    if not generated:
-        log.info("created user 'admin' with the password from NRW_ADMIN_PASSWORD")
-        return None
-    if announce:
-        print(f"nrw: created user 'admin' with generated password {password} (set NRW_ADMIN_PASSWORD to choose one)",
-              file=sys.stderr, flush=True)
-    return password
-
-
-def authenticate(identity_db: Database, username: str, password: str) -> dict | None:
-    """The user if the password matches, else None (in about the same time either way)."""
-    user = identity_db["users"].find_one({"_id": username})
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password)
-        return None
-    return user if check_password_hash(user["password_hash"], password) else None
-
-
-def user_id_of(identity_db: Database, username: str) -> str | None:
-    """The user id of a username, or None if there is no such user."""
-    user = identity_db["users"].find_one({"_id": username}, {"user_id": 1})
-    return user["user_id"] if user else None
-
-
-def issue_token(user: dict, key: str, ttl_seconds: int, now: dt.datetime | None = None) -> dict:
-    """A signed, expiring bearer token for the user."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    claims = {
-        "iss": TOKEN_ISSUER,
-        "sub": user["user_id"],
-        "name": user["_id"],
-        "roles": user["roles"],
-        "iat": now,
-        "exp": now + dt.timedelta(seconds=ttl_seconds),
-        "jti": uuid.uuid4().hex,
-    }
-    return {
-        "access_token": jwt.encode(claims, key, algorithm=TOKEN_ALGORITHM),
-        "token_type": "Bearer",
-        "expires_in": ttl_seconds,
-        "roles": user["roles"],
-    }
-
-
 SERVICE_ROLE = "service"
+TOKEN_ALGORITHM = "EdDSA"
+TOKEN_ISSUER = "nrw"
+SERVICE_ISSUER = "nrw-service"
+
+# What a token may be used for. A user who must enrol a second factor, or change a password an
+# admin set, gets a token that only opens the routes that do that.
+FULL = "full"
+OTP_ENROLMENT = "otp_enrolment"
+PASSWORD_CHANGE = "password_change"
+
+ACCESS = "access"    # a bearer token of the API
+SESSION = "session"  # a browser's login, kept in the page cookie
+PENDING = "pending"  # a password accepted, the second factor still to come (pages only)
 
 
-def service_token(service: str, key: str, ttl_seconds: int = 120) -> str:
-    """A short-lived token for a service's own account (e.g. advocacy asking intake for a name to
-    put in a letter): its reads are audited under `svc-<service>` like anyone's."""
-    account = {"user_id": f"svc-{service}", "_id": f"{service}-service", "roles": [SERVICE_ROLE]}
-    return issue_token(account, key, ttl_seconds)["access_token"]
+@dataclass(frozen=True)
+class Claims:
+    """What a verified token says: who, which session, which account version, for what."""
+
+    user_id: str
+    username: str
+    session_id: str
+    version: int
+    kind: str
+    scope: str
+    expires_at: dt.datetime
 
 
-def verify_token(token: str, key: str) -> dict:
-    """The token's claims; raise ApiError 401 if it is forged, tampered with or expired."""
+class TokenSigner:
+    """Mints tokens: held only by the issuing process."""
+
+    def __init__(self, key: Ed25519PrivateKey):
+        self._key = key
+
+    def sign(self, user: dict, *, session_id: str, kind: str, scope: str, ttl_seconds: float,
+             now: dt.datetime) -> str:
+        """A signed token for the user's current version."""
+        claims = {
+            "iss": TOKEN_ISSUER, "sub": user["user_id"], "name": user["_id"], "sid": session_id,
+            "ver": int(user.get("version", 0)), "typ": kind, "scope": scope,
+            "iat": now, "exp": now + dt.timedelta(seconds=ttl_seconds), "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=TOKEN_ALGORITHM)
+
+
+class TokenVerifier:
+    """Checks tokens with the issuer's public key (and the service accounts' keys)."""
+
+    def __init__(self, public_key: Ed25519PublicKey, service_keys: dict[str, Ed25519PublicKey] | None = None):
+        self._key = public_key
+        self._service_keys = service_keys or {}
+
+    def claims(self, token: str, *, kinds: tuple[str, ...] = (ACCESS,)) -> Claims:
+        """The token's claims; ApiError 401 if forged, tampered with, expired or of another kind."""
+        data = _decode(token, self._key, TOKEN_ISSUER)
+        if data.get("typ") not in kinds:
+            raise ApiError(401, "invalid_token", "The token is not valid.")
+        try:
+            return Claims(user_id=str(data["sub"]), username=str(data["name"]), session_id=str(data["sid"]),
+                          version=int(data["ver"]), kind=data["typ"], scope=str(data.get("scope", FULL)),
+                          expires_at=dt.datetime.fromtimestamp(data["exp"], dt.timezone.utc))
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(401, "invalid_token", "The token is not valid.") from None
+
+    def service(self, token: str) -> str | None:
+        """The service account a token was signed by, or None if it is not a service token."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            return None
+        kid = header.get("kid", "")
+        if not kid.startswith("svc-") or kid[4:] not in self._service_keys:
+            return None
+        data = _decode(token, self._service_keys[kid[4:]], SERVICE_ISSUER)
+        if data.get("sub") != kid:
+            raise ApiError(401, "invalid_token", "The token is not valid.")
+        return kid
+
+
+def _decode(token: str, key, issuer: str) -> dict:
     try:
-        claims = jwt.decode(token, key, algorithms=[TOKEN_ALGORITHM], issuer=TOKEN_ISSUER,
-                            options={"require": ["exp", "iat", "sub", "iss"]})
+        return jwt.decode(token, key, algorithms=[TOKEN_ALGORITHM], issuer=issuer,
+                          options={"require": ["exp", "iat", "sub", "iss"]})
     except jwt.ExpiredSignatureError:
         raise ApiError(401, "token_expired", "The token has expired; ask for a new one.") from None
     except jwt.InvalidTokenError:
         raise ApiError(401, "invalid_token", "The token is not valid.") from None
-    return claims
+
+
+def service_token(service: str, key: Ed25519PrivateKey, ttl_seconds: int = 120) -> str:
+    """A short-lived token of a service's own account (advocacy asking intake for a name for a
+    letter), signed with that service's own key: it opens only the routes for service accounts."""
+    now = dt.datetime.now(dt.timezone.utc)
+    claims = {"iss": SERVICE_ISSUER, "sub": f"svc-{service}", "iat": now,
+              "exp": now + dt.timedelta(seconds=ttl_seconds), "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, key, algorithm=TOKEN_ALGORITHM, headers={"kid": f"svc-{service}"})
+
+
+# --- the live account ------------------------------------------------------------------------------
+
+
+def live_account(identity_db: Database, claims: Claims, now: dt.datetime) -> dict:
+    """The account behind verified claims, if it still stands: the user exists (the same one, not
+    a later user of the same name), is active, has the token's version, and the session is open.
+    ApiError 401 `session_ended` otherwise."""
+    user = identity_db["users"].find_one({"_id": claims.username})
+    session = identity_db["sessions"].find_one({"_id": claims.session_id})
+    if (user is None or user.get("user_id") != claims.user_id or not user.get("active", True)
+            or int(user.get("version", 0)) != claims.version or session is None
+            or session.get("user_id") != claims.user_id or _aware(session["expires_at"]) <= now):
+        raise ApiError(401, "session_ended", "This login has ended (logged out, expired, or the account changed); "
+                       "log in again.")
+    return user
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def request_user(user: dict, claims: Claims) -> dict:
+    """The request's user as routes see it: {"id", "username", "roles", "session_id", "scope"}."""
+    return {"id": user["user_id"], "username": user["_id"], "roles": list(user.get("roles", [])),
+            "session_id": claims.session_id, "scope": claims.scope}
 
 
 def current_user() -> dict:
-    """The authenticated user of this request: {"id", "username", "roles"}."""
+    """The authenticated user of this request: {"id", "username", "roles", ...}."""
     return g.user
 
 
-def require_roles(*roles: str) -> Callable:
-    """Route decorator: a valid bearer token whose roles include one of `roles` (admin always passes)."""
+def bearer_token() -> str:
+    """The request's bearer token; ApiError 401 if there is none."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'; get a token from "
+                       "POST /api/v1/auth/token.")
+    return token.strip()
+
+
+def authenticate_request(*, scopes: tuple[str, ...] = (FULL,), allow_service: bool = False,
+                         roles: set[str] | None = None) -> dict:
+    """Check this request's bearer token against the live account; set and return g.user. A
+    token ended by a change of the account answers 401, except that a route the account's
+    current roles do not open answers 403 (a role removed is refused as such at once)."""
+    res = current_app.extensions["nrw"]
+    token = bearer_token()
+    if allow_service:
+        account = res.token_verifier.service(token)
+        if account is not None:
+            g.user = {"id": account, "username": account, "roles": [SERVICE_ROLE], "session_id": None,
+                      "scope": FULL}
+            return g.user
+    claims = res.token_verifier.claims(token)
+    try:
+        user = live_account(res.identity_db, claims, dt.datetime.now(dt.timezone.utc))
+    except ApiError:
+        if roles is not None:
+            _forbidden_if_role_removed(res.identity_db, claims, roles)
+        raise
+    if claims.scope not in scopes:
+        raise ApiError(403, claims.scope, "Finish setting up the account first: "
+                       + ("enrol a second factor (POST /api/v1/auth/totp)." if claims.scope == OTP_ENROLMENT
+                          else "choose a new password (POST /api/v1/auth/password)."))
+    g.user = request_user(user, claims)
+    return g.user
+
+
+def _forbidden_if_role_removed(identity_db: Database, claims: Claims, roles: set[str]) -> None:
+    user = identity_db["users"].find_one({"_id": claims.username})
+    if user is not None and user.get("user_id") == claims.user_id and user.get("active", True) \
+            and not roles.intersection(user.get("roles", [])):
+        raise ApiError(403, "forbidden", f"This needs one of the roles: {', '.join(sorted(roles))}.")
+
+
+def require_roles(*roles: str, scopes: tuple[str, ...] = (FULL,)) -> Callable:
+    """Route decorator: a live account (see authenticate_request) with one of `roles` (admin always
+    passes; the service role only where it is named)."""
     allowed = set(roles) | {"admin"}
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'; get a token from "
-                               "POST /api/v1/auth/token.")
-            claims = verify_token(token.strip(), current_app.extensions["nrw"].token_key)
-            g.user = {"id": claims["sub"], "username": claims.get("name"), "roles": claims.get("roles", [])}
-            if not allowed.intersection(g.user["roles"]):
+            user = authenticate_request(scopes=scopes, allow_service=SERVICE_ROLE in roles, roles=allowed)
+            if not allowed.intersection(user["roles"]):
                 raise ApiError(403, "forbidden", f"This needs one of the roles: {', '.join(sorted(allowed))}.")
             return view(*args, **kwargs)
 
@@ -207,32 +221,16 @@ def require_roles(*roles: str) -> Callable:
     return decorator
 
 
-def auth_blueprint() -> Blueprint:
-    """POST /api/v1/auth/token and POST /api/v1/users, the same on every service."""
-    from shared.web import doc, load_body  # the web helpers import this module
+def require_login(*, scopes: tuple[str, ...] = (FULL,)) -> Callable:
+    """Route decorator: any live account (for a user's own settings), in one of `scopes`."""
 
-    bp = Blueprint("auth", __name__)
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            authenticate_request(scopes=scopes)
+            return view(*args, **kwargs)
 
-    @bp.post("/api/v1/auth/token")
-    @doc(summary="Exchange a username and password for a bearer token", body=TokenRequest,
-         responses={200: TokenResponse}, public=True)
-    def token():
-        """Log in: a bearer token valid on all four services."""
-        creds = load_body(TokenRequest())
-        res = current_app.extensions["nrw"]
-        user = authenticate(res.identity_db, creds["username"], creds["password"])
-        if user is None:
-            raise ApiError(401, "invalid_credentials", "Wrong username or password.")
-        return jsonify(issue_token(user, res.token_key, res.settings.token_ttl_seconds))
+        wrapper.nrw_roles = ["any"]
+        return wrapper
 
-    @bp.post("/api/v1/users")
-    @require_roles("admin")
-    @doc(summary="Create a user (admin)", body=UserCreate, responses={201: UserOut})
-    def create():
-        """Create a user with roles."""
-        data = load_body(UserCreate())
-        user = create_user(current_app.extensions["nrw"].identity_db, data["username"], data["password"], data["roles"])
-        log.info("user created by %s with roles %s", current_user()["id"], ",".join(user["roles"]))
-        return jsonify(UserOut().dump(user)), 201
-
-    return bp
+    return decorator

@@ -8,8 +8,10 @@ from typing import Any
 class ApiError(Exception):
     """An error the API reports to its caller as JSON with a status code."""
 
-    def __init__(self, status: int, code: str, message: str, *, fields: dict | None = None, **extra: Any):
+    def __init__(self, status: int, code: str, message: str, *, fields: dict | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)
+        self.headers = headers or {}
         self.status = status
         self.code = code
         self.message = message

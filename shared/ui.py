@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
-import hmac
 import time
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -18,9 +16,11 @@ from flask_babel import Babel, format_date, gettext as _
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from shared import auth
+from markupsafe import Markup
+
+from shared import accounts, auth, identity, twofactor
 from shared.config import SERVICES
-from shared.mongo import is_transient
+from shared.errors import ApiError
 
 SHARED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -33,29 +33,25 @@ csrf = CSRFProtect()
 
 
 class SharedKeySession(SecureCookieSessionInterface):
-    """Signed cookie sessions under a key derived from the token key, so that a login on one
-    service's pages is valid on all four (cookies are per host, not per port)."""
+    """Signed cookie sessions under the web processes' shared cookie secret (a file, never the
+    database), so that one login works on all four services (cookies are per host, not per
+    port). The login itself is the issuer's signed session token inside the cookie: the cookie
+    secret can sign a language or a CSRF token, never a login."""
 
     def open_session(self, app: Flask, request):
         if not request.cookies.get(self.get_cookie_name(app)):
-            return self.session_class()  # nothing to verify: no key, no database needed
+            return self.session_class()  # nothing to verify
         return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask):
-        try:
-            ensure_secret_key(app)
-        except Exception as exc:  # the key lives in the database, which may be down
-            if not is_transient(exc):
-                raise
-            return None  # no session for this request; health checks and errors still answer
+        ensure_secret_key(app)
         return super().get_signing_serializer(app)
 
 
 def ensure_secret_key(app: Flask) -> None:
-    """Sign sessions and CSRF tokens with a key derived from the token key (shared by the four services)."""
+    """Sign cookies and CSRF tokens with the shared cookie secret (NRW_SECRETS_DIR/web-session.secret)."""
     if not app.secret_key:
-        token_key = app.extensions["nrw"].token_key
-        app.secret_key = hmac.new(token_key.encode(), b"nrw web session", hashlib.sha256).hexdigest()
+        app.secret_key = app.extensions["nrw"].cookie_secret
 
 
 def _locale() -> str:
@@ -74,12 +70,46 @@ def _is_page(path: str) -> bool:
 
 
 def page_user() -> dict | None:
-    """The logged-in user of this browser session, or None."""
-    return session.get("user")
+    """The logged-in user of this browser session, checked against the live account (once per
+    request), or None."""
+    if "page_user" in g:
+        return g.page_user
+    g.page_user = None
+    token = session.get("auth")
+    if token:
+        res = current_app.extensions["nrw"]
+        try:
+            claims = res.token_verifier.claims(token, kinds=(auth.SESSION,))
+            user = auth.live_account(res.identity_db, claims, dt.datetime.now(dt.timezone.utc))
+        except ApiError:
+            session.pop("auth", None)
+            flash(_("Your login has ended. Please log in again."))
+        else:
+            g.page_user = auth.request_user(user, claims)
+    return g.page_user
+
+
+def issuer_url(path: str) -> str:
+    """A page of the issuer (intake), where people log in and manage their account."""
+    settings = current_app.extensions["nrw"].settings
+    return settings.url_of("intake") + path
+
+
+def _to_login():
+    res = current_app.extensions["nrw"]
+    if res.is_issuer:
+        return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
+    here = res.settings.url_of(res.service) + request.full_path.rstrip("?")
+    return redirect(issuer_url("/login?" + urlencode({"next": here})))
+
+
+def _to_setup(scope: str):
+    return redirect(issuer_url("/account/2fa" if scope == auth.OTP_ENROLMENT else "/account/password"))
 
 
 def login_required(*roles: str) -> Callable:
-    """Page decorator: a logged-in user with one of `roles` (admin always passes), else the login page."""
+    """Page decorator: a live login with one of `roles` (admin always passes), else the login
+    page; a login whose set-up is unfinished (second factor, new password) goes there first."""
     allowed = set(roles) | {"admin"}
 
     def decorator(view: Callable) -> Callable:
@@ -87,7 +117,9 @@ def login_required(*roles: str) -> Callable:
         def wrapper(*args, **kwargs):
             user = page_user()
             if user is None:
-                return redirect(url_for("ui.login", next=request.full_path))
+                return _to_login()
+            if user["scope"] != auth.FULL:
+                return _to_setup(user["scope"])
             if not allowed.intersection(user["roles"]):
                 abort(403)
             g.user = user
@@ -99,40 +131,168 @@ def login_required(*roles: str) -> Callable:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after login (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlparse(target).netloc:
+    """Only this site's paths, or a page of one of the four services, are followed after login
+    (no open redirect)."""
+    if not target:
+        return "/"
+    if target.startswith("/") and not target.startswith("//") and not target.startswith("/\\") \
+            and not urlparse(target).netloc:
         return target
+    settings = current_app.extensions["nrw"].settings
+    parsed = urlparse(target)
+    for name in SERVICES:
+        base = urlparse(settings.url_of(name))
+        if (parsed.scheme, parsed.netloc) == (base.scheme, base.netloc) and "\\" not in target:
+            return target
     return "/"
 
 
-def ui_blueprint() -> Blueprint:
-    """Log in, log out and choose the language: the same on every service."""
+def _sign_in(res, user: dict, scope: str) -> None:
+    token, _lifetime = accounts.start_session(res, user, kind=auth.SESSION, scope=scope,
+                                              now=dt.datetime.now(dt.timezone.utc))
+    lang = session.get("lang")
+    session.clear()
+    session.permanent = True
+    session["auth"] = token
+    session["seen"] = _now()
+    session["lang"] = request.form.get("lang") or lang or _locale()
+
+
+def _after_login(scope: str, target: str | None):
+    if scope == auth.OTP_ENROLMENT:
+        return redirect(url_for("ui.enrol", next=target))
+    if scope == auth.PASSWORD_CHANGE:
+        return redirect(url_for("ui.own_password", next=target))
+    return redirect(_safe_next(target))
+
+
+def _login_error(exc: ApiError, template: str, **context):
+    if exc.code == "too_many_attempts":
+        message = _("Too many attempts. Try again in %(seconds)s seconds.", seconds=exc.headers["Retry-After"])
+    else:
+        message = _("Wrong username or password.") if template == "login.html" else _("That code is not right.")
+    return render_template(template, error=message, **context), exc.status, exc.headers
+
+
+def ui_blueprint(service: str) -> Blueprint:
+    """Log in (with the second factor), log out, the account's own settings, and the language.
+    Only intake, the issuer, shows the login and account pages; the others send people there."""
     bp = Blueprint("ui", __name__)
+    issuer = service == "intake"
 
     @bp.route("/login", methods=["GET", "POST"])
     def login():
-        """The login form."""
-        error = None
+        """The login form (first step: username and password)."""
+        if not issuer:
+            return redirect(issuer_url("/login?" + urlencode({"next": request.args.get("next") or
+                                                                      current_app.extensions["nrw"].settings.url_of(service) + "/"})))
+        target = request.args.get("next")
         if request.method == "POST":
             res = current_app.extensions["nrw"]
-            user = auth.authenticate(res.identity_db, request.form.get("username", ""), request.form.get("password", ""))
-            if user is None:
-                error = _("Wrong username or password.")
+            now = dt.datetime.now(dt.timezone.utc)
+            try:
+                step = accounts.check_password_step(res, request.form.get("username", "")[:64],
+                                                    request.form.get("password", "")[:256],
+                                                    accounts.client_address(res), now)
+            except ApiError as exc:
+                return _login_error(exc, "login.html", next=target)
+            if step.otp_pending:
+                session["pending"] = res.token_signer.sign(step.user, session_id="pending", kind=auth.PENDING,
+                                                           scope=auth.FULL, ttl_seconds=300, now=now)
+                return redirect(url_for("ui.login_otp", next=target))
+            _sign_in(res, step.user, step.scope)
+            return _after_login(step.scope, target)
+        return render_template("login.html", error=None, next=target)
+
+    @bp.route("/login/otp", methods=["GET", "POST"])
+    def login_otp():
+        """The second step: a code from the authenticator app, or a recovery code."""
+        target = request.args.get("next")
+        res = current_app.extensions["nrw"]
+        try:
+            claims = res.token_verifier.claims(session.get("pending") or "", kinds=(auth.PENDING,))
+        except ApiError:
+            session.pop("pending", None)
+            return redirect(url_for("ui.login", next=target))
+        user = identity.find_user(res.identity_db, claims.username)
+        if user is None or user["user_id"] != claims.user_id or int(user.get("version", 0)) != claims.version:
+            session.pop("pending", None)
+            return redirect(url_for("ui.login", next=target))
+        if request.method == "POST":
+            try:
+                scope = accounts.check_otp_step(res, user, request.form.get("otp", "")[:32],
+                                                accounts.client_address(res), dt.datetime.now(dt.timezone.utc))
+            except ApiError as exc:
+                return _login_error(exc, "login_otp.html", next=target)
+            _sign_in(res, user, scope)
+            return _after_login(scope, target)
+        return render_template("login_otp.html", error=None, next=target)
+
+    @bp.route("/account/2fa", methods=["GET", "POST"])
+    def enrol():
+        """Set up the second factor: scan the QR code, confirm a code, keep the recovery codes."""
+        if not issuer:
+            return redirect(issuer_url("/account/2fa"))
+        user = page_user()
+        if user is None:
+            return _to_login()
+        res = current_app.extensions["nrw"]
+        target = request.args.get("next")
+        if identity.find_user(res.identity_db, user["username"]).get("otp_secret"):
+            return redirect(_safe_next(target))
+        error = None
+        if request.method == "POST":
+            try:
+                codes = accounts.confirm_enrolment(res, user["username"], request.form.get("otp", "")[:32],
+                                                   dt.datetime.now(dt.timezone.utc))
+            except ApiError:
+                error = _("That code is not right. Check the time on your phone and enter the newest code.")
             else:
-                session.clear()
-                session.permanent = True
-                session["user"] = {"id": user["user_id"], "username": user["_id"], "roles": user["roles"]}
-                session["seen"] = _now()
-                session["lang"] = request.form.get("lang") or _locale()
-                return redirect(_safe_next(request.args.get("next")))
-        return render_template("login.html", error=error, next=request.args.get("next")), 401 if error else 200
+                session.pop("auth", None)  # enrolling ends the user's logins: the next one asks for a code
+                return render_template("recovery_codes.html", codes=codes, next=target)
+        secret = accounts.pending_secret(res, user["username"])
+        if secret is None or request.method == "GET":
+            secret = accounts.start_enrolment(res, user["username"])["secret"]
+        uri = twofactor.provisioning_uri(secret, user["username"])
+        return render_template("enrol.html", error=error, secret=secret, qr=Markup(twofactor.qr_svg(uri)),
+                               next=target), 422 if error else 200
+
+    @bp.route("/account/password", methods=["GET", "POST"])
+    def own_password():
+        """Change one's own password (also after an admin set a one-time one)."""
+        if not issuer:
+            return redirect(issuer_url("/account/password"))
+        user = page_user()
+        if user is None:
+            return _to_login()
+        errors: dict = {}
+        if request.method == "POST":
+            res = current_app.extensions["nrw"]
+            try:
+                accounts.change_password(res, user["username"], request.form.get("old_password", "")[:256],
+                                         request.form.get("new_password", "")[:256])
+            except ApiError as exc:
+                errors = {k: [translate_password_problem(m) for m in v] for k, v in (exc.fields or {}).items()} or \
+                    {"old_password": [_("Too many attempts. Try again in %(seconds)s seconds.",
+                                        seconds=exc.headers.get("Retry-After", "60"))]}
+            else:
+                session.pop("auth", None)
+                flash(_("Your password is changed. Log in with the new one."))
+                return redirect(url_for("ui.login", next=request.args.get("next")))
+        return render_template("own_password.html", errors=errors), 422 if errors else 200
 
     @bp.post("/logout")
     def logout():
-        """End the session."""
+        """End the login everywhere (the session is ended on the server, not only forgotten)."""
+        user = page_user()
+        if user is not None:
+            identity.end_session(current_app.extensions["nrw"].identity_db, user["session_id"])
+        lang = session.get("lang")
         session.clear()
+        if lang:
+            session["lang"] = lang
         flash(_("You are logged out."))
-        return redirect(url_for("ui.login"))
+        return redirect(url_for("ui.login") if issuer else issuer_url("/login"))
 
     @bp.post("/language")
     def language():
@@ -144,13 +304,20 @@ def ui_blueprint() -> Blueprint:
     return bp
 
 
+def translate_password_problem(message: str) -> str:
+    """A password rule's message in the page's language."""
+    return _(message)
+
+
 def init_ui(app: Flask, service: str) -> None:
     """Sessions, CSRF, translations, templates and the shared pages, for one service's app."""
     settings = app.extensions["nrw"].settings
     idle = dt.timedelta(minutes=settings.session_idle_minutes)
     app.session_interface = SharedKeySession()
     app.config.update(
-        SESSION_COOKIE_NAME="nrw_session",
+        # over https (NRW_PUBLIC_URL), a __Host- cookie: Secure, for this host only, path /
+        SESSION_COOKIE_NAME="__Host-nrw_session" if settings.secure_cookies else "nrw_session",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=idle + SESSION_COOKIE_GRACE,
@@ -161,7 +328,7 @@ def init_ui(app: Flask, service: str) -> None:
     app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(str(SHARED_TEMPLATES))])
     csrf.init_app(app)
     Babel(app, locale_selector=_locale)
-    app.register_blueprint(ui_blueprint())
+    app.register_blueprint(ui_blueprint(service))
 
     @app.before_request
     def _page_key():
@@ -176,6 +343,8 @@ def init_ui(app: Flask, service: str) -> None:
             return
         now = _now()
         if now - session.get("seen", now) > idle.total_seconds():
+            identity.end_session(app.extensions["nrw"].identity_db, g.page_user["session_id"])
+            g.page_user = None
             lang = session.get("lang")
             session.clear()
             if lang:

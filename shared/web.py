@@ -19,10 +19,12 @@ from marshmallow import Schema, ValidationError
 from pymongo import MongoClient
 from werkzeug.exceptions import HTTPException
 
-from shared import auth
+from shared import auth, keys, twofactor
+from shared import identity as identity_store
 from shared.bus import Publisher, kafka_status
 from shared.config import TOPICS, Settings
 from shared.errors import ApiError, flatten_messages
+from shared.hardening import init_hardening, parse_json
 from shared.hardening import init_hardening, parse_json
 from shared.mongo import connect, ping
 
@@ -60,7 +62,10 @@ class Resources:
         self._lock = threading.RLock()
         self._client: MongoClient | None = None
         self._publisher: Publisher | None = None
-        self._token_key: str | None = None
+        self._verifier: auth.TokenVerifier | None = None
+        self._signer: auth.TokenSigner | None = None
+        self._otp_key: bytes | None = None
+        self._cookie_secret: str | None = None
         self._prepared = False
         self.kafka_admin: dict = {}
 
@@ -79,8 +84,9 @@ class Resources:
             if self._prepared:
                 return
             identity = self.client[self.settings.database_name("identity")]
-            auth.ensure_indexes(identity)
-            auth.bootstrap_admin(identity, self.settings.admin_password)
+            identity_store.ensure_indexes(identity)
+            if self.is_issuer:
+                identity_store.bootstrap_admin(identity, self.settings.admin_password)
             if self.on_first_use:
                 self.on_first_use(self.client[self.settings.database_name(self.service)])
             self._prepared = True
@@ -107,11 +113,52 @@ class Resources:
             return self._publisher
 
     @property
-    def token_key(self) -> str:
-        """The key tokens are signed with."""
-        if self._token_key is None:
-            self._token_key = self.settings.token_secret or auth.signing_key(None, self.identity_db)
-        return self._token_key
+    def token_verifier(self) -> auth.TokenVerifier:
+        """Checks tokens and page sessions with the issuer's public key (and, on intake, the
+        service accounts' public keys)."""
+        if self._verifier is None:
+            with self._lock:
+                services = {}
+                if self.service == "intake":
+                    services = {name: keys.load_public(keys.service_public_path(self.settings, name))
+                                for name in keys.SERVICE_ACCOUNTS}
+                self._verifier = auth.TokenVerifier(keys.load_public(keys.token_public_path(self.settings)), services)
+        return self._verifier
+
+    @property
+    def is_issuer(self) -> bool:
+        """True for the one process kind that signs tokens and sessions (intake's web)."""
+        return self.service == "intake"
+
+    @property
+    def token_signer(self) -> auth.TokenSigner:
+        """Signs tokens and page sessions: only the issuer reads the private key."""
+        if not self.is_issuer:
+            raise RuntimeError("only intake's web process issues tokens")
+        if self._signer is None:
+            with self._lock:
+                self._signer = auth.TokenSigner(keys.load_private(keys.token_key_path(self.settings)))
+        return self._signer
+
+    @property
+    def otp_key(self) -> bytes:
+        """The key that seals second-factor secrets (issuer only; derived from its private key)."""
+        if not self.is_issuer:
+            raise RuntimeError("only intake's web process checks second factors")
+        if self._otp_key is None:
+            self._otp_key = twofactor.sealing_key(keys.load_private(keys.token_key_path(self.settings)))
+        return self._otp_key
+
+    @property
+    def cookie_secret(self) -> str:
+        """The web processes' shared cookie-signing secret (it cannot make a login)."""
+        if self._cookie_secret is None:
+            self._cookie_secret = keys.web_session_secret(self.settings)
+        return self._cookie_secret
+
+    def service_signing_key(self):
+        """This service's own account key (advocacy, to ask intake for names for letters)."""
+        return keys.load_private(keys.service_key_path(self.settings, self.service))
 
 
 def resources() -> Resources:
@@ -172,6 +219,33 @@ def doc(*, summary: str, body: type[Schema] | None = None, responses: dict[int, 
 
 
 _RULE_ARG = re.compile(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>")
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _implied_statuses(meta: dict) -> list[int]:
+    """What a route answers because of its kind: a body can be malformed or nested too deep (400),
+    too large (413) or invalid (422); a query invalid (422); a route needs a token (401) with a
+    role (403); and whatever uses the database answers 503 while it does not answer."""
+    statuses = [400, 413, 422] if meta["body"] is not None else []
+    if meta["query"] is not None:
+        statuses.append(422)
+    if not meta["public"]:
+        statuses += [401, 403]
+    if meta["database"]:
+        statuses.append(503)
+    return statuses
+
+
+def _response(status: int, schema: Any) -> dict:
+    """An OpenAPI response object: a JSON schema, none, or {media type: schema or None}."""
+    out: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+    if isinstance(schema, dict):
+        out["content"] = {media: ({"schema": s} if s is not None else {}) for media, s in schema.items()}
+    elif schema is not None:
+        out["content"] = {"application/json": {"schema": schema}}
+    elif status >= 400:
+        out["content"] = {"application/json": {"schema": _ERROR}}
+    return out
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -292,7 +366,7 @@ def _error_page(status: int, title: str, message: str):
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return jsonify(exc.body()), exc.status
+        return jsonify(exc.body()), exc.status, exc.headers
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -339,6 +413,7 @@ def create_service_app(service: str, settings: Settings | None, blueprints: list
                        on_first_use: Callable | None = None, pages: list[Blueprint] = ()) -> Flask:
     """The Flask app of one service: health, auth, its JSON blueprints, its web pages (with the
     shared session, CSRF and languages), JSON errors for the API and error pages for people."""
+    from shared.accounts import accounts_blueprint
     from shared.ui import csrf, init_ui
 
     configure_logging(service)
@@ -351,7 +426,7 @@ def create_service_app(service: str, settings: Settings | None, blueprints: list
     init_hardening(app, settings)  # first: the body limit applies before any other handler reads the body
     init_ui(app, service)
     app.register_blueprint(_health_blueprint(service))
-    api = [auth.auth_blueprint(), *blueprints]
+    api = [accounts_blueprint(service), *blueprints]
     for bp in api:
         csrf.exempt(bp)  # bearer tokens, not cookies: cross-site forgery does not apply
         app.register_blueprint(bp)

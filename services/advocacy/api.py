@@ -239,7 +239,7 @@ def _letter_response(record: dict, letter: str, query: dict) -> Response:
     try:
         content, mimetype, filename = letters_for.render(
             record, letter, lang=query["lang"], fmt=query["format"], store=_store(), settings=_settings(),
-            token_key=current_app.extensions["nrw"].token_key, requested_by=current_user()["username"],
+            signing_key=current_app.extensions["nrw"].service_signing_key(), requested_by=current_user()["username"],
             today=utcnow().date())
     except domain.NoConsent as exc:
         raise _refusal(exc) from None

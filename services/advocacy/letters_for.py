@@ -48,13 +48,13 @@ def build_context(record: dict, letter: str, *, cases: dict[str, dict], names: d
 
 
 def render(record: dict, letter: str, *, lang: str, fmt: str, store: AdvocacyStore, settings: Settings,
-           token_key: str, requested_by: str, today: dt.date) -> tuple[bytes, str, str]:
+           signing_key, requested_by: str, today: dt.date) -> tuple[bytes, str, str]:
     """The letter's bytes, MIME type and a file name."""
     cases = store.known_cases(record["case_ids"])
     domain.check_consent([c for c in record["case_ids"] if c in cases], cases)
     named = [c for c in record["case_ids"] if cases.get(c, {}).get("consent_advocacy") == "named"]
     reference = record.get("appeal_id") or record.get("request_id")
-    names = fetch_names(named, settings=settings, token_key=token_key,
+    names = fetch_names(named, settings=settings, signing_key=signing_key,
                         reason=f"{letter} letter {reference} for {requested_by}") if named else {}
     recipients = {r["name"]: r for r in store.list_recipients()}
     context = build_context(record, letter, cases=cases, names=names, recipients=recipients, today=today)

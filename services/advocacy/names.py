@@ -18,10 +18,10 @@ class NamesUnavailable(Exception):
     """Intake could not be asked (down, or refused): the letter cannot be made with names now."""
 
 
-def fetch_names(case_ids: list[str], *, settings: Settings, token_key: str, reason: str,
+def fetch_names(case_ids: list[str], *, settings: Settings, signing_key, reason: str,
                 timeout_s: float = 5.0) -> dict[str, str]:
     """case id -> the name on its newest report, for each of `case_ids`."""
-    headers = {"Authorization": f"Bearer {service_token('advocacy', token_key)}"}
+    headers = {"Authorization": f"Bearer {service_token('advocacy', signing_key)}"}
     names = {}
     with requests.Session() as http:
         for case_id in case_ids:

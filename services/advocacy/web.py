@@ -411,7 +411,7 @@ def _letter(record: dict, letter: str):
     try:
         content, mimetype, filename = letters_for.render(
             record, letter, lang=query["lang"], fmt=query["format"], store=_store(), settings=_settings(),
-            token_key=resources().token_key, requested_by=g.user["username"], today=utcnow().date())
+            signing_key=resources().service_signing_key(), requested_by=g.user["username"], today=utcnow().date())
     except domain.NoConsent as exc:
         return render_template("error.html", code=409, title=_("No letter"),
                                message=_("The advocacy consent of these cases is now “none”: a letter may neither "

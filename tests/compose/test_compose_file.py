@@ -1,4 +1,5 @@
-"""docker-compose.yml and infra/Dockerfile agree with the local launcher and the settings the code reads (no engine)."""
+"""docker-compose.yml and infra/Dockerfile agree with the local launcher and the settings the code
+reads (no engine). Who may reach what, and who holds which key: test_compose_security.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os
 import posixpath
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,20 +19,21 @@ import yaml
 
 from infra.stack import read_procfile
 from shared.config import DEFAULT_PORTS, SERVICES, TOPICS, Settings, all_topics
-from shared.crypto import Keyring
-from tests.compose.conftest import COMPOSE_KAFKA_HOST_PORT, KAFKA_FROM_HOST, compose_test_env
+from tests.compose.compose_file import (COMPOSE_FILE, compose_plugin_missing, healthcheck_text, interpolate,
+                                        project_services, service_env)
+from tests.compose.conftest import COMPOSE_KAFKA_HOST_PORT, KAFKA_FROM_HOST, TEST_HOST, compose_test_env, public_urls
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 KAFKA_START = ROOT / "infra" / "kafka" / "start.sh"
 KAFKA_POM = ROOT / "infra" / "kafka" / "pom.xml"
 
 PROCFILE = read_procfile()
-# Procfile processes that compose replaces with official images, and those images' services.
+# Procfile processes that compose replaces with official images, and those images' services
+# (with the proxy, which the local stack does not have).
 REPLACED_BY_IMAGES = {"kafka", "ferretdb"}
-IMAGE_SERVICES = {"kafka", "mongo"}
+IMAGE_SERVICES = {"kafka", "mongo", "proxy"}
 ONE_SHOT = {"topics"}
 PROJECT_PROCESSES = [name for name in PROCFILE if name not in REPLACED_BY_IMAGES]
 WEB = {f"{service}-web": service for service in SERVICES}
@@ -45,6 +46,18 @@ SETTINGS_ENV = {
     "admin_password": ["NRW_ADMIN_PASSWORD"],
     "token_secret": ["NRW_TOKEN_SECRET"],
     "token_ttl_seconds": ["NRW_TOKEN_TTL_SECONDS"],
+    "token_private_key_file": ["NRW_TOKEN_PRIVATE_KEY_FILE"],
+    "token_public_key_file": ["NRW_TOKEN_PUBLIC_KEY_FILE"],
+    "secrets_dir": ["NRW_SECRETS_DIR"],
+    "session_absolute_hours": ["NRW_SESSION_ABSOLUTE_HOURS"],
+    "twofa_roles": ["NRW_2FA_ROLES"],
+    "identifying_reads_per_hour": ["NRW_IDENTIFYING_READS_PER_HOUR"],
+    "max_body_bytes": ["NRW_MAX_BODY_BYTES"],
+    "max_json_depth": ["NRW_MAX_JSON_DEPTH"],
+    "public_url": ["NRW_PUBLIC_URL"],
+    "login_failures_before_lock": ["NRW_LOGIN_FAILURES_BEFORE_LOCK"],
+    "login_lock_seconds": ["NRW_LOGIN_LOCK_SECONDS"],
+    "login_attempts_per_minute": ["NRW_LOGIN_ATTEMPTS_PER_MINUTE"],
     "blind_index_key": ["NRW_BLIND_INDEX_KEY"],
     "topic_partitions": ["NRW_TOPIC_PARTITIONS"],
     "relay_interval_seconds": ["NRW_RELAY_INTERVAL_SECONDS"],
@@ -55,33 +68,11 @@ SETTINGS_ENV = {
     "service_urls": [f"NRW_{s.upper()}_{kind}" for s in SERVICES for kind in ("URL", "PORT")],
     "var_dir": ["NRW_VAR"],
 }
-# ... and the ones shared/crypto.py reads.
-CRYPTO_ENV = ["NRW_DATA_KEYS", "NRW_DATA_KEY_ID", "NRW_BLIND_INDEX_KEY"]
 # Those whose local default is wrong or unsafe on a server: every container must set them.
 SERVER_ENV = sorted({
-    "NRW_KAFKA_BOOTSTRAP", "NRW_MONGO_URI", "NRW_ADMIN_PASSWORD", "NRW_TOKEN_SECRET", "NRW_VAR",
-    *CRYPTO_ENV, *SETTINGS_ENV["service_urls"],
+    "NRW_KAFKA_BOOTSTRAP", "NRW_MONGO_URI", "NRW_VAR", "NRW_SECRETS_DIR", "NRW_PUBLIC_URL",
+    *SETTINGS_ENV["service_urls"],
 })
-# Secrets compose must refuse to start without: a generated fallback would differ per container.
-REQUIRED_SECRETS = ["NRW_ADMIN_PASSWORD", "NRW_TOKEN_SECRET", "NRW_DATA_KEYS", "NRW_BLIND_INDEX_KEY"]
-
-_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)")
-
-
-def interpolate(text: str, env: dict[str, str]) -> str:
-    """Resolve ${VAR}, ${VAR:-default}, ${VAR:?message} and $$ the way compose does."""
-    def resolve(match: re.Match) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name = match.group("name") or match.group("bare")
-        value, op = env.get(name), match.group("op") or ""
-        missing = value is None or (op.startswith(":") and value == "")
-        if missing and op.endswith("-"):
-            return match.group("arg")
-        if missing and op.endswith("?"):
-            raise KeyError(f"{name}: {match.group('arg')}")
-        return value or ""
-    return _VARIABLE.sub(resolve, text)
 
 
 @pytest.fixture(scope="module")
@@ -94,25 +85,6 @@ def compose() -> dict:
 def services(compose) -> dict:
     """The compose services by name."""
     return compose["services"]
-
-
-def service_env(service: dict) -> dict[str, str]:
-    """A service's environment as a dict, whichever of the two compose forms it uses."""
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.partition("=")[::2] for item in env)
-    return {name: "" if value is None else str(value) for name, value in env.items()}
-
-
-def project_services(services: dict) -> dict:
-    """The services that run this project's image (built from infra/Dockerfile)."""
-    return {name: s for name, s in services.items() if "build" in s}
-
-
-def healthcheck_text(service: dict) -> str:
-    """A service's healthcheck command as one string."""
-    test = service["healthcheck"]["test"]
-    return test if isinstance(test, str) else " ".join(test)
 
 
 def procfile_imports() -> set[str]:
@@ -198,11 +170,16 @@ def test_settings_mirror_matches_shared_config(monkeypatch):
     assert set(SETTINGS_ENV) == {f.name for f in dataclasses.fields(Settings)}
     samples = {"kafka_bootstrap": "broker.example:1", "mongo_uri": "mongodb://db.example:2/", "db_prefix": "p_",
                "admin_password": "sample-password", "token_secret": "sample-secret", "token_ttl_seconds": 77,
-               "blind_index_key": "sample-index-key", "topic_partitions": 5, "relay_interval_seconds": 0.25,
-               "relay_grace_seconds": 0.75, "session_idle_minutes": 12.5, "var_dir": Path("/srv/sample")}
+               "token_private_key_file": Path("/keys/sample.key"), "token_public_key_file": Path("/keys/sample.pub"),
+               "secrets_dir": Path("/keys"), "session_absolute_hours": 3.5, "twofa_roles": ("admin", "analyst"),
+               "identifying_reads_per_hour": 9, "max_body_bytes": 12345, "max_json_depth": 7,
+               "public_url": "https://nrw.example.org", "login_failures_before_lock": 4, "login_lock_seconds": 12.5,
+               "login_attempts_per_minute": 11, "blind_index_key": "sample-index-key", "topic_partitions": 5,
+               "relay_interval_seconds": 0.25, "relay_grace_seconds": 0.75, "session_idle_minutes": 12.5,
+               "appeal_due_hours": 6.0, "follow_up_days": 3, "var_dir": Path("/srv/sample")}
     for field, value in samples.items():
         (name,) = SETTINGS_ENV[field]
-        monkeypatch.setenv(name, str(value))
+        monkeypatch.setenv(name, ",".join(value) if isinstance(value, tuple) else str(value))
     for service in SERVICES:
         monkeypatch.delenv(f"NRW_{service.upper()}_URL", raising=False)
         monkeypatch.setenv(f"NRW_{service.upper()}_PORT", str(DEFAULT_PORTS[service] + 100))
@@ -214,55 +191,54 @@ def test_settings_mirror_matches_shared_config(monkeypatch):
     assert Settings.from_env().service_urls == {s: f"http://{s}.example" for s in SERVICES}
 
 
-def test_crypto_mirror_matches_shared_crypto(monkeypatch, tmp_path):
-    """CRYPTO_ENV are the variables shared/crypto.py takes its keys from."""
-    env = compose_test_env()
-    for name in CRYPTO_ENV:
-        monkeypatch.setenv(name, env[name])
-    keyring = Keyring.from_settings(Settings(var_dir=tmp_path))
-    assert (sorted(keyring.keys), keyring.current) == (["k1"], "k1")
-    assert not (tmp_path / "secrets").exists(), "keys came from the environment, not a generated file"
-
-
 @pytest.mark.parametrize("name", sorted(set(PROJECT_PROCESSES) | ONE_SHOT))
 def test_server_settings_are_set_for_every_project_container(services, name):
-    """Each container sets every variable whose local default is wrong on a server, naming compose hosts."""
+    """Each container sets every variable whose local default is wrong on a server: the compose hosts
+    of Kafka and MongoDB, the key folder, and the public https URLs of the four services."""
     env = service_env(services[name])
     missing = [var for var in SERVER_ENV if not env.get(var, "").strip()]
     assert not missing, f"{name} does not set {missing}"
     resolved = {var: interpolate(value, compose_test_env()) for var, value in env.items()}
     hosts = [resolved["NRW_KAFKA_BOOTSTRAP"].rpartition(":")[0], urlsplit(resolved["NRW_MONGO_URI"]).hostname]
-    hosts += [urlsplit(resolved[f"NRW_{s.upper()}_URL"]).hostname for s in SERVICES]
     assert set(hosts) <= set(services), f"{name} points at hosts compose does not define: {hosts}"
-    for service in SERVICES:
-        url = urlsplit(resolved[f"NRW_{service.upper()}_URL"])
-        assert (url.hostname, str(url.port)) == (f"{service}-web", resolved[f"NRW_{service.upper()}_PORT"])
+    assert resolved["NRW_SECRETS_DIR"] == "/run/secrets", "compose mounts secrets there"
+    assert {s: resolved[f"NRW_{s.upper()}_URL"] for s in SERVICES} == public_urls()
+    assert resolved["NRW_PUBLIC_URL"] == public_urls()["intake"].rpartition("/")[0]
 
 
-def test_secrets_are_required_and_the_admin_password_is_never_empty(services):
-    """Compose stops on a missing or empty key, token secret or admin password (no public default)."""
+@pytest.mark.parametrize("env, public", [
+    ({"NRW_DOMAIN": "nrw.example.org"}, "https://nrw.example.org"),
+    ({"NRW_DOMAIN": "nrw.example.org", "NRW_HTTPS_PORT": "8443"}, "https://nrw.example.org:8443"),
+], ids=["server", "other-port"])
+def test_public_urls_are_https_on_one_host(services, env, public):
+    """NRW_PUBLIC_URL is https://NRW_DOMAIN (a port only when it is not 443), and each service is a
+    path under it, so that the __Host- login cookie of that one host works on all four."""
     for name, service in project_services(services).items():
-        env = service_env(service)
-        for var in REQUIRED_SECRETS:
-            for missing in ({}, {var: ""}):
-                with pytest.raises(KeyError):
-                    interpolate(env[var], missing)
-        assert interpolate(env["NRW_ADMIN_PASSWORD"], {"NRW_ADMIN_PASSWORD": "chosen"}) == "chosen", name
+        resolved = {var: interpolate(value, env) for var, value in service_env(service).items()}
+        assert resolved["NRW_PUBLIC_URL"] == public, name
+        for s in SERVICES:
+            assert resolved[f"NRW_{s.upper()}_URL"] == f"{public}/{s}", name
+    with pytest.raises(KeyError):  # no domain, no start: there is no safe default
+        interpolate(service_env(services["intake-web"])["NRW_PUBLIC_URL"], {})
 
 
 @pytest.mark.parametrize("overrides", [{}, {"NRW_INTAKE_PORT": "18001", "NRW_CASE_PORT": "18002",
                                             "NRW_ADVOCACY_PORT": "18003", "NRW_REPORTING_PORT": "18004"}],
                          ids=["default-ports", "overridden-ports"])
 def test_web_ports_match_shared_config(services, overrides):
-    """Bind, published port, healthcheck and NRW_<SERVICE>_PORT agree and default to DEFAULT_PORTS."""
+    """Bind, healthcheck, NRW_<SERVICE>_PORT and the proxy's upstream agree and default to
+    DEFAULT_PORTS; the web services publish no port (the proxy is the way in)."""
+    proxy_env = service_env(services["proxy"])
     for name, service_name in WEB.items():
         service = services[name]
         port = overrides.get(f"NRW_{service_name.upper()}_PORT", str(DEFAULT_PORTS[service_name]))
-        env = {var: v for var, v in compose_test_env().items() if not var.endswith("_PORT")} | overrides
+        env = compose_test_env() | overrides
         assert f"--bind 0.0.0.0:{port} " in interpolate(service["command"], env)
-        assert [interpolate(p, env) for p in service["ports"]] == [f"{port}:{port}"]
-        assert f"127.0.0.1:{port}/readyz" in interpolate(healthcheck_text(service), env)
+        assert "ports" not in service, f"{name} is reached through the proxy only"
+        assert f"127.0.0.1:{port}/{service_name}/readyz" in interpolate(healthcheck_text(service), env), \
+            "gunicorn refuses paths outside SCRIPT_NAME, so the probe carries the prefix"
         assert interpolate(service_env(service)[f"NRW_{service_name.upper()}_PORT"], env) == port
+        assert interpolate(proxy_env[f"NRW_{service_name.upper()}_PORT"], env) == port
 
 
 def test_healthchecks(services):
@@ -330,10 +306,12 @@ def test_kafka_is_a_single_node_kraft_broker_with_a_volume(compose, services):
     assert path == env["KAFKA_LOG_DIRS"] and volume in compose["volumes"]
 
 
-def test_the_host_overlay_only_adds_a_loopback_listener_to_kafka(services):
+def test_the_host_overlay_only_adds_a_loopback_listener_to_kafka(compose, services):
     """tests/compose/kafka-from-host.yml keeps every listener of the server file and adds one, published
-    on the host's loopback at the port the compose tier's tests read the topics from."""
-    overlay = yaml.safe_load(KAFKA_FROM_HOST.read_text())["services"]
+    on the host's loopback at the port the compose tier's tests read the topics from, through a
+    network of its own (the server file's `backend` is internal and can publish nothing)."""
+    overlay_file = yaml.safe_load(KAFKA_FROM_HOST.read_text())
+    overlay = overlay_file["services"]
     assert set(overlay) == {"kafka"}
     server, extra = service_env(services["kafka"]), service_env(overlay["kafka"])
     assert set(extra) == {"KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"}
@@ -348,6 +326,11 @@ def test_the_host_overlay_only_adds_a_loopback_listener_to_kafka(services):
     published = [interpolate(port, env) for port in overlay["kafka"]["ports"]]
     assert published == [f"127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}:29092"]
     assert "ports" not in services["kafka"], "a server keeps Kafka inside the compose network"
+    added_networks = set(overlay["kafka"]["networks"]) - set(services["kafka"]["networks"])
+    assert set(services["kafka"]["networks"]) <= set(overlay["kafka"]["networks"])
+    assert added_networks == set(overlay_file["networks"]) and len(added_networks) == 1
+    assert not any((overlay_file["networks"][n] or {}).get("internal") for n in added_networks)
+    assert not set(added_networks) & set(compose["networks"]), "a network of its own, not one of the server's"
 
 
 def test_mongo_is_the_official_image_with_a_volume(compose, services):
@@ -409,25 +392,14 @@ def test_dockerignore_keeps_local_state_out():
     assert {".venv", ".cache", "var", ".git", "tests", "bench"} <= ignored
 
 
-def _compose_plugin_missing() -> str | None:
-    """Why `docker compose` cannot run here, or None if it can."""
-    if shutil.which("docker") is None:
-        return "the docker client is not installed"
-    try:
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "`docker compose version` did not answer"
-    return None if probe.returncode == 0 else "the docker compose plugin is not installed"
-
-
 def test_docker_compose_accepts_the_file():
     """`docker compose config -q` (no engine needed) validates the file, alone and with the tests'
-    overlay, against the compose spec."""
-    reason = _compose_plugin_missing()
+    overlays, against the compose spec."""
+    reason = compose_plugin_missing()
     if reason:
         pytest.skip(reason)
     env = {**os.environ, **compose_test_env()}
-    for files in ([COMPOSE_FILE], [COMPOSE_FILE, KAFKA_FROM_HOST]):
+    for files in ([COMPOSE_FILE], [COMPOSE_FILE, KAFKA_FROM_HOST, TEST_HOST]):
         result = subprocess.run(["docker", "compose", *(f"--file={f}" for f in files), "config", "-q"], cwd=ROOT,
                                 env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (files, result.stderr)

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 
 import pytest
 
 from infra.stack import Stack, port_open, wait_until
-from shared import auth
+from shared import identity, keys
 from shared.bus import ensure_topics
 from shared.config import Settings
 from shared.mongo import connect
 from tests.support import tier_env
+
+PASSWORD = "integration-password-1"  # every test user's
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +41,9 @@ def infra():
 def settings(infra) -> Settings:
     """Settings of the test stack, with a database prefix of this session's own."""
     base = Settings.from_env()
-    return Settings(**{**base.__dict__, "db_prefix": f"it{uuid.uuid4().hex[:6]}_"})
+    made = Settings(**{**base.__dict__, "db_prefix": f"it{uuid.uuid4().hex[:6]}_"})
+    keys.init(made)
+    return made
 
 
 @pytest.fixture(scope="session")
@@ -110,11 +115,11 @@ def case_client(case_app):
 @pytest.fixture(scope="session")
 def users(settings, mongo, intake_app):
     """One user per role (and an admin), as {role: user doc}."""
-    identity = intake_app.extensions["nrw"].identity_db  # a fresh database: this bootstraps `admin`
+    identity_db = intake_app.extensions["nrw"].identity_db  # a fresh database: this bootstraps `admin`
     made = {}
     for role in ("caseworker", "advocate", "analyst", "admin"):
         name = f"{role}-{uuid.uuid4().hex[:6]}"
-        auth.create_user(identity, name, "integration-password-1", [role])
+        identity.create_user(identity_db, name, PASSWORD, [role])
         made[role] = name
     return made
 
@@ -125,7 +130,21 @@ def tokens(users, intake_app):
     client = intake_app.test_client()
     out = {}
     for role, name in users.items():
-        res = client.post("/api/v1/auth/token", json={"username": name, "password": "integration-password-1"})
+        res = client.post("/api/v1/auth/token", json={"username": name, "password": PASSWORD})
         assert res.status_code == 200, res.get_json()
         out[role] = {"Authorization": f"Bearer {res.get_json()['access_token']}"}
     return out
+
+
+@pytest.fixture(scope="session")
+def intake_server(intake_app, settings):
+    """Intake's app answering HTTP on its port, as the issuer the other services hand logins and
+    account changes to."""
+    from werkzeug.serving import make_server
+
+    host, port = settings.url_of("intake").rsplit("/", 1)[-1].split(":")
+    server = make_server(host, int(port), intake_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield settings.url_of("intake")
+    server.shutdown()

@@ -6,6 +6,8 @@ from services.advocacy.app import create_app as advocacy_app
 from services.reporting.app import create_app as reporting_app
 from tests.support import ADMIN_PASSWORD
 
+STRONG = "violet harbour lantern 1987"
+
 
 def test_admin_is_bootstrapped_from_the_configured_password(client):
     res = client.post("/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD})
@@ -22,11 +24,11 @@ def test_wrong_credentials_are_refused_alike(client, users):
     assert client.post("/api/v1/auth/token", json={"username": "x"}).status_code == 422
 
 
-def test_a_token_from_one_service_works_on_all_four(settings, tokens, client, case_client):
+def test_a_token_from_one_service_works_on_all_four(settings, tokens, client, case_client, intake_server):
     for factory in (advocacy_app, reporting_app):
         other = factory(settings).test_client()
         res = other.post("/api/v1/users", json={"username": "u" + uuid.uuid4().hex[:8],
-                                                "password": "long-enough-password", "roles": ["analyst"]},
+                                                "password": STRONG, "roles": ["analyst"]},
                          headers=tokens["admin"])
         assert res.status_code == 201, res.get_json()
     assert case_client.get("/api/v1/cases", headers=tokens["analyst"]).status_code == 200
@@ -34,7 +36,7 @@ def test_a_token_from_one_service_works_on_all_four(settings, tokens, client, ca
 
 def test_only_admins_create_users_and_names_are_unique(client, tokens):
     name = "user-" + uuid.uuid4().hex[:8]
-    body = {"username": name, "password": "long-enough-password", "roles": ["caseworker", "advocate"]}
+    body = {"username": name, "password": STRONG, "roles": ["caseworker", "advocate"]}
     assert client.post("/api/v1/users", json=body, headers=tokens["caseworker"]).status_code == 403
     assert client.post("/api/v1/users", json=body).status_code == 401
     made = client.post("/api/v1/users", json=body, headers=tokens["admin"])
@@ -46,5 +48,5 @@ def test_only_admins_create_users_and_names_are_unique(client, tokens):
                                              "extra": 1}, headers=tokens["admin"])
     assert bad.status_code == 422
     assert set(bad.get_json()["error"]["fields"]) == {"username", "password", "roles.0", "extra"}
-    login = client.post("/api/v1/auth/token", json={"username": name, "password": "long-enough-password"})
+    login = client.post("/api/v1/auth/token", json={"username": name, "password": STRONG})
     assert login.get_json()["roles"] == ["advocate", "caseworker"]

@@ -19,6 +19,7 @@ import pytest
 from services.reporting import handlers
 from services.reporting.store import ReportingStore
 from shared.events import new_event, validate_event
+from tests.support import page_login as support_page_login
 
 PASSWORD = "integration-password-1"  # the users fixture's
 UTC = dt.timezone.utc
@@ -99,10 +100,8 @@ def csrf_token(client, path: str) -> str:
 
 
 def page_login(client, username: str, lang: str = "en") -> None:
-    """Log in through the login form, CSRF token included."""
-    token = csrf_token(client, "/login?next=/")
-    res = client.post("/login?next=/", data={"csrf_token": token, "username": username, "password": PASSWORD,
-                                             "lang": lang})
+    """Log in through intake's login form, as a browser does; the cookie works here too."""
+    res = support_page_login(client, username, PASSWORD, lang=lang)
     assert res.status_code == 302, res.get_data(as_text=True)
 
 

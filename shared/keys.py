@@ -1,0 +1,193 @@
+"""Key files: who may mint what, and where it lives.
+
+Nothing that can mint a token or a page session is kept in a database. Intake's web process
+issues every token and session with an Ed25519 private key (`token-signing.key`); every other
+web process verifies with the public key (`token-signing.pub`) and so cannot mint. The advocacy
+web process signs its own short service token (to ask intake for names in letters) with a key of
+its own (`service-advocacy.key`), which intake checks with `service-advocacy.pub`. The four web
+processes sign their cookies (language, CSRF, the flash message) with `web-session.secret`; the
+login inside the cookie is the issuer's signed session token, which that secret cannot forge.
+
+Files live in NRW_SECRETS_DIR (default var/secrets), mode 0600 in a 0700 folder; on a server
+they are compose secrets, each given only to the processes listed above. `python -m shared.keys
+init` makes whatever is missing; `python -m shared.keys public` prints the public keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.config import Settings
+
+TOKEN_KEY = "token-signing.key"
+TOKEN_PUBLIC = "token-signing.pub"
+WEB_SESSION_SECRET = "web-session.secret"
+SERVICE_ACCOUNTS = ("advocacy",)
+
+
+class KeyMissing(RuntimeError):
+    """A key file this process needs is not there (run `python -m shared.keys init`)."""
+
+
+def private_dir(path: Path) -> Path:
+    """Make `path` (and missing parents) a folder only its owner can enter; return it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_new(path: Path, data: bytes) -> bool:
+    """Write a file that did not exist, 0600, atomically against other processes doing the same;
+    False if it was already there (theirs is kept)."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        os.close(fd)
+        wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(wfd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # readers never see the empty placeholder half-written
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _read(path: Path, what: str) -> bytes:
+    deadline_tries = 50
+    for _ in range(deadline_tries):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise KeyMissing(f"{what} is missing: {path} (run `python -m shared.keys init`)") from None
+        if data:
+            return data
+        import time
+        time.sleep(0.02)  # another process has just created it and is writing it
+    raise KeyMissing(f"{what} is empty: {path}")
+
+
+def token_key_path(settings: Settings) -> Path:
+    """The issuer's private key file (NRW_TOKEN_PRIVATE_KEY_FILE, else in the secrets folder)."""
+    return settings.token_private_key_file or settings.secrets_path / TOKEN_KEY
+
+
+def token_public_path(settings: Settings) -> Path:
+    """The public key file every verifying process reads (NRW_TOKEN_PUBLIC_KEY_FILE, else in the secrets folder)."""
+    return settings.token_public_key_file or settings.secrets_path / TOKEN_PUBLIC
+
+
+def service_key_path(settings: Settings, service: str) -> Path:
+    """A service account's private key file."""
+    return settings.secrets_path / f"service-{service}.key"
+
+
+def service_public_path(settings: Settings, service: str) -> Path:
+    """A service account's public key file (read by intake)."""
+    return settings.secrets_path / f"service-{service}.pub"
+
+
+def _new_pair() -> tuple[bytes, bytes]:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public
+
+
+def _ensure_pair(private_path: Path, public_path: Path) -> list[Path]:
+    made = []
+    if not private_path.exists():
+        private, public = _new_pair()
+        if write_new(private_path, private):
+            made.append(private_path)
+            public_path.unlink(missing_ok=True)  # a public key without its private key is stale
+    if not public_path.exists():
+        key = load_private(private_path)
+        public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+        if write_new(public_path, public):
+            made.append(public_path)
+    return made
+
+
+def init(settings: Settings) -> list[Path]:
+    """Create every missing key file of a local stack (0600 in a 0700 folder); the files made."""
+    made = _ensure_pair(token_key_path(settings), token_public_path(settings))
+    for service in SERVICE_ACCOUNTS:
+        made += _ensure_pair(service_key_path(settings, service), service_public_path(settings, service))
+    secret = settings.secrets_path / WEB_SESSION_SECRET
+    if not secret.exists() and write_new(secret, secrets.token_urlsafe(48).encode()):
+        made.append(secret)
+    return made
+
+
+def load_private(path: Path) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a PEM file."""
+    key = serialization.load_pem_private_key(_read(path, "a private key"), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyMissing(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def load_public(path: Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM file."""
+    key = serialization.load_pem_public_key(_read(path, "a public key"))
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyMissing(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def web_session_secret(settings: Settings) -> str:
+    """The secret the web processes sign their cookies with (made on first use if missing)."""
+    path = settings.secrets_path / WEB_SESSION_SECRET
+    if not path.exists():
+        write_new(path, secrets.token_urlsafe(48).encode())
+    return _read(path, "the web session secret").decode().strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m shared.keys init|public`."""
+    parser = argparse.ArgumentParser(prog="python -m shared.keys", description=(
+        "Create the key files of a stack (token signing, service accounts, cookie secret) or show the public keys. "
+        "Private files are written 0600 in a 0700 folder; on a server give each only to the processes that need it "
+        "(see README, 'Running on a server')."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_init = sub.add_parser("init", help="create whatever key file is missing (existing ones are kept)")
+    p_init.add_argument("--dir", type=Path, help="the folder (default: NRW_SECRETS_DIR, else var/secrets)")
+    p_pub = sub.add_parser("public", help="print the public keys (nothing secret)")
+    p_pub.add_argument("--dir", type=Path)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.dir:
+        settings = Settings(**{**settings.__dict__, "secrets_dir": args.dir, "token_private_key_file": None,
+                               "token_public_key_file": None})
+    if args.command == "init":
+        made = init(settings)
+        for path in made:
+            print(f"created {path}")
+        print(f"{len(made)} key files created in {settings.secrets_path}" if made else
+              f"every key file is present in {settings.secrets_path}")
+        return 0
+    for path in (token_public_path(settings), *(service_public_path(settings, s) for s in SERVICE_ACCOUNTS)):
+        try:
+            print(f"# {path.name}\n{_read(path, 'a public key').decode().strip()}")
+        except KeyMissing as exc:
+            print(f"# {exc}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
