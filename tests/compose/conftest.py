@@ -142,7 +142,12 @@ def make_test_certificates(folder: Path, domain: str) -> Path:
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
-        _readable_by_containers(folder / name)
+    # advocacy-web (the containers' user) reads the CA; Caddy runs as root without the capability to
+    # read other users' files, so its certificate and key stay the test runner's, private where
+    # that is root.
+    _readable_by_containers(folder / "test-ca.crt")
+    for name in ("proxy-tls.crt", "proxy-tls.key"):
+        (folder / name).chmod(0o600 if os.geteuid() == 0 else 0o644)
     return folder / "test-ca.crt"
 
 
