@@ -54,7 +54,6 @@ class Settings:
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     db_prefix: str = "nrw_"
     admin_password: str | None = None
-    token_secret: str | None = None
     token_ttl_seconds: int = 900
     token_private_key_file: Path | None = None
     token_public_key_file: Path | None = None
@@ -65,6 +64,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     max_json_depth: int = 32
     public_url: str | None = None
+    trusted_proxies: int = 0
     login_failures_before_lock: int = 5
     login_lock_seconds: float = 30.0
     login_attempts_per_minute: int = 20
@@ -90,7 +90,6 @@ class Settings:
             mongo_uri=_env("MONGO_URI", cls.mongo_uri),
             db_prefix=_env("DB_PREFIX", cls.db_prefix),
             admin_password=_env("ADMIN_PASSWORD") or None,  # empty means unset, never an empty password
-            token_secret=_env("TOKEN_SECRET") or None,
             token_ttl_seconds=int(_env("TOKEN_TTL_SECONDS", str(cls.token_ttl_seconds))),
             token_private_key_file=_path(_env("TOKEN_PRIVATE_KEY_FILE")),
             token_public_key_file=_path(_env("TOKEN_PUBLIC_KEY_FILE")),
@@ -101,6 +100,7 @@ class Settings:
             max_body_bytes=int(_env("MAX_BODY_BYTES", str(cls.max_body_bytes))),
             max_json_depth=int(_env("MAX_JSON_DEPTH", str(cls.max_json_depth))),
             public_url=_env("PUBLIC_URL") or None,
+            trusted_proxies=int(_env("TRUSTED_PROXIES", "0")),
             login_failures_before_lock=int(_env("LOGIN_FAILURES_BEFORE_LOCK", str(cls.login_failures_before_lock))),
             login_lock_seconds=float(_env("LOGIN_LOCK_SECONDS", str(cls.login_lock_seconds))),
             login_attempts_per_minute=int(_env("LOGIN_ATTEMPTS_PER_MINUTE", str(cls.login_attempts_per_minute))),

@@ -53,7 +53,7 @@ class Keyring:
             if not blind:
                 raise ValueError("NRW_BLIND_INDEX_KEY must be set together with NRW_DATA_KEYS")
             return cls(keys, current, base64.urlsafe_b64decode(blind), settings)
-        stored = _local_keys(settings.var_dir / "secrets" / "keys.json")
+        stored = local_keys(settings.secrets_path / "keys.json")
         keys = {kid: base64.urlsafe_b64decode(v) for kid, v in stored["data_keys"].items()}
         return cls(keys, stored["current"], base64.urlsafe_b64decode(stored["blind_index_key"]), settings)
 
@@ -89,11 +89,12 @@ class Keyring:
                        for t in tokens})
 
 
-def _local_keys(path: Path) -> dict:
+def local_keys(path: Path) -> dict:
+    """The data keys of the key file (created 0600, with a first data key, if missing)."""
     with _LOCK:
         if path.exists():
             return json.loads(path.read_text())
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         stored = {
             "current": "k1",
             "data_keys": {"k1": base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode()},

@@ -19,16 +19,19 @@ import argparse
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shared.config import Settings
+from shared.crypto import local_keys
 
 TOKEN_KEY = "token-signing.key"
 TOKEN_PUBLIC = "token-signing.pub"
 WEB_SESSION_SECRET = "web-session.secret"
+DATA_KEYS = "keys.json"  # identifying data's keys (shared/crypto.py): intake's processes only
 SERVICE_ACCOUNTS = ("advocacy",)
 
 
@@ -66,15 +69,13 @@ def write_new(path: Path, data: bytes) -> bool:
 
 
 def _read(path: Path, what: str) -> bytes:
-    deadline_tries = 50
-    for _ in range(deadline_tries):
+    for _ in range(50):
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise KeyMissing(f"{what} is missing: {path} (run `python -m shared.keys init`)") from None
         if data:
             return data
-        import time
         time.sleep(0.02)  # another process has just created it and is writing it
     raise KeyMissing(f"{what} is empty: {path}")
 
@@ -131,6 +132,10 @@ def init(settings: Settings) -> list[Path]:
     secret = settings.secrets_path / WEB_SESSION_SECRET
     if not secret.exists() and write_new(secret, secrets.token_urlsafe(48).encode()):
         made.append(secret)
+    data_keys = settings.secrets_path / DATA_KEYS
+    if not data_keys.exists():
+        local_keys(data_keys)
+        made.append(data_keys)
     return made
 
 

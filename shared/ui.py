@@ -98,7 +98,7 @@ def issuer_url(path: str) -> str:
 def _to_login():
     res = current_app.extensions["nrw"]
     if res.is_issuer:
-        return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
+        return redirect(url_for("ui.login", next=request.script_root + request.full_path.rstrip("?")))
     here = res.settings.url_of(res.service) + request.full_path.rstrip("?")
     return redirect(issuer_url("/login?" + urlencode({"next": here})))
 
@@ -299,7 +299,7 @@ def ui_blueprint(service: str) -> Blueprint:
         """Switch the pages between English and Korean."""
         if request.form.get("lang") in LANGUAGES:
             session["lang"] = request.form["lang"]
-        return redirect(_safe_next(request.form.get("next")))
+        return redirect(_safe_next(request.form.get("next")))  # the layout sends script_root + path
 
     return bp
 
@@ -323,6 +323,9 @@ def init_ui(app: Flask, service: str) -> None:
         PERMANENT_SESSION_LIFETIME=idle + SESSION_COOKIE_GRACE,
         SESSION_REFRESH_EACH_REQUEST=True,
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session, which already expires
+        # pages send no Referer (Referrer-Policy: no-referrer), so the token and the SameSite
+        # cookie are the check, not the Referer that flask-wtf would ask for over https
+        WTF_CSRF_SSL_STRICT=False,
         BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS),
     )
     app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(str(SHARED_TEMPLATES))])

@@ -18,14 +18,14 @@ from flask_wtf.csrf import CSRFError
 from marshmallow import Schema, ValidationError
 from pymongo import MongoClient
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import auth, keys, twofactor
 from shared import identity as identity_store
 from shared.bus import Publisher, kafka_status
 from shared.config import TOPICS, Settings
 from shared.errors import ApiError, flatten_messages
-from shared.hardening import init_hardening, parse_json
-from shared.hardening import init_hardening, parse_json
+from shared.hardening import init_hardening, json_type_errors, parse_json
 from shared.mongo import connect, ping
 
 log = logging.getLogger(__name__)
@@ -171,18 +171,23 @@ def resources() -> Resources:
 
 def load_body(schema: Schema) -> dict:
     """The request's JSON body loaded by a strict schema: 400 if not JSON or nested too deep, 413 if
-    over the size limit (also for a body sent in chunks: reading stops at the limit), 422 if invalid."""
+    over the size limit (also for a body sent in chunks: reading stops at the limit), 422 if invalid
+    (a value of another JSON type than its field's too: "12" for a number, 0 for a boolean)."""
     data = parse_json(request.get_data(cache=True), current_app.extensions["nrw"].settings.max_json_depth)
     if data is None:
         raise ApiError(400, "malformed_json", "The request needs a JSON body.")
     if not isinstance(data, dict):
         raise ApiError(422, "validation_error", "The request body must be a JSON object.",
                        fields={"_schema": ["Expected an object."]})
+    wrong_type = json_type_errors(schema, data)
     try:
-        return schema.load(data)
+        loaded = schema.load(data)
     except ValidationError as exc:
         raise ApiError(422, "validation_error", "Some fields are missing or invalid.",
-                       fields=flatten_messages(exc.messages)) from None
+                       fields={**flatten_messages(exc.messages), **wrong_type}) from None
+    if wrong_type:
+        raise ApiError(422, "validation_error", "Some fields are missing or invalid.", fields=wrong_type)
+    return loaded
 
 
 def load_query(schema: Schema) -> dict:
@@ -423,6 +428,8 @@ def create_service_app(service: str, settings: Settings | None, blueprints: list
     app.json.sort_keys = False
     res = Resources(settings, service, on_first_use)
     app.extensions["nrw"] = res
+    if settings.trusted_proxies:  # behind the TLS proxy: the client's address is the one it saw
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0)
     init_hardening(app, settings)  # first: the body limit applies before any other handler reads the body
     init_ui(app, service)
     app.register_blueprint(_health_blueprint(service))
@@ -432,6 +439,7 @@ def create_service_app(service: str, settings: Settings | None, blueprints: list
         app.register_blueprint(bp)
     for bp in pages:
         app.register_blueprint(bp)
+    if service == "intake": app.register_blueprint(__import__("shared.admin_pages", fromlist=["bp"]).bp)  # the admins' account pages
     _register_error_handlers(app)
 
     return app

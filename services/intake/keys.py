@@ -26,7 +26,7 @@ from shared.mongo import connect
 
 def generate_local_key(settings: Settings) -> str:
     """Add a new data key to the local key file and make it current; its id."""
-    path = settings.var_dir / "secrets" / "keys.json"
+    path = settings.secrets_path / "keys.json"
     Keyring.from_settings(settings)  # creates the file if this is the first use
     stored = json.loads(path.read_text())
     kid = f"k{len(stored['data_keys']) + 1}"

@@ -44,7 +44,6 @@ SETTINGS_ENV = {
     "mongo_uri": ["NRW_MONGO_URI"],
     "db_prefix": ["NRW_DB_PREFIX"],
     "admin_password": ["NRW_ADMIN_PASSWORD"],
-    "token_secret": ["NRW_TOKEN_SECRET"],
     "token_ttl_seconds": ["NRW_TOKEN_TTL_SECONDS"],
     "token_private_key_file": ["NRW_TOKEN_PRIVATE_KEY_FILE"],
     "token_public_key_file": ["NRW_TOKEN_PUBLIC_KEY_FILE"],
@@ -55,6 +54,7 @@ SETTINGS_ENV = {
     "max_body_bytes": ["NRW_MAX_BODY_BYTES"],
     "max_json_depth": ["NRW_MAX_JSON_DEPTH"],
     "public_url": ["NRW_PUBLIC_URL"],
+    "trusted_proxies": ["NRW_TRUSTED_PROXIES"],
     "login_failures_before_lock": ["NRW_LOGIN_FAILURES_BEFORE_LOCK"],
     "login_lock_seconds": ["NRW_LOGIN_LOCK_SECONDS"],
     "login_attempts_per_minute": ["NRW_LOGIN_ATTEMPTS_PER_MINUTE"],
@@ -169,7 +169,7 @@ def test_settings_mirror_matches_shared_config(monkeypatch):
     """SETTINGS_ENV names every Settings field, and Settings.from_env reads each listed variable."""
     assert set(SETTINGS_ENV) == {f.name for f in dataclasses.fields(Settings)}
     samples = {"kafka_bootstrap": "broker.example:1", "mongo_uri": "mongodb://db.example:2/", "db_prefix": "p_",
-               "admin_password": "sample-password", "token_secret": "sample-secret", "token_ttl_seconds": 77,
+               "admin_password": "sample-password", "token_ttl_seconds": 77, "trusted_proxies": 2,
                "token_private_key_file": Path("/keys/sample.key"), "token_public_key_file": Path("/keys/sample.pub"),
                "secrets_dir": Path("/keys"), "session_absolute_hours": 3.5, "twofa_roles": ("admin", "analyst"),
                "identifying_reads_per_hour": 9, "max_body_bytes": 12345, "max_json_depth": 7,

@@ -343,3 +343,22 @@ def test_the_second_factor_is_not_asked_of_roles_outside_the_setting(strict_inta
 def test_a_token_lives_fifteen_minutes_by_default():
     assert Settings().token_ttl_seconds == 900 and Settings().session_absolute_hours == 12
     assert set(Settings.from_env().__class__().twofa_roles) == {"admin", "caseworker", "advocate"}
+
+
+def test_a_page_session_ends_at_its_absolute_limit_whatever_the_activity(intake_app, tokens):
+    client = intake_app.test_client()
+    name = _new_user(client, tokens, "caseworker")
+    assert page_login(client, name, STRONG).status_code == 302
+    token = jwt.decode(_session_token(client, intake_app), options={"verify_signature": False})
+    assert token["exp"] - token["iat"] == 12 * 3600  # NRW_SESSION_ABSOLUTE_HOURS
+    assert client.get("/reports").status_code == 200
+    sessions = intake_app.extensions["nrw"].identity_db["sessions"]
+    sessions.update_one({"_id": token["sid"]}, {"$set": {"expires_at": dt.datetime.now(dt.timezone.utc)}})
+    page = client.get("/reports")  # active a moment ago, but past the absolute limit
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
+def _session_token(client, app) -> str:
+    interface = SecureCookieSessionInterface()
+    serializer = interface.get_signing_serializer(app)
+    return serializer.loads(client.get_cookie("nrw_session").value)["auth"]
