@@ -60,10 +60,13 @@ class IntakeStore:
         """A stored report, or None."""
         return self.reports.find_one({"_id": report_id})
 
+    LIST_FIELDS = {"case_id": 1, "created_at": 1, "detention.province": 1}
+
     def page(self, *, case_id: str | None, province: str | None, page: int) -> tuple[list[dict], int]:
-        """One page of reports (stored fields only: identifying ones stay sealed), newest first."""
+        """One page of reports, newest first: report and case ids, when and the province, nothing
+        that could point to a person (lists are open to every caseworker, assigned or not)."""
         query = {k: v for k, v in (("case_id", case_id), ("detention.province", province)) if v}
-        projection = {"sealed": 0, "outbox": 0, "person_key": 0}
+        projection = self.LIST_FIELDS
         total = self.reports.count_documents(query)
         items = list(self.reports.find(query, projection).sort("created_at", DESCENDING)
                      .skip((page - 1) * self.PAGE_SIZE).limit(self.PAGE_SIZE))
