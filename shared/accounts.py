@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -515,7 +516,9 @@ def forward_to_issuer() -> Response:
     headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
     headers.update({ADDRESS_HEADER: address, ADDRESS_SIGNATURE: _sign_address(res, address)})
     try:
-        answer = requests.request(request.method, res.settings.url_of("intake") + request.full_path.rstrip("?"),
+        # The path as it came, encoded again: a username may hold "?", "#" or "%" (found by Schemathesis).
+        target = quote(request.path) + (f"?{request.query_string.decode('latin-1')}" if request.query_string else "")
+        answer = requests.request(request.method, res.settings.url_of("intake") + target,
                                   data=request.get_data(), headers=headers, timeout=10, allow_redirects=False)
     except requests.RequestException as exc:
         log.warning("intake did not answer an account request (%s)", type(exc).__name__)

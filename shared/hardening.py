@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, request
+from marshmallow import Schema, fields
 
 from shared.config import Settings
 from shared.errors import ApiError
@@ -116,3 +117,55 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
         raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from None
     except RecursionError:  # not reached below the limit; kept so that no depth is ever a 500
         raise ApiError(400, "too_deeply_nested", f"The JSON body nests deeper than {max_depth} levels.") from None
+
+
+def json_type_errors(schema: Schema, data: dict, prefix: str = "") -> dict[str, list[str]]:
+    """Values of the wrong JSON type for the schema's fields, by dotted field path: marshmallow turns
+    "12" into 12 and 0 into False, which the OpenAPI document (made from the same schemas) refuses,
+    so the API refuses them too. None is left to the field (allow_none)."""
+    errors: dict[str, list[str]] = {}
+    for name, field in schema.fields.items():
+        if field.dump_only:
+            continue
+        key = field.data_key or name
+        if key in data:
+            _check_type(field, data[key], f"{prefix}{key}", errors)
+    return errors
+
+
+def _check_type(field: fields.Field, value: Any, path: str, errors: dict[str, list[str]]) -> None:
+    if value is None:
+        return
+    expected = next((kinds for cls, kinds in _JSON_KINDS if isinstance(field, cls)), None)
+    if expected is not None and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
+        errors.setdefault(path, []).append(field.error_messages.get("invalid") or "Invalid type.")
+        return
+    if isinstance(field, fields.List) and isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_type(field.inner, item, f"{path}.{i}", errors)
+    elif isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
+        items = [(f"{path}.{i}.", v) for i, v in enumerate(value)] if field.many and isinstance(value, list) else \
+            [(f"{path}.", value)]
+        for prefix, item in items:
+            if isinstance(item, dict):
+                errors.update(json_type_errors(field.schema, item, prefix))
+    elif isinstance(field, fields.Dict) and isinstance(value, dict) and field.value_field is not None:
+        for key, item in value.items():
+            _check_type(field.value_field, item, f"{path}.{key}", errors)
+
+
+# The JSON types each kind of field takes (the first match counts: Boolean before Number).
+_JSON_KINDS: tuple[tuple[type, tuple[type, ...]], ...] = (
+    (fields.Boolean, (bool,)),
+    (fields.Integer, (int,)),
+    (fields.Number, (int, float)),
+    (fields.String, (str,)),
+    (fields.UUID, (str,)),
+    (fields.Date, (str,)),
+    (fields.DateTime, (str,)),
+    (fields.Time, (str,)),
+    (fields.TimeDelta, (int, float)),
+    (fields.List, (list,)),
+    (fields.Tuple, (list,)),
+    (fields.Dict, (dict,)),
+)

@@ -90,7 +90,9 @@ def merge(case_id: str):
 
 @bp.post("/api/v1/cases/<case_id>/distinct")
 @require_roles("caseworker")
-@doc(summary="Rule out a possible duplicate: the two cases are different people", body=DistinctIn)
+@doc(summary="Rule out a possible duplicate: the two cases are different people", body=DistinctIn,
+     responses={200: {"application/json": {"type": "object", "required": ["case_id", "other_case_id"], "properties": {
+         "case_id": {"type": "string"}, "other_case_id": {"type": "string"}}}}})
 def distinct(case_id: str):
     """Record that two cases are different people, so the pair leaves the review list."""
     body = load_body(DistinctIn())

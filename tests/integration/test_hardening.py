@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from werkzeug.serving import make_server
@@ -30,8 +31,14 @@ SELF_ENDING = {("post", "/api/v1/auth/logout"), ("post", "/api/v1/auth/password"
 
 
 @pytest.fixture(scope="module")
-def apps(intake_app, case_app, advocacy_app, reporting_app):
-    return {"intake": intake_app, "case": case_app, "advocacy": advocacy_app, "reporting": reporting_app}
+def apps(settings, intake_app, case_app, advocacy_app, reporting_app):
+    """The four apps; intake's also served where the others hand account requests to it."""
+    issuer = make_server("127.0.0.1", urlsplit(settings.url_of("intake")).port, intake_app, threaded=True)
+    thread = threading.Thread(target=issuer.serve_forever, daemon=True)
+    thread.start()
+    yield {"intake": intake_app, "case": case_app, "advocacy": advocacy_app, "reporting": reporting_app}
+    issuer.shutdown()
+    issuer.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +104,21 @@ def test_every_route_of_every_service_answers_hardened_and_as_documented(apps, w
     assert "Traceback" not in caplog.text and "unhandled error" not in caplog.text
 
 
-def _login_page(client, username: str) -> None:
-    page = client.get("/login").get_data(as_text=True)
+def _logged_in(apps: dict, username: str) -> dict:
+    """A test client per service with one login made on intake's form (the issuer's), its session
+    cookie shared as a browser shares it between the services of one host."""
+    issuer = apps["intake"].test_client()
+    page = issuer.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    res = client.post("/login", data={"csrf_token": token, "username": username, "password": PASSWORD})
+    res = issuer.post("/login", data={"csrf_token": token, "username": username, "password": PASSWORD})
     assert res.status_code == 302, res.get_data(as_text=True)[:500]
+    name = apps["intake"].config["SESSION_COOKIE_NAME"]
+    cookie = issuer.get_cookie(name)
+    clients = {"intake": issuer}
+    for service in SERVICES[1:]:
+        clients[service] = apps[service].test_client()
+        clients[service].set_cookie(name, cookie.value)
+    return clients
 
 
 def test_the_pages_404s_and_405s_are_hardened_too(apps, walker):
@@ -118,9 +135,9 @@ def test_the_pages_404s_and_405s_are_hardened_too(apps, walker):
         assert api_refused.status_code == 405 and "POST" in api_refused.headers["Allow"]
         assert api_refused.get_json()["error"]["code"] == "method_not_allowed"
         assert_hardened(api_refused, f"{service} 405")
-        _login_page(client, name)
+    for service, client in _logged_in(apps, name).items():
         home = client.get("/", follow_redirects=True)
-        assert home.status_code == 200 and home.mimetype == "text/html"
+        assert home.status_code == 200 and home.mimetype == "text/html", service
         assert_hardened(home, f"{service} / logged in")
         assert 'rel="stylesheet" href="/assets/nrw.css"' in home.get_data(as_text=True)
         assert client.get("/assets/nrw.css").status_code == 200

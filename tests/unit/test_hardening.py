@@ -44,13 +44,20 @@ def assert_hardened(res, *, static: bool = False) -> None:
 
 
 def test_every_kind_of_answer_carries_the_security_headers(client):
-    _, c = client
+    name, c = client
     answers = [c.get("/healthz"), c.get("/openapi.json"), c.get("/login"), c.get("/api/v1/nothing-here"),
-               c.get("/nothing-here"), c.delete("/healthz"), c.post("/api/v1/auth/token", data="{", content_type="application/json"),
-               c.post("/api/v1/users", json={}), c.post("/api/v1/auth/token", data=b"x" * 1_000_001, content_type="application/json")]
-    assert [r.status_code for r in answers] == [200, 200, 200, 404, 404, 405, 400, 401, 413]
+               c.get("/nothing-here"), c.delete("/healthz"), c.post("/api/v1/users", json={}),
+               c.post("/api/v1/nothing-here", data=b"x" * 1_000_001, content_type="application/json")]
+    # /login is the issuer's (intake's) page; the other services send the browser there.
+    assert [r.status_code for r in answers] == [200, 200, 200 if name == "intake" else 302, 404, 404, 405, 401, 413]
     for res in answers:
         assert_hardened(res)
+
+
+@pytest.fixture
+def intake(tmp_path):
+    """The issuer's app: its login route reads JSON without any database (the others hand it on)."""
+    return offline_app(intake_app, tmp_path).test_client()
 
 
 def test_the_stylesheets_are_files_that_may_be_cached(client):
@@ -61,7 +68,7 @@ def test_the_stylesheets_are_files_that_may_be_cached(client):
         assert_hardened(res, static=True)
         assert "no-store" not in res.headers.get("Cache-Control", "")
         res.close()
-    page = c.get("/login").get_data(as_text=True)
+    page = c.get("/nothing-here").get_data(as_text=True)  # the error page, in the layout of every page
     assert '<link rel="stylesheet" href="/assets/nrw.css">' in page
 
 
@@ -116,16 +123,16 @@ def test_a_body_over_the_limit_is_413_json_before_it_is_read(client):
                                             "message": "The request body is larger than the limit of 1000000 bytes."}}
 
 
-def test_a_chunked_body_is_stopped_at_the_limit(client):
-    _, c = client
+def test_a_chunked_body_is_stopped_at_the_limit(intake):
+    c = intake
     # A chunked body has no Content-Length; the server (gunicorn) marks the stream as terminated.
     res = c.post("/api/v1/auth/token", input_stream=io.BytesIO(b"[" * 2_000_000), content_type="application/json",
                  environ_overrides={"wsgi.input_terminated": True})
     assert res.status_code == 413 and res.get_json()["error"]["code"] == "payload_too_large"
 
 
-def test_a_page_form_over_the_limit_gets_the_error_page(client):
-    _, c = client
+def test_a_page_form_over_the_limit_gets_the_error_page(intake):
+    c = intake
     c.get("/login")  # as a browser does: the form first
     res = c.post("/login", data={"username": "x", "password": "y" * 1_100_000})
     assert res.status_code == 413 and res.mimetype == "text/html"
@@ -140,8 +147,8 @@ def test_the_limit_is_a_setting(tmp_path):
     assert res.status_code == 413
 
 
-def test_json_nested_too_deep_is_400_never_a_500_nor_a_traceback(client, caplog):
-    _, c = client
+def test_json_nested_too_deep_is_400_never_a_500_nor_a_traceback(intake, caplog):
+    c = intake
     caplog.set_level(logging.DEBUG)
     for body in ("[" * DEEP + "]" * DEEP, '{"a":' * DEEP + "1" + "}" * DEEP, "[" * DEEP, "[" * 33 + "]" * 33):
         res = c.post("/api/v1/auth/token", data=body, content_type="application/json")
@@ -151,8 +158,8 @@ def test_json_nested_too_deep_is_400_never_a_500_nor_a_traceback(client, caplog)
     assert not [r for r in caplog.records if r.exc_info]
 
 
-def test_json_within_the_depth_reaches_the_schema(client):
-    _, c = client
+def test_json_within_the_depth_reaches_the_schema(intake):
+    c = intake
     res = c.post("/api/v1/auth/token", data="[" * 32 + "]" * 32, content_type="application/json")
     assert res.status_code == 422  # a list, not an object: the schema's answer, not the depth's
     brackets_in_strings = json.dumps({"username": "[" * 50 + '\\"{' * 50, "password": "}" * 50})
@@ -167,8 +174,8 @@ def test_json_depth_counts_brackets_outside_strings(text, depth):
     assert hardening.json_depth(text) == depth
 
 
-def test_malformed_json_is_still_400_malformed(client):
-    _, c = client
+def test_malformed_json_is_still_400_malformed(intake):
+    c = intake
     for body in (b"{", b"\xff\xfe", b"", b"null", b"   "):
         res = c.post("/api/v1/auth/token", data=body, content_type="application/json")
         assert res.status_code == 400 and res.get_json()["error"]["code"] == "malformed_json", body
@@ -214,3 +221,40 @@ def test_openapi_names_what_each_route_can_answer(client):
     token = ops[("/api/v1/auth/token", "post")]["responses"]
     assert {"200", "400", "413", "422", "503"} <= set(token)
     assert "503" not in ops[("/healthz", "get")]["responses"]
+
+
+def test_a_value_of_another_json_type_than_its_field_is_refused():
+    """marshmallow would take 0 for false and "12" for 12; the OpenAPI document says boolean and
+    integer, and so does the API (found by Schemathesis)."""
+    from marshmallow import Schema, fields
+
+    class Inner(Schema):
+        flag = fields.Boolean()
+
+    class Outer(Schema):
+        count = fields.Integer()
+        ratio = fields.Float()
+        name = fields.String(allow_none=True)
+        inner = fields.Nested(Inner)
+        items = fields.List(fields.Integer())
+        many = fields.Nested(Inner, many=True)
+
+    good = {"count": 3, "ratio": 2, "name": None, "inner": {"flag": False}, "items": [1, 2], "many": [{"flag": True}]}
+    assert hardening.json_type_errors(Outer(), good) == {}
+    bad = {"count": "3", "ratio": True, "name": 5, "inner": {"flag": 0}, "items": [1, "2", 3.5], "many": [{"flag": "yes"}]}
+    assert hardening.json_type_errors(Outer(), bad) == {
+        "count": ["Not a valid integer."], "ratio": ["Not a valid number."], "name": ["Not a valid string."],
+        "inner.flag": ["Not a valid boolean."], "items.1": ["Not a valid integer."], "items.2": ["Not a valid integer."],
+        "many.0.flag": ["Not a valid boolean."]}
+
+
+def test_the_api_refuses_a_number_for_a_boolean(intake):
+    from services.intake.schemas import ReportIn
+    from shared.web import load_body
+
+    app = intake.application
+    body = {"consent": {"advocacy": "none", "statistics": 0}}
+    with app.test_request_context("/", method="POST", json=body):
+        with pytest.raises(Exception) as exc:
+            load_body(ReportIn())
+    assert exc.value.status == 422 and exc.value.fields["consent.statistics"] == ["Not a valid boolean."]
