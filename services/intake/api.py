@@ -10,8 +10,9 @@ from shared.mongo import utcnow
 from shared.web import doc, load_body, load_query, resources
 
 from services.intake import handlers
-from services.intake.schemas import (AuditPage, AuditQuery, CaseName, DistinctIn, MergeIn, MergeOut,
-                                     PossibleDuplicates, ReportCreated, ReportIn, ReportOut)
+from services.intake.schemas import (AssigneeIn, Assignees, AuditPage, AuditQuery, CaseName, DistinctIn, MergeIn,
+                                     MergeOut, PossibleDuplicates, ReadLimitAlerts, ReportCreated, ReportIn,
+                                     ReportOut, ReportQuery)
 from services.intake.store import IntakeStore
 
 bp = Blueprint("intake_api", __name__)
@@ -41,8 +42,9 @@ def create_report():
                        fields={"Idempotency-Key": ["8 to 100 letters, digits or the characters _ . : -"]})
     report = load_body(ReportIn())
     try:
-        created = handlers.submit_report(report, actor=current_user()["id"], publisher=resources().publisher,
-                                         now=utcnow(), submission_key=key, **_deps())
+        created = handlers.submit_report(report, actor=current_user()["id"], actor_name=current_user()["username"],
+                                         publisher=resources().publisher, now=utcnow(), submission_key=key,
+                                         **_deps())
     except handlers.SubmissionConflict:
         raise ApiError(409, "idempotency_key_reused", "This Idempotency-Key was used for a different report; "
                        "use a new key for a new report.") from None
@@ -50,13 +52,36 @@ def create_report():
     return jsonify(created), 201, ({"Idempotent-Replayed": "true"} if replayed else {})
 
 
+NOT_ASSIGNED_MESSAGE = ("You are not assigned to this case. Ask an admin or a caseworker assigned to it to add "
+                        "you, or give ?reason= (3-200 characters): the read is then flagged in the audit trail.")
+
+
+def refused(exc: handlers.AccessRefused):
+    """The JSON answer to a refused read or assignment (429 with Retry-After for the hourly limit)."""
+    if isinstance(exc, handlers.ReadLimitReached):
+        error = ApiError(429, exc.code, f"You have made {exc.limit} reads of identifying data this hour, the most "
+                         "allowed; try again after the hour. Administrators have been told.",
+                         retry_after=exc.retry_after)
+        return jsonify(error.body()), 429, {"Retry-After": str(exc.retry_after)}
+    message = NOT_ASSIGNED_MESSAGE if isinstance(exc, handlers.NotAssigned) else str(exc)
+    return jsonify(ApiError(exc.status, exc.code, message).body()), exc.status
+
+
 @bp.get("/api/v1/reports/<report_id>")
 @require_roles("caseworker")
-@doc(summary="Read a report with its identifying data (audited)", responses={200: ReportOut, 404: None})
+@doc(summary="Read a report with its identifying data (audited). A caseworker not assigned to the case gives "
+             "?reason= (else 403 not_assigned) and the read is flagged out of assignment; past the hourly limit "
+             "of identifying reads, 429 read_limit with Retry-After",
+     query=ReportQuery, responses={200: ReportOut, 403: None, 404: None, 429: None})
 def get_report(report_id: str):
     """A report with names and contacts; every read is recorded in the audit trail."""
-    report = handlers.read_report(report_id, reader=current_user(), reason=request.args.get("reason"),
-                                  remote_addr=request.remote_addr, now=utcnow(), **_deps())
+    query = load_query(ReportQuery())
+    try:
+        report = handlers.read_report(report_id, reader=current_user(), reason=query.get("reason"),
+                                      remote_addr=request.remote_addr, now=utcnow(),
+                                      reads_per_hour=resources().settings.identifying_reads_per_hour, **_deps())
+    except handlers.AccessRefused as exc:
+        return refused(exc)
     if report is None:
         raise ApiError(404, "not_found", "No report with that id.")
     return jsonify(ReportOut().dump(report))
@@ -81,7 +106,7 @@ def merge(case_id: str):
     """Merge `case_id` into `into_case_id`; the case service closes it as closed_duplicate."""
     body = load_body(MergeIn())
     try:
-        merged = handlers.merge_cases(case_id, body["into_case_id"], actor=current_user()["id"],
+        merged = handlers.merge_cases(case_id, body["into_case_id"], actor=current_user(),
                                       store=IntakeStore(resources().db), publisher=resources().publisher, now=utcnow())
     except handlers.MergeRefused as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
@@ -109,8 +134,12 @@ def distinct(case_id: str):
 def case_name(case_id: str):
     """Only for the advocacy service filling in a letter for a case whose consent is `named`."""
     reason = request.args.get("reason") or "letter"
-    name = handlers.name_for_letter(case_id, reader=current_user(), reason=reason[:200],
-                                    remote_addr=request.remote_addr, now=utcnow(), **_deps())
+    try:
+        name = handlers.name_for_letter(case_id, reader=current_user(), reason=reason[:200],
+                                        remote_addr=request.remote_addr, now=utcnow(),
+                                        reads_per_hour=resources().settings.identifying_reads_per_hour, **_deps())
+    except handlers.AccessRefused as exc:
+        return refused(exc)
     if name is None:
         raise ApiError(404, "not_found", "No report is filed under that case.")
     return jsonify({"case_id": case_id, "full_name": name})
@@ -118,11 +147,54 @@ def case_name(case_id: str):
 
 @bp.get("/api/v1/audit")
 @require_roles("admin")
-@doc(summary="Who viewed identifying data: the audit trail by case or by user (admin)", query=AuditQuery,
-     responses={200: AuditPage})
+@doc(summary="Who viewed identifying data, and who changed who may: the audit trail by case, user, action, or "
+             "only reads out of assignment (admin)", query=AuditQuery, responses={200: AuditPage})
 def audit():
-    """The audit trail of identifying-data reads, newest first, filtered by case or user."""
+    """The audit trail of identifying-data reads and assignments, newest first, filtered."""
     query = load_query(AuditQuery())
     items, total = IntakeStore(resources().db).audit_page(case_id=query.get("case_id"), user_id=query.get("user_id"),
+                                                          action=query.get("action"),
+                                                          out_of_assignment=query.get("out_of_assignment", False),
                                                           page=query["page"])
     return jsonify(AuditPage().dump({"items": items, "total": total, "page": query["page"]}))
+
+
+@bp.get("/api/v1/audit/alerts")
+@require_roles("admin")
+@doc(summary="Users who reached the hourly limit of identifying reads, newest hour first (admin)",
+     responses={200: ReadLimitAlerts})
+def read_limit_alerts():
+    """Who reached the limit, in which hour, and how many of their reads were refused."""
+    return jsonify(ReadLimitAlerts().dump({"items": IntakeStore(resources().db).read_limit_alerts()}))
+
+
+@bp.get("/api/v1/cases/<case_id>/assignees")
+@require_roles("caseworker")
+@doc(summary="The caseworkers assigned to a case: they read its identifying data without giving a reason "
+             "(admin, or a caseworker assigned to it; 403 not_assigned for others)",
+     responses={200: Assignees, 403: None, 404: None})
+def assignees(case_id: str):
+    """Who is assigned to a case, in the order assigned."""
+    try:
+        items = handlers.case_assignees(case_id, reader=current_user(), store=IntakeStore(resources().db))
+    except handlers.AccessRefused as exc:
+        return refused(exc)
+    return jsonify(Assignees().dump({"case_id": case_id, "items": items}))
+
+
+@bp.post("/api/v1/cases/<case_id>/assignees")
+@require_roles("caseworker")
+@doc(summary="Assign a caseworker to a case (admin, or a caseworker assigned to it; audited; adding someone "
+             "already assigned changes nothing). 404 unknown case, 403 not_assigned, 422 unknown_user or "
+             "not_a_caseworker", body=AssigneeIn, responses={200: Assignees, 403: None, 404: None, 422: None})
+def assign(case_id: str):
+    """Add a caseworker to a case's assignees; the answer lists them all."""
+    body = load_body(AssigneeIn())
+    try:
+        items = handlers.assign_caseworker(case_id, body["username"], actor=current_user(),
+                                           store=IntakeStore(resources().db),
+                                           accounts=resources().identity_db["users"],
+                                           remote_addr=request.remote_addr, now=utcnow())
+    except handlers.AccessRefused as exc:
+        return refused(exc)
+    return jsonify(Assignees().dump({"case_id": case_id, "items": items}))

@@ -1,9 +1,13 @@
-"""Intake's pure rules: name normalisation for duplicate matching, and what an event may carry."""
+"""Intake's pure rules: name normalisation for duplicate matching, what an event may carry, and
+who needs a reason to read a case (need to know) and in which hour a read counts."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 import unicodedata
+from typing import Callable
 
 _SPACES = re.compile(r"\s+")
 
@@ -92,3 +96,38 @@ def case_reported_payload(report_id: str, matched: bool, report: dict) -> dict:
         "consent_advocacy": consent["advocacy"],
         "consent_statistics": consent["statistics"],
     }
+
+
+# --- need to know -------------------------------------------------------------------------------
+
+REASON_MIN, REASON_MAX = 3, 200
+
+
+def clean_reason(reason: str | None) -> str | None:
+    """A reader's stated reason, trimmed; None if none was given."""
+    reason = (reason or "").strip()
+    return reason or None
+
+
+def valid_reason(reason: str | None) -> bool:
+    """A reason to read a case one is not assigned to: 3 to 200 characters."""
+    return reason is not None and REASON_MIN <= len(reason) <= REASON_MAX
+
+
+def needs_reason(reader: dict, *, author: bool, assigned: Callable[[], bool]) -> bool:
+    """True if this reader must give a reason to read a report's identifying data: a caseworker who
+    neither wrote the report (they know what is in it) nor is assigned to its case (`assigned` is
+    asked only when that decides). Admins read any case."""
+    return "admin" not in reader.get("roles", ()) and not author and not assigned()
+
+
+def read_hour(now: dt.datetime) -> dt.datetime:
+    """The clock hour (UTC) a read is counted in."""
+    return now.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def seconds_to_next_hour(now: dt.datetime) -> int:
+    """Whole seconds until the next clock hour begins (at least 1): the Retry-After of a read refused
+    for the hourly limit."""
+    following = read_hour(now) + dt.timedelta(hours=1)
+    return max(1, math.ceil((following - now).total_seconds()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import uuid
 
@@ -15,9 +16,11 @@ from shared.events import new_event
 
 from services.intake import domain
 from services.intake.schemas import ReportIn
-from services.intake.store import IntakeStore
+from services.intake.store import IntakeStore, find_account
 
 TOPIC = "intake.events"
+SERVICE_ROLE = "service"  # another service's own account (shared.auth), not a person
+log = logging.getLogger(__name__)
 
 
 # Report ids of submissions that carry a key: the same key from the same user, the same report.
@@ -49,10 +52,12 @@ def _already_submitted(store: IntakeStore, report_id: str, fingerprint: str) -> 
             "matched_existing_case": stored["matched_existing_case"], "replayed": True}
 
 
-def submit_report(report: dict, *, actor: str, store: IntakeStore, keyring: Keyring, publisher: Publisher,
-                  now: dt.datetime, submission_key: str | None = None) -> dict:
+def submit_report(report: dict, *, actor: str, actor_name: str | None, store: IntakeStore, keyring: Keyring,
+                  publisher: Publisher, now: dt.datetime, submission_key: str | None = None) -> dict:
     """Store a validated report (identifying fields encrypted) with its case.reported event, then
     publish the event. The broker being down never fails the save: the relay sends it later.
+    Whoever files a new case's first report is its first assignee (`actor`, `actor_name`: their
+    user id and username).
 
     With a submission key (the API's Idempotency-Key, the form's hidden submission id), sending
     the same report again answers what the first sending stored, so a client that got no answer
@@ -70,6 +75,9 @@ def submit_report(report: dict, *, actor: str, store: IntakeStore, keyring: Keyr
     person_key = keyring.blind_index(domain.person_match_key(report["person"]["full_name"],
                                                              report["person"].get("birth_year")))
     case_id, matched = store.claim_person(person_key, str(uuid.uuid4()), now, report_id)
+    if not matched:  # before the report: a case is never readable by nobody because of a crash here
+        store.assign_first(case_id, _assignee(actor, actor_name, by_id=actor, by_name=actor_name, now=now,
+                                              via="first_report"), now)
     secret, clear = domain.split_identifying(report)
     event = new_event("case.reported", producer="intake", case_id=case_id, actor=actor, now=now,
                       payload=domain.case_reported_payload(report_id, matched, report))
@@ -96,22 +104,99 @@ def submit_report(report: dict, *, actor: str, store: IntakeStore, keyring: Keyr
     return {"report_id": report_id, "case_id": case_id, "matched_existing_case": matched, "replayed": False}
 
 
+class AccessRefused(Exception):
+    """A read or a change of need-to-know refused; `status` and `code` say why, for the API and pages."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotAssigned(AccessRefused):
+    """A caseworker reading a case they are not assigned to, without a reason; or managing the
+    assignees of such a case."""
+
+    code = "not_assigned"
+
+
+class ReadLimitReached(AccessRefused):
+    """The reader has had as many identifying reads this hour as the limit allows."""
+
+    status = 429
+    code = "read_limit"
+
+    def __init__(self, limit: int, retry_after: int):
+        super().__init__(f"limit of {limit} identifying reads per hour reached")
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class AssignmentRefused(AccessRefused):
+    """An assignment that cannot be made (no such case, no such caseworker)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _needs_reason(doc: dict, reader: dict, store: IntakeStore, assigned_cache: dict | None = None) -> bool:
+    """True if `reader` needs a reason to read this report (domain.needs_reason); whether they are
+    assigned to its case is looked up only if it matters, once per case with a cache."""
+    cache = assigned_cache if assigned_cache is not None else {}
+
+    def assigned() -> bool:
+        if doc["case_id"] not in cache:
+            cache[doc["case_id"]] = store.is_assigned(doc["case_id"], reader["id"])
+        return cache[doc["case_id"]]
+
+    return domain.needs_reason(reader, author=doc.get("created_by") == reader["id"], assigned=assigned)
+
+
+def _count_read(entry: dict, *, reader: dict, store: IntakeStore, now: dt.datetime, reads_per_hour: int) -> None:
+    """Count one identifying read against the reader's hourly limit; past it, audit the refusal,
+    raise the admins' alert and raise ReadLimitReached."""
+    hour = domain.read_hour(now)
+    if store.take_read(reader["id"], hour, reads_per_hour, {"at": now, "report_id": entry["report_id"],
+                                                            "case_id": entry["case_id"]}):
+        return
+    store.record_access({**entry, "refused": "read_limit"})
+    store.record_refusal(user_id=reader["id"], username=reader.get("username"), hour=hour, limit=reads_per_hour,
+                         now=now, doc={"report_id": entry["report_id"], "case_id": entry["case_id"]})
+    log.warning("identifying read refused: user %s is past the limit of %d reads in the hour from %s",
+                reader["id"], reads_per_hour, hour.isoformat())
+    raise ReadLimitReached(reads_per_hour, domain.seconds_to_next_hour(now))
+
+
 def read_report(report_id: str, *, reader: dict, reason: str | None, remote_addr: str | None, store: IntakeStore,
-                keyring: Keyring, now: dt.datetime) -> dict | None:
-    """A report with its identifying data decrypted; the read is written to the audit trail first."""
+                keyring: Keyring, now: dt.datetime, reads_per_hour: int, fallback_reason: str | None = None) -> dict | None:
+    """A report with its identifying data decrypted; the read is written to the audit trail first.
+
+    Need to know: a caseworker neither assigned to the report's case nor its author must give a
+    `reason` (else NotAssigned), and the read is then flagged out of assignment. Every read counts
+    against the reader's hourly limit (ReadLimitReached past it: the refusal is audited and the
+    admins alerted). `fallback_reason` is what the audit says when the reader gave none.
+    """
     doc = store.get_report(report_id)
     if doc is None:
         return None
-    store.record_access({
+    reason = domain.clean_reason(reason)
+    out_of_assignment = _needs_reason(doc, reader, store)
+    if out_of_assignment and not domain.valid_reason(reason):
+        raise NotAssigned(doc["case_id"])
+    entry = {
         "at": now,
         "user_id": reader["id"],
         "username": reader["username"],
         "report_id": report_id,
         "case_id": doc["case_id"],
-        "reason": reason,
+        "reason": reason or fallback_reason,
         "remote_addr": remote_addr,
         "what": "report",
-    })
+        "action": "read",
+        "out_of_assignment": out_of_assignment,
+    }
+    _count_read(entry, reader=reader, store=store, now=now, reads_per_hour=reads_per_hour)
+    store.record_access(entry)
     secret = keyring.decrypt(doc["sealed"], bound_to=report_id)
     report = {k: v for k, v in doc.items() if k not in ("_id", "sealed", "outbox", "rev",
                                                          "person_key", "updated_at")}
@@ -119,6 +204,7 @@ def read_report(report_id: str, *, reader: dict, reason: str | None, remote_addr
     report["person"] = {**doc["person"], **{k: v for k, v in secret["person"].items() if v is not None}}
     report["detention"] = {**doc["detention"], **{k: v for k, v in secret["detention"].items() if v is not None}}
     report["notes"] = secret.get("notes")
+    report["out_of_assignment"] = out_of_assignment
     return report
 
 
@@ -169,26 +255,82 @@ def on_case_reported(event: dict, *, store: IntakeStore) -> None:
 
 
 def name_for_letter(case_id: str, *, reader: dict, reason: str, remote_addr: str | None, store: IntakeStore,
-                    keyring: Keyring, now: dt.datetime) -> str | None:
+                    keyring: Keyring, now: dt.datetime, reads_per_hour: int) -> str | None:
     """The name on a case's newest report, for a letter naming the person (advocacy asks, with
-    the person's consent to be named); audited like every read. None if intake has no report."""
+    the person's consent to be named); audited like every read. None if intake has no report.
+    A person (an admin may call this too) has the read counted against their hourly limit; the
+    service account has its own rules."""
     doc = store.latest_report_of_case(case_id)
     if doc is None:
         return None
-    store.record_access({"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": doc["_id"],
-                         "case_id": case_id, "reason": reason, "remote_addr": remote_addr, "what": "name for letter"})
+    entry = {"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": doc["_id"],
+             "case_id": case_id, "reason": reason, "remote_addr": remote_addr, "what": "name for letter",
+             "action": "read", "out_of_assignment": False}
+    if SERVICE_ROLE not in reader.get("roles", ()):
+        _count_read(entry, reader=reader, store=store, now=now, reads_per_hour=reads_per_hour)
+    store.record_access(entry)
     return keyring.decrypt(doc["sealed"], bound_to=doc["_id"])["person"]["full_name"]
 
 
-def names_for_review(report_ids: list[str], *, reader: dict, reason: str, remote_addr: str | None,
-                     store: IntakeStore, keyring: Keyring, now: dt.datetime) -> dict[str, str]:
+def names_for_review(report_ids: list[str], *, reader: dict, context: str, reason: str | None,
+                     remote_addr: str | None, store: IntakeStore, keyring: Keyring, now: dt.datetime) -> dict[str, str]:
     """The names on a few reports, for a caseworker comparing possible duplicates; each read is
-    in the audit trail (written together, before anything is decrypted)."""
+    in the audit trail (written together, before anything is decrypted). The name of a case the
+    reader may not read without a reason is left out unless they gave one (`reason`; the read is
+    then flagged out of assignment). These reads are part of the page's one counted read."""
     docs = [d for d in (store.get_report(r) for r in report_ids) if d is not None]
+    reason, assigned = domain.clean_reason(reason), {}
+    shown = [(d, out) for d, out in ((d, _needs_reason(d, reader, store, assigned)) for d in docs)
+             if not out or domain.valid_reason(reason)]
     store.record_accesses([{"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": d["_id"],
-                            "case_id": d["case_id"], "reason": reason, "remote_addr": remote_addr,
-                            "what": "duplicate review"} for d in docs])
-    return {d["_id"]: keyring.decrypt(d["sealed"], bound_to=d["_id"])["person"]["full_name"] for d in docs}
+                            "case_id": d["case_id"], "reason": f"{context}: {reason}" if out else context,
+                            "remote_addr": remote_addr, "what": "duplicate review", "action": "read",
+                            "out_of_assignment": out} for d, out in shown])
+    return {d["_id"]: keyring.decrypt(d["sealed"], bound_to=d["_id"])["person"]["full_name"] for d, _out in shown}
+
+
+# --- assignments ----------------------------------------------------------------------------------
+
+
+def _assignee(user_id: str, username: str | None, *, by_id: str, by_name: str | None, now: dt.datetime,
+              via: str) -> dict:
+    return {"user_id": user_id, "username": username, "assigned_by": by_name, "assigned_by_id": by_id,
+            "assigned_at": now, "via": via}
+
+
+def _may_manage_assignees(case_id: str, reader: dict, store: IntakeStore) -> None:
+    """Admins and the case's assigned caseworkers see and change its assignees; 404 for an unknown
+    case, NotAssigned for anyone else."""
+    if not store.case_exists(case_id):
+        raise AssignmentRefused(404, "not_found", "Intake knows no case with that id.")
+    if "admin" not in reader.get("roles", ()) and not store.is_assigned(case_id, reader["id"]):
+        raise NotAssigned(case_id)
+
+
+def case_assignees(case_id: str, *, reader: dict, store: IntakeStore) -> list[dict]:
+    """Who is assigned to a case (admins and the case's assignees may ask)."""
+    _may_manage_assignees(case_id, reader, store)
+    return store.assignees(case_id) or []
+
+
+def assign_caseworker(case_id: str, username: str, *, actor: dict, store: IntakeStore, accounts,
+                      remote_addr: str | None, now: dt.datetime) -> list[dict]:
+    """An admin or an assigned caseworker adds a caseworker to a case's assignees (once: adding
+    someone already assigned changes nothing). The change is written to the audit trail.
+    `accounts` is the identity database's users collection. Returns the assignees."""
+    _may_manage_assignees(case_id, actor, store)
+    user = find_account(accounts, username)
+    if user is None or user.get("active") is False:
+        raise AssignmentRefused(422, "unknown_user", "There is no active user with that username.")
+    if "caseworker" not in user.get("roles", ()):
+        raise AssignmentRefused(422, "not_a_caseworker", "Only caseworkers are assigned to cases.")
+    added = store.add_assignees(case_id, [_assignee(user["user_id"], username, by_id=actor["id"],
+                                                    by_name=actor.get("username"), now=now, via="assigned")], now)
+    if added:
+        store.record_access({"at": now, "user_id": actor["id"], "username": actor.get("username"), "report_id": None,
+                             "case_id": case_id, "reason": None, "remote_addr": remote_addr, "what": "assignment",
+                             "action": "write", "detail": f"assigned {username}", "out_of_assignment": False})
+    return store.assignees(case_id) or []
 
 
 class MergeRefused(Exception):
@@ -200,14 +342,17 @@ class MergeRefused(Exception):
         self.code = code
 
 
-def merge_cases(case_id: str, into_case_id: str, *, actor: str, store: IntakeStore, publisher: Publisher,
+def merge_cases(case_id: str, into_case_id: str, *, actor: dict, store: IntakeStore, publisher: Publisher,
                 now: dt.datetime) -> dict:
     """A caseworker confirmed two cases are one person: `case_id`'s reports move to `into_case_id`
-    and `case.merged` tells the case service to close `case_id` as a duplicate.
+    and `case.merged` tells the case service to close `case_id` as a duplicate. `actor` is the
+    user: an admin, or a caseworker assigned to both cases (a merge moves one case's identifying
+    data into the other and its assignees with it, so it is not a way around need to know).
 
     The merge record and its event are one write (unique per merged case, so two caseworkers
-    confirming at once merge it once); moving the reports is idempotent and is finished by
-    repeating the same merge if it was interrupted.
+    confirming at once merge it once); carrying the merged case's assignees over to `into_case_id`
+    and moving the reports are idempotent and are finished by repeating the same merge if it was
+    interrupted.
     """
     if case_id == into_case_id:
         raise MergeRefused(422, "same_case", "A case cannot be merged into itself.")
@@ -216,12 +361,15 @@ def merge_cases(case_id: str, into_case_id: str, *, actor: str, store: IntakeSto
         raise MergeRefused(409, "already_merged",
                            f"Case {into_case_id} was itself merged into {merged_into['into_case_id']}; merge into that one.")
     previous, doc = store.get_merge(case_id), None
+    if previous is None and (not store.case_known(case_id) or not store.case_known(into_case_id)):
+        raise MergeRefused(404, "not_found", "No reports are filed under one of these cases.")
+    if "admin" not in actor.get("roles", ()) and not all(store.is_assigned(c, actor["id"])
+                                                         for c in (case_id, into_case_id)):
+        raise MergeRefused(403, "not_assigned", "Only an admin or a caseworker assigned to both cases merges them.")
     if previous is None:
-        if not store.case_known(case_id) or not store.case_known(into_case_id):
-            raise MergeRefused(404, "not_found", "No reports are filed under one of these cases.")
-        event = new_event("case.merged", producer="intake", case_id=case_id, actor=actor, now=now,
+        event = new_event("case.merged", producer="intake", case_id=case_id, actor=actor["id"], now=now,
                           payload={"into_case_id": into_case_id})
-        doc = with_outbox({"_id": case_id, "into_case_id": into_case_id, "merged_by": actor, "merged_at": now},
+        doc = with_outbox({"_id": case_id, "into_case_id": into_case_id, "merged_by": actor["id"], "merged_at": now},
                           [event], now)
         try:
             store.insert_merge(doc)
@@ -231,6 +379,9 @@ def merge_cases(case_id: str, into_case_id: str, *, actor: str, store: IntakeSto
             previous = doc
     if previous["into_case_id"] != into_case_id:
         raise MergeRefused(409, "already_merged", f"Case {case_id} was already merged into {previous['into_case_id']}.")
+    carried = store.assignees(case_id) or []  # before the reports move: they stay readable by the same people
+    if carried:
+        store.add_assignees(into_case_id, [{**a, "via": "merge", "from_case_id": case_id} for a in carried], now)
     moved = store.move_reports(case_id, into_case_id)
     if doc is not None and previous is doc:  # the writer publishes its own event; a repeat leaves any unsent one to the relay
         publish_outbox(store.merges, doc, TOPIC, publisher)

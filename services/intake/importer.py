@@ -106,8 +106,10 @@ def row_to_report(row: dict) -> dict:
 
 
 def import_rows(rows, *, store: IntakeStore, keyring: Keyring, publisher: Publisher | None, actor: str,
-                dry_run: bool, progress: bool = False, total: int | None = None) -> list[Outcome]:
-    """Check every row and save the valid ones (or, in a dry run, say what would be done)."""
+                dry_run: bool, progress: bool = False, total: int | None = None,
+                actor_name: str | None = None) -> list[Outcome]:
+    """Check every row and save the valid ones (or, in a dry run, say what would be done). The
+    importing user (`actor`, `actor_name`: user id and username) is assigned to each case it opens."""
     outcomes = []
     seen: set[str] = set()  # a dry run also matches people who appear twice in the same file
     for number, row in enumerate(tqdm(rows, total=total, unit="row", disable=not progress), start=2):
@@ -125,8 +127,8 @@ def import_rows(rows, *, store: IntakeStore, keyring: Keyring, publisher: Publis
             outcomes.append(Outcome(number, "would_match" if known or key in seen else "would_create", detail))
             seen.add(key)
             continue
-        created = handlers.submit_report(report, actor=actor, store=store, keyring=keyring, publisher=publisher,
-                                         now=utcnow())
+        created = handlers.submit_report(report, actor=actor, actor_name=actor_name, store=store, keyring=keyring,
+                                         publisher=publisher, now=utcnow())
         outcomes.append(Outcome(number, "matched" if created["matched_existing_case"] else "created",
                                 f"report {created['report_id']} case {created['case_id']}"))
     return outcomes
@@ -156,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = list(read_rows(args.file))
         publisher = None if args.dry_run else Publisher(settings, client_id="nrw-intake-import", max_block_ms=5000)
         outcomes = import_rows(rows, store=store, keyring=Keyring.from_settings(settings), publisher=publisher,
-                               actor=user["user_id"], dry_run=args.dry_run, progress=sys.stderr.isatty(),
-                               total=len(rows))
+                               actor=user["user_id"], actor_name=user["_id"], dry_run=args.dry_run,
+                               progress=sys.stderr.isatty(), total=len(rows))
     finally:
         if publisher:
             publisher.close()

@@ -114,6 +114,19 @@ class ReportOut(Schema):
     notes = fields.String(allow_none=True)
     created_at = fields.DateTime()
     created_by = fields.String()
+    out_of_assignment = fields.Boolean(metadata={"description": "read by a caseworker not assigned to the case, "
+                                                                "with a reason (flagged in the audit trail)"})
+
+
+REASON = validate.Length(min=3, max=200, error="Give a reason of 3 to 200 characters.")
+
+
+class ReportQuery(Schema):
+    """Why the report is read: needed from a caseworker not assigned to its case."""
+
+    reason = fields.String(validate=REASON, metadata={
+        "description": "3-200 characters. Required of a caseworker not assigned to the case (without it: 403 "
+                       "not_assigned); the read is then flagged out of assignment in the audit trail."})
 
 
 class AuditQuery(Schema):
@@ -121,20 +134,29 @@ class AuditQuery(Schema):
 
     case_id = fields.String(validate=validate.Length(min=1, max=64))
     user_id = fields.String(validate=validate.Length(min=1, max=64))
+    action = fields.String(validate=validate.OneOf(("read", "write")))
+    out_of_assignment = fields.Boolean(metadata={"description": "true: only reads out of assignment"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
 
 
 class AuditEntry(Schema):
-    """One read of identifying data."""
+    """One read of identifying data, a read refused for the hourly limit, or a change of who may
+    read (an assignment)."""
 
     at = fields.DateTime()
     user_id = fields.String()
-    username = fields.String()
-    report_id = fields.String()
+    username = fields.String(allow_none=True)
+    report_id = fields.String(allow_none=True)
     case_id = fields.String()
     reason = fields.String(allow_none=True)
     remote_addr = fields.String(allow_none=True)
-    what = fields.String()
+    what = fields.String(metadata={"description": "report, duplicate review, name for letter, assignment"})
+    action = fields.String(dump_default="read", metadata={"description": "read or write"})
+    out_of_assignment = fields.Boolean(dump_default=False, metadata={
+        "description": "a caseworker read a case they are not assigned to, giving a reason (break glass)"})
+    refused = fields.String(allow_none=True, dump_default=None, metadata={
+        "description": "read_limit: the read was refused, the reader being past the hourly limit"})
+    detail = fields.String(allow_none=True, dump_default=None, metadata={"description": "what a write changed"})
 
 
 class AuditPage(Schema):
@@ -189,3 +211,46 @@ class CaseName(Schema):
 
     case_id = fields.String()
     full_name = fields.String()
+
+
+class AssigneeIn(Schema):
+    """A caseworker to add to a case's assignees."""
+
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class Assignee(Schema):
+    """A user assigned to a case: they read its identifying data without giving a reason."""
+
+    username = fields.String(allow_none=True)
+    user_id = fields.String()
+    assigned_by = fields.String(allow_none=True, metadata={"description": "username of who assigned them "
+                                                                          "(for the first report: its author)"})
+    assigned_at = fields.DateTime()
+    via = fields.String(metadata={"description": "first_report, assigned, or merge (carried over from a "
+                                                 "duplicate case)"})
+
+
+class Assignees(Schema):
+    """The assignees of a case, in the order assigned."""
+
+    case_id = fields.String()
+    items = fields.List(fields.Nested(Assignee))
+
+
+class ReadLimitAlert(Schema):
+    """A user who reached the hourly limit of identifying reads."""
+
+    user_id = fields.String()
+    username = fields.String(allow_none=True)
+    hour = fields.DateTime(metadata={"description": "the start of the clock hour (UTC)"})
+    limit = fields.Integer(metadata={"description": "the limit then in force"})
+    reads_refused = fields.Integer()
+    first_refused_at = fields.DateTime()
+    last_refused_at = fields.DateTime()
+
+
+class ReadLimitAlerts(Schema):
+    """Users who reached the hourly limit, newest hour first."""
+
+    items = fields.List(fields.Nested(ReadLimitAlert))

@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from shared.aggregates import Conflict, VersionedStore
 from shared.bus import insert_with_outbox
 
 
 class IntakeStore:
-    """Reports (identifying fields encrypted), the person match index, and the audit trail."""
+    """Reports (identifying fields encrypted), the person match index, the audit trail, and who
+    may read what: the assigned caseworkers of each case and the hourly read counts."""
 
     PAGE_SIZE = 50
 
@@ -28,12 +31,27 @@ class IntakeStore:
         # (FerretDB v1 scans a whole collection for any other filter: ~250 ms per 1,000 reports).
         # Only intake's consumer writes them, one event at a time, so appends never race.
         self.near = db["near_buckets"]
+        # Need to know. The caseworkers assigned to a case: numbered versions of one list per case
+        # (shared/aggregates.py: on FerretDB v1 an insert with a unique _id is atomic and an update
+        # is not), every lookup by _id.
+        self.assignments = VersionedStore(db, "assignments")
+        # The hourly limit of identifying reads: one document per read granted, numbered 1..limit
+        # within the user's hour ("<user_id>|<yyyymmddhh>|00001"). Inserts with a unique _id only,
+        # so readers in any number of threads and processes never get past the limit together.
+        # "<user_id>|<yyyymmddhh>" holds the next number to try: a hint, whose lost updates only
+        # cost a few more inserts.
+        self.read_slots = db["read_slots"]
+        # A user who reached the limit: one alert per user and hour (the hint of its refusals), and
+        # each refused read numbered in read_refusals the same way.
+        self.read_alerts = db["read_limit_alerts"]
+        self.read_refusals = db["read_refusals"]
 
     def ensure_indexes(self) -> None:
         """Indexes the queries below rely on (idempotent)."""
         self.reports.create_index([("case_id", ASCENDING)])
         self.reports.create_index([("created_at", DESCENDING)])
         self.audit.create_index([("report_id", ASCENDING)])
+        self.assignments.ensure_indexes()
 
     def claim_person(self, person_key: str, new_case_id: str, now: dt.datetime,
                      report_id: str | None = None) -> tuple[str, bool]:
@@ -72,9 +90,17 @@ class IntakeStore:
                      .skip((page - 1) * self.PAGE_SIZE).limit(self.PAGE_SIZE))
         return items, total
 
-    def audit_page(self, *, case_id: str | None, user_id: str | None, page: int) -> tuple[list[dict], int]:
-        """One page of the audit trail, newest first."""
-        query = {k: v for k, v in (("case_id", case_id), ("user_id", user_id)) if v}
+    def audit_page(self, *, case_id: str | None, user_id: str | None, page: int, action: str | None = None,
+                   out_of_assignment: bool = False) -> tuple[list[dict], int]:
+        """One page of the audit trail, newest first (entries from before `action` was recorded
+        are reads)."""
+        query: dict = {k: v for k, v in (("case_id", case_id), ("user_id", user_id)) if v}
+        if action == "read":
+            query["action"] = {"$ne": "write"}
+        elif action:
+            query["action"] = action
+        if out_of_assignment:
+            query["out_of_assignment"] = True
         total = self.audit.count_documents(query)
         items = list(self.audit.find(query, {"_id": 0}).sort("at", DESCENDING).skip((page - 1) * self.PAGE_SIZE)
                      .limit(self.PAGE_SIZE))
@@ -162,3 +188,139 @@ class IntakeStore:
         """Append several reads to the audit trail in one write."""
         if entries:
             self.audit.insert_many(entries)
+
+    # --- need to know: assignments -------------------------------------------------------------
+
+    def assignees(self, case_id: str) -> list[dict] | None:
+        """The users assigned to a case, in the order assigned; None if the case has no assignment
+        record (cases reported before assignments were kept: assigned to nobody)."""
+        state = self.assignments.get(case_id)
+        return None if state is None else list(state["assignees"])
+
+    def is_assigned(self, case_id: str, user_id: str) -> bool:
+        """True if the user is among the case's assignees."""
+        return any(a["user_id"] == user_id for a in self.assignees(case_id) or [])
+
+    def assign_first(self, case_id: str, entry: dict, now: dt.datetime) -> None:
+        """Record who filed a new case's first report as its first assignee: one insert (a case
+        that already has assignees, e.g. a report sent again, gets the entry added once)."""
+        try:
+            self.assignments.append(case_id, 1, {"case_id": case_id, "assignees": [entry]}, [], now)
+        except Conflict:
+            self.add_assignees(case_id, [entry], now)
+
+    def add_assignees(self, case_id: str, entries: list[dict], now: dt.datetime) -> list[dict]:
+        """Add users (by user_id) to a case's assignees, each once; returns the entries that were
+        not there yet. Concurrent writers each store a new version: none is lost."""
+        added: list[dict] = []
+
+        def decide(current: dict | None):
+            assigned = list((current or {}).get("assignees", []))
+            have = {a["user_id"] for a in assigned}
+            added.clear()
+            for entry in entries:
+                if entry["user_id"] not in have:
+                    have.add(entry["user_id"])
+                    added.append(entry)
+            if not added:
+                return None
+            return {"case_id": case_id, "assignees": assigned + added}, []
+
+        self.assignments.save(case_id, decide, publisher=None, topic="", now=now)
+        return list(added)
+
+    def case_exists(self, case_id: str) -> bool:
+        """True if intake knows this case: by its assignees or its merge (read by _id), else by a
+        report filed under it (a scan; only cases from before assignments were kept get there)."""
+        return self.assignments.latest_version(case_id) is not None or self.get_merge(case_id) is not None \
+            or self.case_known(case_id)
+
+    # --- need to know: the hourly read limit ---------------------------------------------------
+
+    @staticmethod
+    def hour_key(user_id: str, hour: dt.datetime) -> str:
+        """The _id prefix of a user's reads in one clock hour."""
+        return f"{user_id}|{hour:%Y%m%d%H}"
+
+    @staticmethod
+    def _numbered(key: str, number: int) -> str:
+        return f"{key}|{number:05d}"
+
+    def _claim_number(self, numbered: Collection, hints: Collection, key: str, limit: int | None,
+                      doc: dict) -> int | None:
+        """Insert the first free numbered document under `key` (`<key>|00001`, ...) up to `limit`
+        (None: no limit) and return its number, or None if every number to the limit is taken.
+        Each number is one insert with a unique _id, so concurrent claimants never share one."""
+        hint = hints.find_one({"_id": key}, {"next": 1}) or {}
+        number = hinted = max(1, hint.get("next", 1))
+        while limit is None or number <= limit:
+            try:
+                numbered.insert_one({"_id": self._numbered(key, number), **doc})
+            except DuplicateKeyError:
+                number += 1
+                continue
+            self._hint(hints, key, number + 1)
+            return number
+        if number > hinted:
+            self._hint(hints, key, number)  # the next reader of this hour is refused at once
+        return None
+
+    @staticmethod
+    def _hint(hints: Collection, key: str, number: int, on_insert: dict | None = None) -> None:
+        """Raise a key's next-number hint (upsert). A lost update leaves it lower, which only costs
+        the next claimant a few more inserts."""
+        update: dict = {"$max": {"next": number}}
+        if on_insert:
+            update["$setOnInsert"] = on_insert
+        try:
+            hints.update_one({"_id": key}, update, upsert=True)
+        except DuplicateKeyError:
+            pass  # a concurrent first upsert of the same key made it
+
+    def _count_numbered(self, numbered: Collection, key: str, start: int) -> int:
+        """How many numbered documents a key has: they are contiguous from 1 (each claim takes the
+        first free number from a hint never above it), so probe from the hint to the first gap."""
+        number = max(1, start)
+        while numbered.find_one({"_id": self._numbered(key, number)}, {"_id": 1}) is not None:
+            number += 1
+        return number - 1
+
+    def take_read(self, user_id: str, hour: dt.datetime, limit: int, doc: dict) -> bool:
+        """Count one identifying read of this user in this hour, if the limit allows; False if not."""
+        return self._claim_number(self.read_slots, self.read_slots, self.hour_key(user_id, hour), limit,
+                                  {"user_id": user_id, **doc}) is not None
+
+    def reads_taken(self, user_id: str, hour: dt.datetime) -> int:
+        """The identifying reads counted for this user in this hour."""
+        key = self.hour_key(user_id, hour)
+        hint = self.read_slots.find_one({"_id": key}, {"next": 1}) or {}
+        return self._count_numbered(self.read_slots, key, hint.get("next", 1))
+
+    def record_refusal(self, *, user_id: str, username: str | None, hour: dt.datetime, limit: int,
+                       now: dt.datetime, doc: dict) -> int:
+        """A read refused for the limit: the user's alert for this hour (made by the first refusal)
+        and the refusal, numbered; returns its number."""
+        key = self.hour_key(user_id, hour)
+        self._hint(self.read_alerts, key, 1, on_insert={"user_id": user_id, "username": username, "hour": hour,
+                                                        "limit": limit, "first_refused_at": now})
+        return self._claim_number(self.read_refusals, self.read_alerts, key, None,
+                                  {"user_id": user_id, "at": now, **doc})
+
+    def read_limit_alerts(self, *, since: dt.datetime | None = None, limit: int = 100) -> list[dict]:
+        """Users who reached the hourly limit, newest hour first: who, which hour, the limit then,
+        how many reads were refused, the first and last refusal."""
+        query = {"hour": {"$gte": since}} if since else {}
+        alerts = list(self.read_alerts.find(query).sort("hour", DESCENDING).limit(limit))
+        for alert in alerts:
+            refused = self._count_numbered(self.read_refusals, alert["_id"], alert.get("next", 1))
+            last = self.read_refusals.find_one({"_id": self._numbered(alert["_id"], refused)}, {"at": 1}) \
+                if refused else None
+            alert.update(reads_refused=refused, last_refused_at=last["at"] if last else alert["first_refused_at"])
+            del alert["_id"]
+            alert.pop("next", None)
+        return alerts
+
+
+def find_account(accounts: Collection, username: str) -> dict | None:
+    """A user of the identity database by username (its _id): user id, roles and whether active."""
+    return accounts.find_one({"_id": username}, {"user_id": 1, "roles": 1, "active": 1})

@@ -1,17 +1,20 @@
-"""Intake's pages for caseworkers: the report list, the new-report form and the report view;
-and for admins, the audit trail. The form is validated by the same marshmallow schema as the
-JSON API."""
+"""Intake's pages for caseworkers: the report list, the new-report form and the report view
+(need to know: a caseworker not assigned to the case says why first, and reads are limited per
+hour); and for admins, the audit trail with its read-limit alerts. The form is validated by the
+same marshmallow schema as the JSON API."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 import uuid
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import format_time, gettext as _
 from marshmallow import ValidationError
 
-from shared import auth
+from shared import identity
 from shared.errors import flatten_messages
 from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
 from shared.forms import translate_message
@@ -19,7 +22,7 @@ from shared.mongo import is_server_internal, is_transient, utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
 
-from services.intake import handlers
+from services.intake import domain, handlers
 from services.intake.schemas import ReportIn
 from services.intake.store import IntakeStore
 
@@ -40,6 +43,16 @@ N_("Does not match birth_year.")
 
 # Reasons the pages write into the audit trail themselves; the audit page translates them.
 SYSTEM_REASONS = (N_("web view"),)
+
+# Reasons a caseworker gave to read a case they are not assigned to, by report id, kept in the
+# session for a while so that the report page and its forms' redirects need not ask again.
+# Only a form (POST, with its CSRF token) records one: a link with ?reason= cannot make someone
+# read out of assignment without knowing it.
+GIVEN_REASONS = "intake_reasons"
+REASON_KEPT_SECONDS = 15 * 60
+REASONS_KEPT = 5
+# The audit page shows the read-limit alerts of this long.
+ALERTS_SHOWN_FOR = dt.timedelta(days=7)
 
 
 def field_labels() -> dict[str, str]:
@@ -112,11 +125,16 @@ def audit():
     case_id = request.args.get("case_id", "").strip()
     user = request.args.get("user", "").strip()
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    user_id = (auth.user_id_of(resources().identity_db, user) or user) if user else None
-    items, total = IntakeStore(resources().db).audit_page(case_id=case_id or None, user_id=user_id, page=page)
-    filters = {name: value for name, value in (("case_id", case_id), ("user", user)) if value}
+    user_id = (identity.user_id_of(resources().identity_db, user) or user) if user else None
+    flagged = request.args.get("out_of_assignment") == "1"
+    store = IntakeStore(resources().db)
+    items, total = store.audit_page(case_id=case_id or None, user_id=user_id, page=page, out_of_assignment=flagged)
+    alerts = store.read_limit_alerts(since=domain.read_hour(utcnow()) - ALERTS_SHOWN_FOR)
+    filters = {name: value for name, value in (("case_id", case_id), ("user", user),
+                                                ("out_of_assignment", "1" if flagged else "")) if value}
     return render_template("audit.html", items=items, total=total, page=page, case_id=case_id, user_filter=user,
-                           filters=filters, page_size=IntakeStore.PAGE_SIZE, system_reasons=SYSTEM_REASONS)
+                           flagged=flagged, filters=filters, page_size=IntakeStore.PAGE_SIZE,
+                           system_reasons=SYSTEM_REASONS, alerts=alerts)
 
 
 @bp.route("/reports/new", methods=["GET", "POST"])
@@ -137,8 +155,9 @@ def new_report():
                       for field, messages in flatten_messages(exc.messages).items()}
         else:
             try:
-                created = handlers.submit_report(report, actor=g.user["id"], publisher=resources().publisher,
-                                                 now=utcnow(), submission_key=key, **_deps())
+                created = handlers.submit_report(report, actor=g.user["id"], actor_name=g.user["username"],
+                                                 publisher=resources().publisher, now=utcnow(), submission_key=key,
+                                                 **_deps())
             except handlers.SubmissionConflict:
                 values["submission_id"] = str(uuid.uuid4())  # changed after it was saved: a new report
                 unsaved = "changed"
@@ -156,31 +175,79 @@ def new_report():
                            unsaved=unsaved, **CHOICES), status
 
 
+def _given_reason(report_id: str) -> str | None:
+    """The reason this session gave to read this report out of assignment, while it is kept."""
+    reason, until = (session.get(GIVEN_REASONS) or {}).get(report_id, (None, 0))
+    return reason if until > time.time() else None
+
+
+def _keep_reason(report_id: str, reason: str) -> None:
+    now = time.time()
+    kept = {k: v for k, v in (session.get(GIVEN_REASONS) or {}).items() if v[1] > now and k != report_id}
+    kept[report_id] = [reason, now + REASON_KEPT_SECONDS]
+    session[GIVEN_REASONS] = dict(sorted(kept.items(), key=lambda item: item[1][1])[-REASONS_KEPT:])
+
+
+def _refused_page(report_id: str, exc: handlers.AccessRefused):
+    """The page for a read refused: the reason form (not assigned), or the hourly limit reached."""
+    if isinstance(exc, handlers.ReadLimitReached):
+        again = utcnow() + dt.timedelta(seconds=exc.retry_after)
+        message = _("You have read identifying data %(limit)s times in this hour, the most allowed. You can read "
+                    "again from %(time)s. The administrators have been told.",
+                    limit=exc.limit, time=format_time(again, "short"))
+        return render_template("error.html", code=429, title=_("Read limit reached"), message=message), 429, \
+            {"Retry-After": str(exc.retry_after)}
+    return render_template("report_access.html", report_id=report_id, reason="", error=None), 403
+
+
 @bp.get("/reports/<report_id>")
 @login_required("caseworker")
 def report(report_id: str):
-    """One report with its identifying data; the view is written to the audit trail."""
-    shown = handlers.read_report(report_id, reader=g.user, reason=request.args.get("reason") or "web view",
-                                 remote_addr=request.remote_addr, now=utcnow(), **_deps())
+    """One report with its identifying data; the view is written to the audit trail. A caseworker
+    not assigned to the case is asked why first (report_access)."""
+    given = _given_reason(report_id)
+    try:
+        shown = handlers.read_report(report_id, reader=g.user, reason=given, remote_addr=request.remote_addr,
+                                     now=utcnow(), reads_per_hour=resources().settings.identifying_reads_per_hour,
+                                     fallback_reason=(request.args.get("reason") or "web view")[:200], **_deps())
+    except handlers.AccessRefused as exc:
+        return _refused_page(report_id, exc)
     if shown is None:
         return render_template("error.html", code=404, title=_("Not found"),
                                message=_("No report with that id.")), 404
-    duplicates = _possible_duplicates(report_id, shown["case_id"])
+    duplicates = _possible_duplicates(report_id, shown["case_id"], given)
     return render_template("report.html", report=shown, created=request.args.get("created"),
                            matched=request.args.get("matched") == "1", duplicates=duplicates,
-                           merged=request.args.get("merged"), ruled_out=request.args.get("distinct"))
+                           merged=request.args.get("merged"), ruled_out=request.args.get("distinct"),
+                           reason_given=given is not None)
 
 
-def _possible_duplicates(report_id: str, case_id: str) -> list[dict]:
-    """Near matches for review, each with the closest report's name (that read is audited too)."""
+@bp.post("/reports/<report_id>/access")
+@login_required("caseworker")
+def report_access(report_id: str):
+    """A caseworker says why they read a case they are not assigned to (or compare names with
+    cases they are not assigned to); the report page then shows it, flagged in the audit trail."""
+    typed = request.form.get("reason", "")
+    reason = domain.clean_reason(typed)
+    if not domain.valid_reason(reason):
+        return render_template("report_access.html", report_id=report_id, reason=typed,
+                               error=_("Give a reason of 3 to 200 characters.")), 422
+    _keep_reason(report_id, reason)
+    return redirect(url_for("intake_web.report", report_id=report_id))
+
+
+def _possible_duplicates(report_id: str, case_id: str, reason: str | None) -> list[dict]:
+    """Near matches for review, each with the closest report's name (that read is audited too);
+    the name of a case the reader is not assigned to only with the reason they gave."""
     deps = _deps()
     items = handlers.possible_duplicates(report_id, store=deps["store"]) or []
     if items:
         names = handlers.names_for_review([i["report_id"] for i in items], reader=g.user,
-                                          reason=f"duplicate review of case {case_id}",
+                                          context=f"duplicate review of case {case_id}", reason=reason,
                                           remote_addr=request.remote_addr, now=utcnow(), **deps)
         for item in items:
             item["full_name"] = names.get(item["report_id"])
+            item["withheld"] = item["report_id"] not in names
     return items
 
 
@@ -191,12 +258,14 @@ def merge(case_id: str):
     report_id = request.form.get("report_id", "")
     into = request.form.get("into_case_id", "").strip()
     try:
-        handlers.merge_cases(case_id, into, actor=g.user["id"], store=_deps()["store"],
+        handlers.merge_cases(case_id, into, actor=g.user, store=_deps()["store"],
                              publisher=resources().publisher, now=utcnow())
     except handlers.MergeRefused as exc:
         messages = {"same_case": _("A case cannot be merged into itself."),
                     "already_merged": _("One of these cases was already merged; open the case it was merged into."),
-                    "not_found": _("No reports are filed under one of these cases.")}
+                    "not_found": _("No reports are filed under one of these cases."),
+                    "not_assigned": _("Only an administrator or a caseworker assigned to both cases can merge them. "
+                                      "Ask an administrator, or a caseworker assigned to the other case to add you.")}
         return render_template("error.html", code=exc.status, title=_("Not merged"),
                                message=messages.get(exc.code, _("The cases were not merged."))), exc.status
     return redirect(url_for("intake_web.report", report_id=report_id, merged=into) if report_id

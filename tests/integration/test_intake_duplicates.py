@@ -147,3 +147,39 @@ def test_the_review_page_shows_both_names_audits_those_reads_and_merges_with_its
     after = client.get(done.headers["Location"]).get_data(as_text=True)
     assert "The cases were merged." in after and a["case_id"] in after
     assert f'data-case-id="{a["case_id"]}"' not in after  # now its own case: nothing left to review
+
+
+def test_names_of_possible_duplicates_in_cases_one_is_not_assigned_to_need_a_reason(intake_app, tokens, users,
+                                                                                      settings, mongo, filed):
+    """Need to know: a caseworker reviewing their own case sees the name of a similar case filed by
+    someone else only after giving a reason, and that read is flagged in the audit trail."""
+    from tests.integration.test_intake_pages import new_user
+
+    client = intake_app.test_client()
+    first, second = near_duplicate_pair()
+    a = _post(client, tokens, first)  # the shared caseworker's case
+    reviewer, reviewer_h = new_user(client, tokens, "caseworker")
+    res = client.post("/api/v1/reports", json=second, headers=reviewer_h)
+    assert res.status_code == 201
+    b = res.get_json()
+    for created, body in ((a, first), (b, second)):
+        filed(created, body["detention"]["province"])
+
+    assert page_login(client, reviewer).status_code == 302
+    html = client.get(f"/reports/{b['report_id']}").get_data(as_text=True)
+    row = html.split(f'data-case-id="{a["case_id"]}"', 1)[1].split("</tr>", 1)[0]
+    assert "Not assigned to you" in row and first["person"]["full_name"] not in html
+    assert second["person"]["full_name"] in html  # their own report
+    audit = mongo[settings.database_name("intake")]["audit"]
+    assert audit.find_one({"report_id": a["report_id"]}) is None  # nothing of the other case was read
+    assert 'id="compare-form"' in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    given = client.post(f"/reports/{b['report_id']}/access", data={"csrf_token": token, "reason": "same family name"})
+    assert given.status_code == 302
+    html = client.get(given.headers["Location"]).get_data(as_text=True)
+    row = html.split(f'data-case-id="{a["case_id"]}"', 1)[1].split("</tr>", 1)[0]
+    assert first["person"]["full_name"] in row and 'id="compare-form"' not in html
+    assert 'id="out-of-assignment"' not in html  # their own report is not out of assignment
+    review = audit.find_one({"report_id": a["report_id"], "what": "duplicate review"})
+    assert review["out_of_assignment"] is True and review["username"] == reviewer
+    assert review["reason"] == f"duplicate review of case {b['case_id']}: same family name"

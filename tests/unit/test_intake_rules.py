@@ -166,3 +166,44 @@ def test_hashed_letter_pairs_keep_the_similarity_and_hide_the_letters():
 def test_a_near_candidate_shares_the_birth_year_or_the_province(other, expected):
     report = {"person": {"birth_year": 1990}, "detention": {"province": "Jilin"}}
     assert domain.is_near_candidate(report, other) is expected
+
+
+# --- need to know ---------------------------------------------------------------------------------
+
+
+def _never_asked() -> bool:
+    raise AssertionError("the assignment lookup was not needed")
+
+
+@pytest.mark.parametrize("roles, author, assigned, needed", [
+    (["caseworker"], False, False, True),
+    (["caseworker"], False, True, False),
+    (["caseworker"], True, False, False),      # the report's author knows what is in it
+    (["admin"], False, False, False),          # admins read every case
+    (["caseworker", "admin"], False, False, False),
+])
+def test_who_needs_a_reason_to_read_a_case(roles, author, assigned, needed):
+    assert domain.needs_reason({"roles": roles}, author=author, assigned=lambda: assigned) is needed
+
+
+def test_the_assignment_is_looked_up_only_when_it_decides():
+    assert domain.needs_reason({"roles": ["admin"]}, author=False, assigned=_never_asked) is False
+    assert domain.needs_reason({"roles": ["caseworker"]}, author=True, assigned=_never_asked) is False
+
+
+@pytest.mark.parametrize("reason, ok", [(None, False), ("", False), ("ab", False), ("abc", True),
+                                        ("x" * 200, True), ("x" * 201, False)])
+def test_a_reason_has_3_to_200_characters(reason, ok):
+    assert domain.valid_reason(domain.clean_reason(reason)) is ok
+    assert domain.clean_reason("  why  ") == "why" and domain.clean_reason("   ") is None
+
+
+def test_reads_count_per_clock_hour_and_retry_after_reaches_the_next():
+    utc = dt.timezone.utc
+    at = dt.datetime(2026, 11, 28, 14, 59, 30, 250000, tzinfo=utc)
+    assert domain.read_hour(at) == dt.datetime(2026, 11, 28, 14, tzinfo=utc)
+    assert domain.seconds_to_next_hour(at) == 30
+    assert domain.seconds_to_next_hour(dt.datetime(2026, 11, 28, 15, tzinfo=utc)) == 3600
+    assert domain.seconds_to_next_hour(dt.datetime(2026, 11, 28, 15, 59, 59, 999000, tzinfo=utc)) == 1
+    seoul = dt.timezone(dt.timedelta(hours=9))
+    assert domain.read_hour(dt.datetime(2026, 11, 29, 0, 10, tzinfo=seoul)) == dt.datetime(2026, 11, 28, 15, tzinfo=utc)
