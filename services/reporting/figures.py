@@ -46,10 +46,13 @@ def counted_case_ids(records: list[dict], *, measure: str, as_of: dt.date, since
 
 
 def month_ends(as_of: dt.date, months: int = 24) -> list[tuple[str, dt.date, dt.date]]:
-    """(label, first day, last day counted) of each of the `months` months up to as_of."""
+    """(label, first day, last day counted) of each of the `months` months up to as_of (fewer when
+    the calendar starts sooner: a date in year 1 has no earlier months)."""
     out = []
     year, month = as_of.year, as_of.month
     for _ in range(months):
+        if year < dt.MINYEAR:
+            break
         first = dt.date(year, month, 1)
         following = dt.date(year + (month == 12), month % 12 + 1, 1)
         out.append((f"{year:04d}-{month:02d}", first, min(following - dt.timedelta(days=1), as_of)))
@@ -65,7 +68,7 @@ def series(records: list[dict], *, as_of: dt.date, months: int = 24, disclosure_
     for measure in ("detained", "repatriated", "reported"):
         values = []
         for _, first, last in spans:
-            since = None if measure == "detained" else first - dt.timedelta(days=1)
+            since = None if measure == "detained" or first == dt.date.min else first - dt.timedelta(days=1)
             values.append(domain.count(records, measure, last.isoformat(), since.isoformat() if since else None,
                                        [])["total"])
         if disclosure_level == "public":

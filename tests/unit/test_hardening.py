@@ -258,3 +258,13 @@ def test_the_api_refuses_a_number_for_a_boolean(intake):
         with pytest.raises(Exception) as exc:
             load_body(ReportIn())
     assert exc.value.status == 422 and exc.value.fields["consent.statistics"] == ["Not a valid boolean."]
+
+
+def test_figures_as_of_the_first_year_have_the_months_the_calendar_has():
+    """A snapshot as of 0001-01-01 was a 500 (year 0 is out of range; found by Schemathesis)."""
+    import datetime as dt
+
+    from services.reporting import figures
+
+    assert [label for label, _, _ in figures.month_ends(dt.date(1, 3, 31))] == ["0001-01", "0001-02", "0001-03"]
+    assert figures.series([], as_of=dt.date(1, 1, 1))["months"] == ["0001-01"]
