@@ -206,3 +206,30 @@ def test_an_advocate_sees_the_urgent_draft_issues_it_and_downloads_the_letter(pa
         page.reload()
     assert "issued" in page.locator("#appeals").inner_text() and "SR DPRK" in page.locator("#appeals").inner_text()
     shot(page, "14-case-with-appeal")
+
+
+def test_a_caseworker_not_assigned_to_a_case_gives_a_reason_before_reading_it(page, api):
+    """Need to know: another caseworker's report asks why first; the reason is recorded and the
+    view flagged on the admins' audit trail."""
+    body = synthetic_report()
+    created = api.post_report(body)  # filed (and so assigned) by the shared caseworker
+    other, _headers = api._user("cw2", "caseworker")
+    page.goto(f"{api.urls['intake']}/login")
+    page.get_by_label("Username").fill(other)
+    page.get_by_label("Password").fill("e2e-password-0001")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/reports")
+    page.goto(f"{api.urls['intake']}/reports/{created['report_id']}")
+    assert page.get_by_role("heading", name="Not assigned to this case").is_visible()
+    assert body["person"]["full_name"] not in page.content()
+    shot(page, "15-reason-asked")
+    page.get_by_label("Reason (3 to 200 characters)").fill("her brother called the hotline")
+    page.get_by_role("button", name="Read the report").click()
+    page.wait_for_selector("#full-name")
+    assert page.locator("#full-name").inner_text() == body["person"]["full_name"]
+    assert "flagged for review" in page.locator("#out-of-assignment").inner_text()
+    shot(page, "16-read-out-of-assignment")
+    audit = api.http.get(f"{api.urls['intake']}/api/v1/audit?case_id={created['case_id']}", headers=api.admin,
+                         timeout=10).json()["items"]
+    assert [(e["username"], e["reason"], e["out_of_assignment"]) for e in audit] == [
+        (other, "her brother called the hotline", True)]
