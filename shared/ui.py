@@ -163,7 +163,16 @@ def _after_login(scope: str, target: str | None):
         return redirect(url_for("ui.enrol", next=target))
     if scope == auth.PASSWORD_CHANGE:
         return redirect(url_for("ui.own_password", next=target))
-    return redirect(_safe_next(target))
+    return go_on(_safe_next(target), _("You are logged in"), _("Taking you to the page you asked for."))
+
+
+def go_on(target: str, title: str, message: str):
+    """After a form: a redirect on this site; to another of the four services (another origin on
+    a developer's machine), a page that moves on by itself, since the pages' Content-Security-
+    Policy (form-action 'self') forbids a form's answer to redirect to another origin."""
+    if not urlparse(target).netloc:
+        return redirect(target)
+    return render_template("continue.html", target=target, title=title, message=message)
 
 
 def _login_error(exc: ApiError, template: str, **context):
@@ -291,8 +300,10 @@ def ui_blueprint(service: str) -> Blueprint:
         session.clear()
         if lang:
             session["lang"] = lang
-        flash(_("You are logged out."))
-        return redirect(url_for("ui.login") if issuer else issuer_url("/login"))
+        if issuer:
+            flash(_("You are logged out."))
+            return redirect(url_for("ui.login"))
+        return go_on(issuer_url("/login"), _("You are logged out."), _("Log in again to go on."))
 
     @bp.post("/language")
     def language():
