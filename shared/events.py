@@ -307,4 +307,6 @@ def decode(raw: bytes | None) -> dict:
         raise EventError("record value is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise EventError(f"record value is not JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:  # nested deeper than the parser goes: dead-lettered, not a consumer that loops
+        raise EventError("record value nests too deeply") from None
     return value

@@ -23,7 +23,7 @@ from shared.config import Settings
 from tests.support import ADMIN_PASSWORD, offline_app
 
 SERVICES = ("intake", "case", "advocacy", "reporting")
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 25
 # Ending the token's session would leave the rest of the run without a login.
 NOT_FUZZED = {("POST", "/api/v1/auth/logout")}
 

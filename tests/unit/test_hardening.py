@@ -268,3 +268,11 @@ def test_figures_as_of_the_first_year_have_the_months_the_calendar_has():
 
     assert [label for label, _, _ in figures.month_ends(dt.date(1, 3, 31))] == ["0001-01", "0001-02", "0001-03"]
     assert figures.series([], as_of=dt.date(1, 1, 1))["months"] == ["0001-01"]
+
+
+def test_an_event_nested_too_deep_is_an_event_error_not_a_recursion_error():
+    """Records are JSON from the network too: a poison record is dead-lettered like any bad one."""
+    from shared.events import EventError, decode
+
+    with pytest.raises(EventError, match="nests too deeply"):
+        decode(b"[" * DEEP + b"]" * DEEP)
