@@ -49,6 +49,7 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 def init_hardening(app: Flask, settings: Settings) -> None:
     """Body limit, security headers and the stylesheets, for one service's app."""
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes  # one limit: a form field may be as large as a body
     app.extensions["nrw_hardening"] = settings
     app.register_blueprint(assets_blueprint())
 

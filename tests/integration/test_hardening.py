@@ -12,7 +12,6 @@ import logging
 import re
 import threading
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 from werkzeug.serving import make_server
@@ -31,14 +30,9 @@ SELF_ENDING = {("post", "/api/v1/auth/logout"), ("post", "/api/v1/auth/password"
 
 
 @pytest.fixture(scope="module")
-def apps(settings, intake_app, case_app, advocacy_app, reporting_app):
+def apps(intake_server, intake_app, case_app, advocacy_app, reporting_app):
     """The four apps; intake's also served where the others hand account requests to it."""
-    issuer = make_server("127.0.0.1", urlsplit(settings.url_of("intake")).port, intake_app, threaded=True)
-    thread = threading.Thread(target=issuer.serve_forever, daemon=True)
-    thread.start()
-    yield {"intake": intake_app, "case": case_app, "advocacy": advocacy_app, "reporting": reporting_app}
-    issuer.shutdown()
-    issuer.server_close()
+    return {"intake": intake_app, "case": case_app, "advocacy": advocacy_app, "reporting": reporting_app}
 
 
 @pytest.fixture(scope="module")
