@@ -16,9 +16,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from shared import accounts, auth, identity, passwords
+from shared import accounts, auth, identity
 from shared.errors import ApiError, flatten_messages
-from shared.forms import translate_message
+from shared.forms import password_message, translate_message
 from shared.ui import N_, login_required
 
 bp = Blueprint("admin_pages", __name__)
@@ -36,24 +36,10 @@ def role_list(roles) -> str:
     return ", ".join(_(r) for r in roles)
 
 
-def _password_message(message: str) -> str:
-    """A password rule's message (shared/passwords.py), worded for someone setting another
-    person's password, in the page's language."""
-    worded = {
-        passwords.MESSAGES["too_short"]: lambda: _("Use at least %(count)s characters.", count=passwords.MIN_LENGTH),
-        passwords.MESSAGES["too_long"]: lambda: _("Use at most %(count)s characters.", count=passwords.MAX_LENGTH),
-        passwords.MESSAGES["equals_username"]: lambda: _(
-            "Do not use the username as the password, nor build the password around it."),
-        passwords.MESSAGES["common"]: lambda: _(
-            "This password is too common or too easy to guess; choose a longer phrase of unusual words."),
-    }
-    return worded[message]() if message in worded else translate_message(message)
-
-
 def _field_message(field: str, message: str) -> str:
     """A validation message of the create form in the page's language."""
     if field == "password":
-        return _password_message(message)
+        return password_message(message)
     if field == "username" and message == accounts.USERNAME.error:
         return _("Use 2 to 64 characters: lower-case letters, digits, dots, dashes or underscores, "
                  "starting with a letter or digit.")
@@ -65,7 +51,7 @@ def _field_message(field: str, message: str) -> str:
 def _api_error_messages(exc: ApiError, username: str, field: str) -> dict[str, list[str]]:
     """What an account function refused, as {field: [messages in the page's language]}."""
     if exc.code == "weak_password":
-        return {"password": [_password_message(m) for m in (exc.fields or {}).get("password", [])]
+        return {"password": [password_message(m) for m in (exc.fields or {}).get("password", [])]
                 or [_("Choose another password.")]}
     if exc.code == "user_exists":
         return {"username": [_("A user named %(username)s already exists; choose another username.",

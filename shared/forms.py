@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from shared.errors import flatten_messages
-from shared.ui import N_
+from shared.i18n import N_
 
 # The validation messages people meet, so that extraction puts them in the catalog; messages
 # with numbers in them (a range, a length) are in NUMBERED_MESSAGES below.
@@ -63,3 +63,18 @@ def form_errors(exc: ValidationError, field_of=lambda path: path) -> dict[str, l
         bucket = errors.setdefault(field_of(path), [])
         bucket.extend(m for m in (translate_message(m) for m in messages) if m not in bucket)
     return errors
+
+
+def password_message(message: str) -> str:
+    """A password rule's message (shared/passwords.py, by its code) in the page's language."""
+    from shared import passwords
+
+    worded = {
+        "too_short": lambda: _("Use at least %(count)s characters.", count=passwords.MIN_LENGTH),
+        "too_long": lambda: _("Use at most %(count)s characters.", count=passwords.MAX_LENGTH),
+        "equals_username": lambda: _("Do not use the username as the password, nor build the password around it."),
+        "common": lambda: _("This password is too common or too easy to guess; choose a longer phrase of "
+                            "unusual words."),
+    }
+    code = next((c for c, m in passwords.MESSAGES.items() if m == message), message)
+    return worded[code]() if code in worded else translate_message(message)

@@ -15,6 +15,11 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 DATE_LOCALES = {"en": "en_GB", "ko": "ko"}  # "5 January 2024", as UN documents write dates
 
 
+def N_(message: str) -> str:
+    """Mark a word for translation where it is shown later through _(value)."""
+    return message
+
+
 def catalog_path(lang: str) -> Path:
     """The pages' message catalog of a language."""
     return TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po"

@@ -21,6 +21,8 @@ from markupsafe import Markup
 from shared import accounts, auth, identity, twofactor
 from shared.config import SERVICES
 from shared.errors import ApiError
+from shared.forms import password_message
+from shared.i18n import N_
 
 SHARED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -281,7 +283,7 @@ def ui_blueprint(service: str) -> Blueprint:
                 accounts.change_password(res, user["username"], request.form.get("old_password", "")[:256],
                                          request.form.get("new_password", "")[:256])
             except ApiError as exc:
-                errors = {k: [translate_password_problem(m) for m in v] for k, v in (exc.fields or {}).items()} or \
+                errors = {k: [password_message(m) for m in v] for k, v in (exc.fields or {}).items()} or \
                     {"old_password": [_("Too many attempts. Try again in %(seconds)s seconds.",
                                         seconds=exc.headers.get("Retry-After", "60"))]}
             else:
@@ -313,11 +315,6 @@ def ui_blueprint(service: str) -> Blueprint:
         return redirect(_safe_next(request.form.get("next")))  # the layout sends script_root + path
 
     return bp
-
-
-def translate_password_problem(message: str) -> str:
-    """A password rule's message in the page's language."""
-    return _(message)
 
 
 def init_ui(app: Flask, service: str) -> None:
@@ -381,9 +378,6 @@ def init_ui(app: Flask, service: str) -> None:
                 "lang": _locale()}
 
 
-def N_(message: str) -> str:
-    """Mark a word for translation where it is shown later through _(value)."""
-    return message
 
 
 # Enum values shown on pages, so that extraction puts them in the catalog.
