@@ -324,9 +324,8 @@ def _watch(page) -> list[str]:
 
 
 def _policy_problems(problems: list[str]) -> list[str]:
-    """Console lines other than the answers asked for (a 404 page, /favicon.ico, a form with errors, a
-    wrong password)."""
-    expected = re.compile(r"Failed to load resource: the server responded with a status of (401|404|422)")
+    """Console lines other than the answers asked for (a 404 page, /favicon.ico, a form with errors)."""
+    expected = re.compile(r"Failed to load resource: the server responded with a status of (404|422)")
     return [p for p in problems if not expected.search(p)]
 
 
@@ -346,10 +345,9 @@ def test_the_account_pages_break_no_policy_either(apps, tokens):
         page = context.new_page()
         problems = _watch(page)
         intake = urls["intake"]
+        # (No wrong password here: every failure from 127.0.0.1 counts towards locking the address
+        # for the rest of the tier.)
         page.goto(f"{intake}/login")
-        page.get_by_label("Username").fill(name)
-        page.get_by_label("Password").fill("not the password")
-        page.get_by_role("button", name="Log in").click()  # the form with its error
         page.get_by_label("Username").fill(name)
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
