@@ -23,6 +23,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from shared import auth, identity, passwords, throttle, twofactor
 from shared.errors import ApiError
+from shared.http import doc, load_body
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,6 @@ def audit(res, action: str, *, target: str, actor: dict | None = None, detail: s
 
 def accounts_blueprint(service: str) -> Blueprint:
     """The account routes; on every service but intake they are answered by intake."""
-    from shared.web import doc, load_body  # TODO(issue 9): shared/http.py once the hardening lands
-
     bp = Blueprint("accounts", __name__)
 
     if service != "intake":

@@ -10,7 +10,8 @@ from shared.auth import current_user, require_roles
 from shared.errors import ApiError
 from shared.hardening import as_document
 from shared.mongo import utcnow
-from shared.web import doc, load_body, load_query, resources
+from shared.http import doc, load_body, load_query
+from shared.web import resources
 
 from services.advocacy import domain, handlers, letters_for
 from services.advocacy.schemas import (AnswerIn, AppealIn, AppealList, AppealOut, AppealQuery, IssueIn, LetterQuery,

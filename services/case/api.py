@@ -7,7 +7,8 @@ from flask import Blueprint, jsonify
 from shared.auth import current_user, require_roles
 from shared.errors import ApiError
 from shared.mongo import utcnow
-from shared.web import doc, load_body, load_query, resources
+from shared.http import doc, load_body, load_query
+from shared.web import resources
 
 from services.case import domain, handlers
 from services.case.schemas import CaseList, CaseOut, CaseQuery, TransitionIn

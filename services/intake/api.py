@@ -7,7 +7,8 @@ from flask import Blueprint, current_app, jsonify, request
 from shared.auth import current_user, require_roles
 from shared.errors import ApiError
 from shared.mongo import utcnow
-from shared.web import doc, load_body, load_query, resources
+from shared.http import doc, load_body, load_query
+from shared.web import resources
 
 from services.intake import handlers
 from services.intake.schemas import (AssigneeIn, Assignees, AuditPage, AuditQuery, CaseName, DistinctIn, MergeIn,

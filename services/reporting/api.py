@@ -8,7 +8,8 @@ from shared.auth import current_user, require_roles
 from shared.errors import ApiError
 from shared.hardening import as_document
 from shared.mongo import utcnow
-from shared.web import doc, load_body, load_query, resources
+from shared.http import doc, load_body, load_query
+from shared.web import resources
 
 from services.reporting import figures, handlers
 from services.reporting.schemas import (AnnexQuery, QuestionList, QuestionsQuery, SnapshotIn, SnapshotList,

@@ -250,7 +250,7 @@ def test_a_value_of_another_json_type_than_its_field_is_refused():
 
 def test_the_api_refuses_a_number_for_a_boolean(intake):
     from services.intake.schemas import ReportIn
-    from shared.web import load_body
+    from shared.http import load_body
 
     app = intake.application
     body = {"consent": {"advocacy": "none", "statistics": 0}}
