@@ -10,6 +10,7 @@ account is written to intake's audit trail and ends the user's logins.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from pymongo.errors import DuplicateKeyError
 
 from shared import auth, identity, passwords, throttle, twofactor
 from shared.errors import ApiError
@@ -195,17 +197,27 @@ def check_otp_step(res, user: dict, code: str, address: str, now: dt.datetime) -
 def _accept_second_factor(res, user: dict, code: str, now: dt.datetime) -> bool:
     users = res.identity_db["users"]
     if twofactor.looks_like_recovery_code(code):
-        digest = twofactor.recovery_hash(code)
-        used = users.update_one({"_id": user["_id"], "recovery_codes": digest}, {"$pull": {"recovery_codes": digest}})
-        if used.modified_count == 1:
-            audit(res, "recovery_code_used", target=user["_id"], actor=user)
-            return True
-        return False
+        digest = twofactor.recovery_hash(code, res.otp_key)
+        if digest not in user.get("recovery_codes", []) or not _first_use(res, f"rc:{user['user_id']}:{digest}", now):
+            return False
+        users.update_one({"_id": user["_id"]}, {"$pull": {"recovery_codes": digest}})
+        audit(res, "recovery_code_used", target=user["_id"], actor=user)
+        return True
     secret = twofactor.unseal(user["otp_secret"], res.otp_key, user["_id"])
     step = twofactor.accepted_step(secret, code, user.get("otp_last_step"), now)
-    if step is None:
+    if step is None or not _first_use(res, f"otp:{user['user_id']}:{step}", now):
         return False
     users.update_one({"_id": user["_id"]}, {"$set": {"otp_last_step": step}})
+    return True
+
+
+def _first_use(res, key: str, now: dt.datetime) -> bool:
+    """True the first time a code (a TOTP time step, a recovery code) is used, for requests racing
+    too: an insert with a unique _id is atomic even where FerretDB does not isolate updates."""
+    try:
+        res.identity_db["used_codes"].insert_one({"_id": key, "at": now})
+    except DuplicateKeyError:
+        return False
     return True
 
 
@@ -429,12 +441,33 @@ def update_user(res, username: str, data: dict) -> dict:
         raise ApiError(404, "not_found", "No user with that username.")
     losing_admin = "admin" in current["roles"] and current.get("active", True) and (
         ("roles" in changes and "admin" not in changes["roles"]) or changes.get("active") is False)
-    if losing_admin:
-        _keep_an_admin(res, username)
-    user = identity.change_user(res.identity_db, username, changes)
+    with _admins_locked(res) if losing_admin else contextlib.nullcontext():
+        if losing_admin:
+            _keep_an_admin(res, username)
+        user = identity.change_user(res.identity_db, username, changes)
     detail = ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in sorted(changes.items()))
     audit(res, "user_changed", target=username, detail=detail)
     return user
+
+
+ADMIN_LOCK_STALE_SECONDS = 30
+
+
+@contextlib.contextmanager
+def _admins_locked(res):
+    """One change that may remove an admin at a time, across processes (two admins disabling each
+    other at once must not leave none): the lock is an insert with a unique _id; one left by a
+    process that died is taken over after ADMIN_LOCK_STALE_SECONDS."""
+    locks, now = res.identity_db["locks"], _utcnow()
+    locks.delete_many({"_id": "admins", "at": {"$lt": now - dt.timedelta(seconds=ADMIN_LOCK_STALE_SECONDS)}})
+    try:
+        locks.insert_one({"_id": "admins", "at": now})
+    except DuplicateKeyError:
+        raise ApiError(409, "busy", "Another change to an admin is under way; try again in a moment.") from None
+    try:
+        yield
+    finally:
+        locks.delete_one({"_id": "admins"})
 
 
 def _keep_an_admin(res, username: str) -> None:
@@ -448,9 +481,10 @@ def remove_user(res, username: str) -> None:
     current = identity.find_user(res.identity_db, username)
     if current is None:
         raise ApiError(404, "not_found", "No user with that username.")
-    if "admin" in current["roles"]:
-        _keep_an_admin(res, username)
-    identity.delete_user(res.identity_db, username, _utcnow())
+    with _admins_locked(res) if "admin" in current["roles"] else contextlib.nullcontext():
+        if "admin" in current["roles"]:
+            _keep_an_admin(res, username)
+        identity.delete_user(res.identity_db, username, _utcnow())
     audit(res, "user_deleted", target=username)
 
 
@@ -490,13 +524,13 @@ def confirm_enrolment(res, username: str, code: str, now: dt.datetime) -> list[s
     if secret is None:
         raise ApiError(409, "otp_not_started", "Start with POST /api/v1/auth/totp.")
     step = twofactor.accepted_step(secret, code, None, now)
-    if step is None:
+    if step is None or not _first_use(res, f"otp:{user['user_id']}:{step}", now):
         raise ApiError(422, "validation_error", "That code is not right; check the app's clock and try the next one.",
                        fields={"otp": ["Wrong code."]})
     codes = twofactor.new_recovery_codes()
     identity.change_user(res.identity_db, username, {
         "otp_secret": user["otp_pending"], "otp_pending": None, "otp_last_step": step,
-        "recovery_codes": [twofactor.recovery_hash(c) for c in codes]})
+        "recovery_codes": [twofactor.recovery_hash(c, res.otp_key) for c in codes]})
     audit(res, "second_factor_enrolled", target=username, actor=user)
     return codes
 

@@ -22,6 +22,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask import current_app, g, request
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from shared.errors import ApiError
 
@@ -30,6 +31,8 @@ SERVICE_ROLE = "service"
 TOKEN_ALGORITHM = "EdDSA"
 TOKEN_ISSUER = "nrw"
 SERVICE_ISSUER = "nrw-service"
+SERVICE_TOKEN_MAX_SECONDS = 300
+CLOCK_SKEW_SECONDS = 30
 
 # What a token may be used for. A user who must enrol a second factor, or change a password an
 # admin set, gets a token that only opens the routes that do that.
@@ -91,8 +94,10 @@ class TokenVerifier:
         except (KeyError, TypeError, ValueError):
             raise ApiError(401, "invalid_token", "The token is not valid.") from None
 
-    def service(self, token: str) -> str | None:
-        """The service account a token was signed by, or None if it is not a service token."""
+    def service(self, token: str) -> tuple[str, str] | None:
+        """(service account, token id) of a token signed by a service account's key, or None if it
+        is not a service token. A service token lives SERVICE_TOKEN_MAX_SECONDS at most, so that
+        one minted during a short compromise does not work for long."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -101,9 +106,11 @@ class TokenVerifier:
         if not kid.startswith("svc-") or kid[4:] not in self._service_keys:
             return None
         data = _decode(token, self._service_keys[kid[4:]], SERVICE_ISSUER)
-        if data.get("sub") != kid:
+        now = dt.datetime.now(dt.timezone.utc).timestamp()
+        if (data.get("sub") != kid or not isinstance(data.get("jti"), str) or not isinstance(data.get("iat"), int)
+                or data["exp"] - data["iat"] > SERVICE_TOKEN_MAX_SECONDS or data["iat"] > now + CLOCK_SKEW_SECONDS):
             raise ApiError(401, "invalid_token", "The token is not valid.")
-        return kid
+        return kid, data["jti"]
 
 
 def _decode(token: str, key, issuer: str) -> dict:
@@ -175,8 +182,14 @@ def authenticate_request(*, scopes: tuple[str, ...] = (FULL,), allow_service: bo
     res = current_app.extensions["nrw"]
     token = bearer_token()
     if allow_service:
-        account = res.token_verifier.service(token)
-        if account is not None:
+        found = res.token_verifier.service(token)
+        if found is not None:
+            account, token_id = found
+            try:  # each service token opens one request: a copied one is refused
+                res.identity_db["service_tokens_used"].insert_one({"_id": token_id,
+                                                                   "at": dt.datetime.now(dt.timezone.utc)})
+            except DuplicateKeyError:
+                raise ApiError(401, "invalid_token", "The token is not valid.") from None
             g.user = {"id": account, "username": account, "roles": [SERVICE_ROLE], "session_id": None,
                       "scope": FULL}
             return g.user

@@ -276,6 +276,8 @@ def ui_blueprint(service: str) -> Blueprint:
         user = page_user()
         if user is None:
             return _to_login()
+        if user["scope"] not in (auth.FULL, auth.PASSWORD_CHANGE):  # a second factor is to be set up first
+            return _to_setup(user["scope"])
         errors: dict = {}
         if request.method == "POST":
             res = current_app.extensions["nrw"]

@@ -21,11 +21,11 @@ class NamesUnavailable(Exception):
 def fetch_names(case_ids: list[str], *, settings: Settings, signing_key, reason: str,
                 timeout_s: float = 5.0) -> dict[str, str]:
     """case id -> the name on its newest report, for each of `case_ids`."""
-    headers = {"Authorization": f"Bearer {service_token('advocacy', signing_key)}"}
     names = {}
     with requests.Session() as http:
         for case_id in case_ids:
             try:
+                headers = {"Authorization": f"Bearer {service_token('advocacy', signing_key)}"}  # one per request
                 res = http.get(f"{settings.url_of('intake')}/api/v1/cases/{case_id}/name", params={"reason": reason},
                                headers=headers, timeout=timeout_s)
             except requests.RequestException as exc:

@@ -111,6 +111,12 @@ class AccessRefused(Exception):
     code = "forbidden"
 
 
+class NoConsent(AccessRefused):
+    """A name asked for a letter about a person whose reports do not all consent to be named."""
+
+    code = "no_consent"
+
+
 class NotAssigned(AccessRefused):
     """A caseworker reading a case they are not assigned to, without a reason; or managing the
     assignees of such a case."""
@@ -263,6 +269,11 @@ def name_for_letter(case_id: str, *, reader: dict, reason: str, remote_addr: str
     doc = store.latest_report_of_case(case_id)
     if doc is None:
         return None
+    # Intake is the authority on consent, whoever asks: every report of the case must say
+    # `named` (while reports disagree the most restrictive holds), not what another service's
+    # copy says.
+    if any((r.get("consent") or {}).get("advocacy") != "named" for r in store.reports_of_case(case_id)):
+        raise NoConsent("This person has not consented to be named in letters.")
     entry = {"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": doc["_id"],
              "case_id": case_id, "reason": reason, "remote_addr": remote_addr, "what": "name for letter",
              "action": "read", "out_of_assignment": False}

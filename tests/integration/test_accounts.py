@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 import uuid
 import warnings
 from pathlib import Path
@@ -361,3 +362,89 @@ def _session_token(client, app) -> str:
     interface = SecureCookieSessionInterface()
     serializer = interface.get_signing_serializer(app)
     return serializer.loads(client.get_cookie("nrw_session").value)["auth"]
+
+
+# --- found by attacking it -----------------------------------------------------------------------
+
+
+def test_one_totp_code_sent_many_times_at_once_opens_one_login(strict_intake, client, tokens):
+    name = _new_user(client, tokens, "advocate", prefix="otp")
+    enrol = {"Authorization": "Bearer " + strict_intake.post(
+        "/api/v1/auth/token", json={"username": name, "password": STRONG}).get_json()["access_token"]}
+    secret = strict_intake.post("/api/v1/auth/totp", headers=enrol).get_json()["secret"]
+    codes = strict_intake.post("/api/v1/auth/totp/confirm", json={"otp": _code(secret)},
+                               headers=enrol).get_json()["recovery_codes"]
+    app = strict_intake.application
+    for otp in (_code(secret, 1), codes[0]):
+        barrier = threading.Barrier(6)
+        answers = []
+
+        def attempt(otp=otp):
+            barrier.wait()
+            answers.append(app.test_client().post("/api/v1/auth/token", json={
+                "username": name, "password": STRONG, "otp": otp}).status_code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(answers) == [200, 401, 401, 401, 401, 401], otp
+
+
+def test_two_admins_disabling_each_other_at_once_leave_one_admin(intake_app, client, tokens):
+    identity_db = intake_app.extensions["nrw"].identity_db
+    others = [u["_id"] for u in identity_db["users"].find({"roles": "admin", "active": True})]
+    identity_db["users"].update_many({"_id": {"$in": others}}, {"$set": {"active": False}})
+    try:
+        pair = []
+        for _ in range(2):
+            name = f"adm-{uuid.uuid4().hex[:6]}"
+            identity_db["users"].insert_one({"_id": name, "user_id": str(uuid.uuid4()), "roles": ["admin"],
+                                             "active": True, "version": 1, "password_hash": "x"})
+            pair.append(name)
+        headers = {}
+        for name in pair:  # a live session for each, signed by the issuer as a login would be
+            user = identity_db["users"].find_one({"_id": name})
+            from shared import accounts
+            with intake_app.test_request_context():
+                token, _ = accounts.start_session(intake_app.extensions["nrw"], user, kind=auth.ACCESS,
+                                                  scope=auth.FULL, now=dt.datetime.now(dt.timezone.utc))
+            headers[name] = {"Authorization": f"Bearer {token}"}
+        barrier = threading.Barrier(2)
+        answers = []
+
+        def disable(actor, target):
+            barrier.wait()
+            answers.append(intake_app.test_client().patch(f"/api/v1/users/{target}", json={"active": False},
+                                                          headers=headers[actor]).status_code)
+
+        threads = [threading.Thread(target=disable, args=(pair[0], pair[1])),
+                   threading.Thread(target=disable, args=(pair[1], pair[0]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert identity_db["users"].count_documents({"_id": {"$in": pair}, "active": True}) == 1, answers
+        assert sorted(answers)[0] == 200 and sorted(answers)[1] in (401, 409)
+    finally:
+        identity_db["users"].update_many({"_id": {"$in": others}}, {"$set": {"active": True}})
+        identity_db["users"].delete_many({"_id": {"$in": pair}})
+
+
+def test_a_name_leaves_intake_only_with_named_consent_and_each_service_token_once(client, tokens, settings):
+    named = client.post("/api/v1/reports", json=synthetic_report(), headers=tokens["caseworker"]).get_json()
+    anonymous = client.post("/api/v1/reports", headers=tokens["caseworker"], json=synthetic_report(
+        consent={"advocacy": "anonymous", "statistics": True})).get_json()
+    key = keys.load_private(keys.service_key_path(settings, "advocacy"))
+    token = auth.service_token("advocacy", key)
+    ok = client.get(f"/api/v1/cases/{named['case_id']}/name?reason=letter", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+    again = client.get(f"/api/v1/cases/{named['case_id']}/name", headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 401  # a copied service token opens nothing more
+    refused = client.get(f"/api/v1/cases/{anonymous['case_id']}/name",
+                         headers={"Authorization": f"Bearer {auth.service_token('advocacy', key)}"})
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "no_consent"
+    long_lived = auth.service_token("advocacy", key, ttl_seconds=86400)
+    assert client.get(f"/api/v1/cases/{named['case_id']}/name",
+                      headers={"Authorization": f"Bearer {long_lived}"}).status_code == 401

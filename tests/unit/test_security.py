@@ -83,7 +83,10 @@ def test_a_page_session_is_no_bearer_token_and_a_bearer_token_no_page_session():
 def test_a_service_token_is_checked_with_that_service_key_only():
     advocacy = Ed25519PrivateKey.generate()
     verifier = auth.TokenVerifier(PRIVATE.public_key(), {"advocacy": advocacy.public_key()})
-    assert verifier.service(auth.service_token("advocacy", advocacy)) == "svc-advocacy"
+    account, token_id = verifier.service(auth.service_token("advocacy", advocacy))
+    assert account == "svc-advocacy" and token_id
+    with pytest.raises(ApiError):  # a long-lived one, minted during a compromise, is no good
+        verifier.service(auth.service_token("advocacy", advocacy, ttl_seconds=10 * 365 * 86400))
     assert verifier.service(_token()) is None  # a user's token is not a service's
     with pytest.raises(ApiError):  # signed by someone else under advocacy's name
         verifier.service(auth.service_token("advocacy", Ed25519PrivateKey.generate()))
