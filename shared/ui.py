@@ -45,10 +45,6 @@ class SharedKeySession(SecureCookieSessionInterface):
             return self.session_class()  # nothing to verify
         return super().open_session(app, request)
 
-    def get_signing_serializer(self, app: Flask):
-        ensure_secret_key(app)
-        return super().get_signing_serializer(app)
-
 
 def ensure_secret_key(app: Flask) -> None:
     """Sign cookies and CSRF tokens with the shared cookie secret (NRW_SECRETS_DIR/web-session.secret)."""
@@ -338,15 +334,11 @@ def init_ui(app: Flask, service: str) -> None:
         WTF_CSRF_SSL_STRICT=False,
         BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS),
     )
+    ensure_secret_key(app)  # a file, read once: error pages made before any request hook need it too
     app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(str(SHARED_TEMPLATES))])
     csrf.init_app(app)
     Babel(app, locale_selector=_locale)
     app.register_blueprint(ui_blueprint(service))
-
-    @app.before_request
-    def _page_key():
-        if _is_page(request.path):
-            ensure_secret_key(app)  # pages make CSRF tokens, which need it even before a session exists
 
     @app.before_request
     def _end_idle_session():

@@ -4,6 +4,7 @@ the same scripts `make run` uses, on test ports, with fresh data."""
 from __future__ import annotations
 
 import os
+import itertools
 import shutil
 import threading
 import uuid
@@ -148,3 +149,24 @@ def intake_server(intake_app, settings):
     thread.start()
     yield settings.url_of("intake")
     server.shutdown()
+
+
+_ADDRESSES = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def client_address_of_its_own(monkeypatch):
+    """Each test's Flask clients come from a loopback address of their own (127.0.x.y; no traffic
+    leaves the process), as different people's browsers would: login throttling counts failures
+    per address, and one test's deliberate failures must not lock the next test out."""
+    from flask.testing import FlaskClient
+
+    n = next(_ADDRESSES)
+    address = f"127.0.{n // 250 % 250}.{n % 250 + 2}"
+    original = FlaskClient.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.environ_base["REMOTE_ADDR"] = address
+
+    monkeypatch.setattr(FlaskClient, "__init__", init)
