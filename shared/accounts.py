@@ -357,8 +357,7 @@ def accounts_blueprint(service: str) -> Blueprint:
         """Create a user with roles (password rules: 12+ characters, not the username, not common)."""
         data = load_body(UserCreate())
         res = current_app.extensions["nrw"]
-        user = identity.create_user(res.identity_db, data["username"], data["password"], data["roles"])
-        audit(res, "user_created", target=user["_id"], detail=",".join(user["roles"]))
+        user = create_account(res, data["username"], data["password"], data["roles"])
         return jsonify(UserOut().dump(identity.public_view(user))), 201
 
     @bp.patch("/api/v1/users/<username>")
@@ -380,8 +379,7 @@ def accounts_blueprint(service: str) -> Blueprint:
         """The user's logins end; the next one leads to choosing a new password."""
         data = load_body(PasswordSet())
         res = current_app.extensions["nrw"]
-        user = identity.set_password(res.identity_db, username, data["password"], must_change=True)
-        audit(res, "password_reset", target=username)
+        user = give_one_time_password(res, username, data["password"])
         return jsonify(UserOut().dump(identity.public_view(user)))
 
     @bp.delete("/api/v1/users/<username>/otp")
@@ -407,6 +405,20 @@ def accounts_blueprint(service: str) -> Blueprint:
 
 
 # --- account changes (the API and the admin page share these) ---------------------------------------
+
+
+def create_account(res, username: str, password: str, roles: list[str]) -> dict:
+    """A new user (password rules checked), in the audit trail."""
+    user = identity.create_user(res.identity_db, username, password, roles)
+    audit(res, "user_created", target=user["_id"], detail=",".join(user["roles"]))
+    return user
+
+
+def give_one_time_password(res, username: str, password: str) -> dict:
+    """A password the user must change at the next login; their logins end; audited."""
+    user = identity.set_password(res.identity_db, username, password, must_change=True)
+    audit(res, "password_reset", target=username)
+    return user
 
 
 def change_password(res, username: str, old: str, new: str) -> None:

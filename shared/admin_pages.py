@@ -137,11 +137,10 @@ def create_user():
         return users_page(status=422, create_values=typed, create_errors=errors)
     res = _res()
     try:
-        user = identity.create_user(res.identity_db, data["username"], data["password"], data["roles"])
+        user = accounts.create_account(res, data["username"], data["password"], data["roles"])
     except ApiError as exc:
         return users_page(status=exc.status, create_values=typed,
                           create_errors=_api_error_messages(exc, typed["username"], "username"))
-    accounts.audit(res, "user_created", target=user["_id"], detail=",".join(user["roles"]))
     flash(_("User %(username)s was created with the roles: %(roles)s.", username=user["_id"],
             roles=role_list(user["roles"])))
     return _back(user["_id"])
@@ -194,10 +193,9 @@ def one_time_password(username: str):
     """Give a user a one-time password, to be changed at their next login; their logins end."""
     res = _res()
     try:
-        identity.set_password(res.identity_db, username, request.form.get("password", ""), must_change=True)
+        accounts.give_one_time_password(res, username, request.form.get("password", ""))
     except ApiError as exc:
         return _refused(exc, username, "password")
-    accounts.audit(res, "password_reset", target=username)
     flash(_("%(username)s has a one-time password now and must choose a new one at the next login. "
             "Their logins have ended.", username=username))
     return _back(username)

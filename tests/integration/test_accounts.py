@@ -17,11 +17,9 @@ import pytest
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
-from services.case.app import create_app as case_factory
 from services.intake.app import create_app as intake_factory
 from shared import auth, keys
 from shared.config import Settings
-from tests.integration.conftest import PASSWORD
 from tests.support import page_login, synthetic_report
 
 STRONG = "quiet river lantern 4471"
