@@ -447,3 +447,13 @@ def test_a_name_leaves_intake_only_with_named_consent_and_each_service_token_onc
     long_lived = auth.service_token("advocacy", key, ttl_seconds=86400)
     assert client.get(f"/api/v1/cases/{named['case_id']}/name",
                       headers={"Authorization": f"Bearer {long_lived}"}).status_code == 401
+
+
+def test_an_address_that_fails_across_many_usernames_is_locked_for_every_username(client):
+    for n in range(20):  # four times a username's threshold, each a different (made-up) username
+        res = client.post("/api/v1/auth/token", json={"username": f"spray-{n}-{uuid.uuid4().hex[:4]}",
+                                                      "password": "sprayed password 2024"})
+        assert res.status_code == 401
+    locked = client.post("/api/v1/auth/token", json={"username": "admin", "password": "anything at all 1"})
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) >= 1
+    assert locked.get_json()["error"]["code"] == "too_many_attempts"
