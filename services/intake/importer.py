@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import datetime as dt
 import sys
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from shared.bus import Publisher
 from shared.config import Settings
 from shared.crypto import Keyring
 from shared.errors import flatten_messages
+from shared.exports import csv_row
 from shared.mongo import connect, utcnow
 
 from services.intake import domain, handlers
@@ -47,6 +49,10 @@ class Outcome:
     row: int
     action: str  # created, matched, rejected (dry run: would_create, would_match)
     detail: str = ""
+
+
+MAX_ROWS = 10_000  # an organisation's whole spreadsheet; more is a mistake or an attack
+MAX_BYTES = 20_000_000
 
 
 def read_rows(path: Path) -> Iterator[dict]:
@@ -143,9 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as", dest="username", required=True, help="the caseworker the reports are filed as")
     parser.add_argument("--dry-run", action="store_true", help="check and report row by row; save nothing")
     parser.add_argument("--report", type=Path, help="also write the row-by-row outcome to this CSV file")
+    parser.add_argument("--max-rows", type=int, default=MAX_ROWS,
+                        help=f"refuse a file with more rows than this, importing nothing (default {MAX_ROWS})")
+    parser.add_argument("--max-bytes", type=int, default=MAX_BYTES,
+                        help=f"refuse a larger file before opening it (default {MAX_BYTES // 1_000_000} MB)")
     args = parser.parse_args(argv)
     if not args.file.exists():
         parser.error(f"{args.file} does not exist")
+    if args.file.stat().st_size > args.max_bytes:
+        parser.error(f"{args.file} is larger than {args.max_bytes} bytes (--max-bytes); nothing imported")
     settings = Settings.from_env()
     client = connect(settings)
     publisher = None
@@ -155,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no caseworker or admin named {args.username!r}")
         store = IntakeStore(client[settings.database_name("intake")])
         store.ensure_indexes()
-        rows = list(read_rows(args.file))
+        rows = list(itertools.islice(read_rows(args.file), args.max_rows + 1))
+        if len(rows) > args.max_rows:
+            parser.error(f"{args.file} has more than {args.max_rows} rows (--max-rows); nothing imported")
         publisher = None if args.dry_run else Publisher(settings, client_id="nrw-intake-import", max_block_ms=5000)
         outcomes = import_rows(rows, store=store, keyring=Keyring.from_settings(settings), publisher=publisher,
                                actor=user["user_id"], actor_name=user["_id"], dry_run=args.dry_run,
@@ -171,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         with args.report.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["row", "action", "detail"])
-            writer.writerows([o.row, o.action, o.detail] for o in outcomes)
+            writer.writerows(csv_row((o.row, o.action, o.detail)) for o in outcomes)
     counts = {a: sum(o.action == a for o in outcomes) for a in sorted({o.action for o in outcomes})}
     print("import: " + ", ".join(f"{n} {a.replace('_', ' ')}" for a, n in counts.items())
           + (" (dry run: nothing saved)" if args.dry_run else ""))

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from services.reporting import annex_pdf, annex_xlsx, charts, domain, wording
 from services.reporting.wording import SMALL_TOTAL, SUPPRESSED_CELL
 from shared.events import SEXES
+from shared.exports import csv_row
 from shared.people import AGE_GROUPS
 
 FORMATS = ("md", "html", "csv", "xlsx", "pdf")
@@ -281,8 +282,8 @@ def to_csv(annex: Annex) -> str:
         tail = (table.as_of, table.since or "", table.title)
         for sex, _, counts in table.rows:
             for age, count in zip(AGE_GROUPS, counts):
-                writer.writerow((table.measure, sex, age, "" if count is None else count,
-                                 "true" if count is None else "false", *tail))
-        writer.writerow((table.measure, CSV_TOTAL, CSV_TOTAL, "" if table.total is None else table.total,
-                         "true" if table.total is None else "false", *tail))
+                writer.writerow(csv_row((table.measure, sex, age, "" if count is None else count,
+                                         "true" if count is None else "false", *tail)))
+        writer.writerow(csv_row((table.measure, CSV_TOTAL, CSV_TOTAL, "" if table.total is None else table.total,
+                                 "true" if table.total is None else "false", *tail)))
     return out.getvalue()

@@ -13,6 +13,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from services.reporting.wording import SUPPRESSED_CELL
+from shared.exports import xlsx_strings_as_text
 
 CHART_WIDTH_PX = 800  # the PNGs are drawn at 1200 px; shown smaller, sharp when zoomed
 ROW_PX = 20  # openpyxl's default row height (15 pt)
@@ -41,6 +42,7 @@ def build_xlsx(annex, *, author: str, created=None) -> bytes:
         if created.tzinfo is not None:
             created = created.astimezone(dt.timezone.utc).replace(tzinfo=None)
         wb.properties.created = created
+    xlsx_strings_as_text(wb)  # a title beginning with '=' is shown, never run
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

