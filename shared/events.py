@@ -18,6 +18,7 @@ SCHEMA_VERSION = 1
 
 SEXES = ("female", "male", "unknown")
 CONSENT_ADVOCACY = ("named", "anonymous", "none")
+CONSENT_GIVEN_BY = ("person", "family", "representative")
 VULNERABILITIES = (
     "minor",
     "pregnant",
@@ -97,10 +98,17 @@ class CaseReported(Schema):
 
 
 class ConsentChanged(Schema):
-    """intake.events / consent.changed."""
+    """intake.events / consent.changed: a case's consent as intake (the authority) now holds it.
+
+    Published when a caseworker records the person's consent (`given_by` says who gave it) and
+    when a new report narrows the case's consent or makes its reports disagree (`given_by` null,
+    `disputed` true while they do). Never the reason given: that is free text and stays in intake.
+    """
 
     consent_advocacy = fields.String(required=True, validate=validate.OneOf(CONSENT_ADVOCACY))
     consent_statistics = fields.Boolean(required=True)
+    given_by = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(CONSENT_GIVEN_BY))
+    disputed = fields.Boolean(load_default=False)
 
 
 class CaseMerged(Schema):

@@ -24,6 +24,8 @@ def make_handlers(db, publisher) -> dict:
     return {
         "case.reported": lambda event: handlers.on_case_reported(event, store=store, publisher=publisher, now=utcnow()),
         "case.merged": lambda event: handlers.on_case_merged(event, store=store, publisher=publisher, now=utcnow()),
+        "consent.changed": lambda event: handlers.on_consent_changed(event, store=store, publisher=publisher,
+                                                                    now=utcnow()),
         "upr.snapshot_taken": lambda event: handlers.on_snapshot_taken(event, store=store, publisher=publisher,
                                                                       now=utcnow()),
         **{event_type: advocacy for event_type in domain.ADVOCACY_EVENTS},

@@ -94,8 +94,9 @@ def attach_report(case: dict, reported: dict) -> tuple[dict, dict]:
     latest = {
         "deportation_imminent": reported["deportation_imminent"],
         "province": reported["province"],
-        "consent_advocacy": reported["consent_advocacy"],
-        "consent_statistics": reported["consent_statistics"],
+        # A report never widens consent: it narrows it or leaves it (intake's consent.changed,
+        # which follows it on the same partition, says whether the reports now disagree).
+        **narrower_consent(case, reported),
         "vulnerabilities": sorted(set(case["vulnerabilities"]) | set(reported["vulnerabilities"])),
     }
     if reported.get("detained_on"):
@@ -106,6 +107,33 @@ def attach_report(case: dict, reported: dict) -> tuple[dict, dict]:
             changes[key] = value
     changes["report_count"] = case["report_count"]
     return case, changes
+
+
+ADVOCACY_CONSENT_ORDER = ("none", "anonymous", "named")  # narrowest first
+
+
+def narrower_consent(case: dict, reported: dict) -> dict:
+    """The case's consent narrowed by a report's: none < anonymous < named, statistics false over true."""
+    return {"consent_advocacy": min(case["consent_advocacy"], reported["consent_advocacy"],
+                                    key=ADVOCACY_CONSENT_ORDER.index),
+            "consent_statistics": bool(case["consent_statistics"]) and bool(reported["consent_statistics"])}
+
+
+def apply_consent(case: dict, payload: dict) -> tuple[dict, dict]:
+    """The case with the consent intake (the authority) holds for it, from a consent.changed
+    payload, and the facts that changed (for case.facts_updated: advocacy's copy and reporting
+    follow). `consent_disputed` is kept on the case but is not a fact other services copy."""
+    updated = dict(case)
+    changes = {}
+    for key in ("consent_advocacy", "consent_statistics"):
+        if case.get(key) != payload[key]:
+            updated[key] = changes[key] = payload[key]
+    updated["consent_disputed"] = bool(payload.get("disputed", False))
+    if payload.get("given_by"):
+        updated["consent_given_by"] = payload["given_by"]
+    if not changes and updated == case:
+        return case, {}
+    return updated, changes
 
 
 def transition(case: dict, to: str, effective_on: dt.date, reason: str | None, now: dt.datetime) -> tuple[dict, dict]:

@@ -78,6 +78,9 @@ class CaseOut(Schema):
     vulnerabilities = fields.List(fields.String())
     consent_advocacy = fields.String()
     consent_statistics = fields.Boolean()
+    consent_disputed = fields.Boolean(dump_default=False, metadata={
+        "description": "the case's reports disagree about consent: the most restrictive applies until a "
+                       "caseworker records the person's consent (intake decides)"})
     report_count = fields.Integer()
     merged_into = fields.String(metadata={"description": "the case this duplicate was merged into"})
     merged_from = fields.List(fields.String(), metadata={"description": "duplicates merged into this case"})

@@ -11,7 +11,9 @@ from shared.http import doc, load_body, load_query
 from shared.web import resources
 
 from services.intake import handlers
-from services.intake.schemas import (AssigneeIn, Assignees, AuditPage, AuditQuery, CaseName, DistinctIn, MergeIn,
+from services.intake.audit import AuditVerification, verify as verify_audit_trail
+from services.intake.schemas import (AssigneeIn, Assignees, AuditPage, AuditQuery, CaseName, ConsentCommandIn,
+                                     ConsentOut, DistinctIn, MergeIn,
                                      MergeOut, PossibleDuplicates, ReadLimitAlerts, ReportCreated, ReportIn,
                                      ReportOut, ReportQuery)
 from services.intake.store import IntakeStore
@@ -146,6 +148,24 @@ def case_name(case_id: str):
     return jsonify({"case_id": case_id, "full_name": name})
 
 
+@bp.post("/api/v1/cases/<case_id>/consent")
+@require_roles("caseworker")
+@doc(summary="Record the consent the person (or their family or representative) gave: it becomes the case's "
+             "consent, and later reports only ever narrow it (admin, or a caseworker assigned to the case; "
+             "audited; published as consent.changed without the reason, which is sealed in intake). 404 unknown "
+             "case, 403 not_assigned, 409 merged, 422 invalid", body=ConsentCommandIn,
+     responses={200: ConsentOut, 403: None, 404: None, 409: None, 422: None})
+def record_consent(case_id: str):
+    """Set a case's advocacy and statistics consent; the answer is the case's consent now."""
+    body = load_body(ConsentCommandIn())
+    try:
+        consent = handlers.record_consent(case_id, body, actor=current_user(), remote_addr=request.remote_addr,
+                                          publisher=resources().publisher, now=utcnow(), **_deps())
+    except handlers.AccessRefused as exc:
+        return refused(exc)
+    return jsonify(ConsentOut().dump(consent))
+
+
 @bp.get("/api/v1/audit")
 @require_roles("admin")
 @doc(summary="Who viewed identifying data, and who changed who may: the audit trail by case, user, action, or "
@@ -158,6 +178,16 @@ def audit():
                                                           out_of_assignment=query.get("out_of_assignment", False),
                                                           page=query["page"])
     return jsonify(AuditPage().dump({"items": items, "total": total, "page": query["page"]}))
+
+
+@bp.get("/api/v1/audit/verify")
+@require_roles("admin")
+@doc(summary="Walk the audit trail's hash chain: ok, or the first entry changed, missing, inserted or reordered, "
+             "with its position (admin). Entries from before the chain are counted as unchained, not verified",
+     responses={200: AuditVerification})
+def audit_verify():
+    """Whether the audit trail is intact (every entry's MAC and link to the one before)."""
+    return jsonify(verify_audit_trail(resources().db, resources().settings))
 
 
 @bp.get("/api/v1/audit/alerts")

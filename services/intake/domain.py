@@ -131,3 +131,51 @@ def seconds_to_next_hour(now: dt.datetime) -> int:
     for the hourly limit."""
     following = read_hour(now) + dt.timedelta(hours=1)
     return max(1, math.ceil((following - now).total_seconds()))
+
+
+# --- consent -------------------------------------------------------------------------------------
+
+ADVOCACY_ORDER = ("none", "anonymous", "named")  # narrowest first
+GIVEN_BY = ("person", "family", "representative")
+
+
+def narrowest(a: dict, b: dict) -> dict:
+    """The more restrictive of two consents ({"advocacy", "statistics"}): none < anonymous < named,
+    statistics false over true."""
+    return {"advocacy": min(a["advocacy"], b["advocacy"], key=ADVOCACY_ORDER.index),
+            "statistics": bool(a["statistics"]) and bool(b["statistics"])}
+
+
+def _pair(consent: dict) -> tuple[str, bool]:
+    return consent["advocacy"], bool(consent["statistics"])
+
+
+def effective_consent(command: dict | None, reports_since: list[dict]) -> dict | None:
+    """A case's consent: the last command's (if a caseworker recorded one), narrowed by every
+    report filed since; without a command, the most restrictive of all its reports. A report never
+    widens it. `disputed` is true when the consents that count (the command's and the reports'
+    since) do not all say the same. `commanded` tells whether a command stands behind it.
+    None when there is nothing to go on (no command, no report)."""
+    counted = ([command] if command else []) + list(reports_since)
+    if not counted:
+        return None
+    effective = counted[0]
+    for consent in counted[1:]:
+        effective = narrowest(effective, consent)
+    return {"advocacy": effective["advocacy"], "statistics": bool(effective["statistics"]),
+            "disputed": len({_pair(c) for c in counted}) > 1, "commanded": command is not None}
+
+
+def consent_changed(before: dict | None, after: dict) -> bool:
+    """True if a case's effective consent or whether its reports disagree changed (a new case's
+    first report changes nothing worth a consent.changed: case.reported carries it)."""
+    if before is None:
+        return False
+    return (before["advocacy"], before["statistics"], before["disputed"]) != \
+        (after["advocacy"], after["statistics"], after["disputed"])
+
+
+def consent_payload(consent: dict, given_by: str | None) -> dict:
+    """The consent.changed payload: never the reason, nor anything else typed about the person."""
+    return {"consent_advocacy": consent["advocacy"], "consent_statistics": consent["statistics"],
+            "given_by": given_by, "disputed": consent["disputed"]}

@@ -93,7 +93,11 @@ def submit_report(report: dict, *, actor: str, actor_name: str | None, store: In
         "created_by": actor,
         **({"submission": fingerprint} if fingerprint else {}),
     }
-    doc = with_outbox(doc, [event], now)
+    events = [event]
+    if matched:  # a later report: it may narrow the case's consent or disagree with it, never widen it
+        events += _consent_after_report(case_id, report["consent"], store=store, actor=actor, now=now,
+                                        causation_id=event["event_id"])
+    doc = with_outbox(doc, events, now)
     try:
         store.insert_report(doc)
     except DuplicateKeyError:
@@ -269,10 +273,11 @@ def name_for_letter(case_id: str, *, reader: dict, reason: str, remote_addr: str
     doc = store.latest_report_of_case(case_id)
     if doc is None:
         return None
-    # Intake is the authority on consent, whoever asks: every report of the case must say
-    # `named` (while reports disagree the most restrictive holds), not what another service's
-    # copy says.
-    if any((r.get("consent") or {}).get("advocacy") != "named" for r in store.reports_of_case(case_id)):
+    # Intake is the authority on consent, whoever asks: the case's consent as intake's own records
+    # hold it (the consent a caseworker recorded, narrowed by any report since; without one, the
+    # most restrictive of its reports) must be `named`, not what another service's copy says.
+    consent = case_consent(case_id, store=store)
+    if consent is None or consent["advocacy"] != "named":
         raise NoConsent("This person has not consented to be named in letters.")
     entry = {"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": doc["_id"],
              "case_id": case_id, "reason": reason, "remote_addr": remote_addr, "what": "name for letter",
@@ -398,3 +403,98 @@ def merge_cases(case_id: str, into_case_id: str, *, actor: dict, store: IntakeSt
         publish_outbox(store.merges, doc, TOPIC, publisher)
     return {"case_id": case_id, "into_case_id": into_case_id, "moved_reports": moved,
             "merged_at": previous["merged_at"]}
+
+
+# --- consent --------------------------------------------------------------------------------------
+
+
+def _consent_inputs(case_id: str, store: IntakeStore) -> tuple[dict | None, list[dict]]:
+    """The newest consent recorded for a case (or None) and the consents of the reports filed
+    since, oldest first (every report of the case when none was recorded)."""
+    command = store.latest_consent_command(case_id)
+    covered = set(command["covers"]) if command else set()
+    since = sorted((r for r in store.reports_of_case(case_id) if r["_id"] not in covered and r.get("consent")),
+                   key=lambda r: r["created_at"])
+    return command, [{"advocacy": r["consent"]["advocacy"], "statistics": r["consent"]["statistics"]} for r in since]
+
+
+def _effective(command: dict | None, consents: list[dict]) -> dict | None:
+    effective = domain.effective_consent(
+        {"advocacy": command["advocacy"], "statistics": command["statistics"]} if command else None, consents)
+    if effective is not None:
+        effective.update(given_by=command["given_by"] if command else None,
+                         recorded_at=command["at"] if command else None)
+    return effective
+
+
+def case_consent(case_id: str, *, store: IntakeStore) -> dict | None:
+    """A case's consent as intake holds it (domain.effective_consent): the newest consent a
+    caseworker recorded, narrowed by the reports filed since (those it did not cover); without
+    one, the most restrictive of all the case's reports. None if intake knows neither."""
+    return _effective(*_consent_inputs(case_id, store))
+
+
+def _consent_after_report(case_id: str, consent: dict, *, store: IntakeStore, actor: str, now: dt.datetime,
+                          causation_id: str) -> list[dict]:
+    """The consent.changed event a new report of an existing case calls for: when it narrows the
+    case's consent or makes the consents that count disagree (none otherwise). Consumers then need
+    not recompute; the reports themselves stay the record intake decides from.
+
+    Two reports of one case filed at the same instant may each miss the other here, so one
+    consent.changed may be missing: the event is a convenience, the name endpoint recomputes."""
+    command, consents = _consent_inputs(case_id, store)
+    before = _effective(command, consents)
+    after = _effective(command, consents + [{"advocacy": consent["advocacy"], "statistics": consent["statistics"]}])
+    if not domain.consent_changed(before, after):
+        return []
+    return [new_event("consent.changed", producer="intake", case_id=case_id, actor=actor, now=now,
+                      correlation_id=causation_id, causation_id=causation_id,
+                      payload=domain.consent_payload(after, None))]
+
+
+class ConsentRefused(AccessRefused):
+    """A consent that cannot be recorded (no such case, a case merged into another)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def record_consent(case_id: str, cmd: dict, *, actor: dict, remote_addr: str | None, store: IntakeStore,
+                   keyring: Keyring, publisher: Publisher, now: dt.datetime) -> dict:
+    """A caseworker records the consent the person (or their family or representative) gave: from
+    now on it is the case's consent, widening or narrowing it, and later reports only ever narrow
+    it. An admin, or a caseworker assigned to the case (NotAssigned otherwise; 404 for a case
+    intake does not know, 409 for a case merged into another).
+
+    The reason is free text about a person: it is sealed with intake's keyring in the command's
+    record and goes neither into the event, nor the audit entry, nor a log. The audit entry says
+    who recorded which consent, given by whom; consent.changed goes out with the record (one write).
+    """
+    if not store.case_known(case_id):
+        raise ConsentRefused(404, "not_found", "Intake knows no case with that id.")
+    merge = store.get_merge(case_id)
+    if merge is not None:
+        raise ConsentRefused(409, "merged", f"This case was merged into {merge['into_case_id']}; record the "
+                                            "consent there.")
+    if "admin" not in actor.get("roles", ()) and not store.is_assigned(case_id, actor["id"]):
+        raise NotAssigned(case_id)
+    command_id = str(uuid.uuid4())
+    consent = {"advocacy": cmd["advocacy"], "statistics": bool(cmd["statistics"]), "disputed": False}
+    event = new_event("consent.changed", producer="intake", case_id=case_id, actor=actor["id"], now=now,
+                      payload=domain.consent_payload(consent, cmd["given_by"]))
+    doc = with_outbox({
+        "_id": command_id, "case_id": case_id, "advocacy": consent["advocacy"], "statistics": consent["statistics"],
+        "given_by": cmd["given_by"], "covers": [r["_id"] for r in store.reports_of_case(case_id)],
+        "reason_sealed": keyring.encrypt({"reason": cmd["reason"]}, bound_to=command_id),
+        "by": actor["id"], "by_username": actor.get("username"), "at": now,
+    }, [event], now)
+    store.insert_consent_command(doc)
+    store.record_access({"at": now, "user_id": actor["id"], "username": actor.get("username"), "report_id": None,
+                         "case_id": case_id, "reason": None, "remote_addr": remote_addr, "what": "consent",
+                         "action": "write", "out_of_assignment": False, "consent_command_id": command_id,
+                         "detail": f"advocacy {consent['advocacy']}, statistics "
+                                   f"{'yes' if consent['statistics'] else 'no'}, given by {cmd['given_by']}"})
+    publish_outbox(store.consent_commands, doc, TOPIC, publisher)
+    return {"case_id": case_id, **(case_consent(case_id, store=store) or {})}

@@ -7,7 +7,7 @@ import datetime as dt
 import pycountry
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
+from shared.events import CONSENT_ADVOCACY, CONSENT_GIVEN_BY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
 from shared.people import not_future
 
 
@@ -254,3 +254,26 @@ class ReadLimitAlerts(Schema):
     """Users who reached the hourly limit, newest hour first."""
 
     items = fields.List(fields.Nested(ReadLimitAlert))
+
+
+class ConsentCommandIn(Schema):
+    """POST /api/v1/cases/{case_id}/consent: the consent a caseworker recorded, from whom, and why."""
+
+    advocacy = fields.String(required=True, validate=validate.OneOf(CONSENT_ADVOCACY))
+    statistics = fields.Boolean(required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=1000), metadata={
+        "description": "3-1000 characters; free text: sealed in intake, never in an event or a log"})
+    given_by = fields.String(required=True, validate=validate.OneOf(CONSENT_GIVEN_BY))
+
+
+class ConsentOut(Schema):
+    """A case's consent as intake holds it."""
+
+    case_id = fields.String()
+    advocacy = fields.String()
+    statistics = fields.Boolean()
+    disputed = fields.Boolean(metadata={"description": "the consents that count (the last recorded consent and "
+                                                      "the reports since) disagree; the most restrictive applies"})
+    commanded = fields.Boolean(metadata={"description": "a caseworker recorded the person's consent"})
+    given_by = fields.String(allow_none=True)
+    recorded_at = fields.DateTime(allow_none=True)

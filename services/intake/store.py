@@ -235,6 +235,23 @@ class IntakeStore:
         return self.assignments.latest_version(case_id) is not None or self.get_merge(case_id) is not None \
             or self.case_known(case_id)
 
+    # --- consent: what the person agreed to, as caseworkers recorded it -------------------------
+
+    @property
+    def consent_commands(self) -> Collection:
+        """Each consent a caseworker recorded for a case (append only, the newest counts), with its
+        consent.changed event in the outbox and its reason sealed."""
+        return self.db["consent_commands"]
+
+    def insert_consent_command(self, doc: dict) -> None:
+        """Store a recorded consent with its event (one write)."""
+        insert_with_outbox(self.consent_commands, doc)
+
+    def latest_consent_command(self, case_id: str) -> dict | None:
+        """The newest consent recorded for a case (without its sealed reason), or None."""
+        return next(iter(self.consent_commands.find({"case_id": case_id}, {"reason_sealed": 0, "outbox": 0})
+                         .sort("at", DESCENDING).limit(1)), None)
+
     # --- need to know: the hourly read limit ---------------------------------------------------
 
     @staticmethod

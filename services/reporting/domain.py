@@ -56,7 +56,10 @@ def apply_event(record: dict | None, event: dict) -> dict:
             record["reported_on"] = received
         if first or not record.get("attributes_from_case"):
             record.update({k: payload[k] for k in ("sex", "birth_year", "nationality", "province") if k in payload})
-        record["consent_statistics"] = payload.get("consent_statistics", record["consent_statistics"])
+        # A report never widens statistics consent (a later one may narrow it); intake's
+        # consent.changed, which follows on the same partition, is the authority.
+        record["consent_statistics"] = bool(record["consent_statistics"]) and \
+            payload.get("consent_statistics", record["consent_statistics"])
     elif kind == "case.opened":
         record.update({k: payload[k] for k in ("sex", "birth_year", "nationality", "province", "consent_statistics")
                        if k in payload})
