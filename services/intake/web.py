@@ -219,7 +219,7 @@ def report(report_id: str):
     return render_template("report.html", report=shown, created=request.args.get("created"),
                            matched=request.args.get("matched") == "1", duplicates=duplicates,
                            merged=request.args.get("merged"), ruled_out=request.args.get("distinct"),
-                           reason_given=given is not None)
+                           reason_given=given is not None, **_consent_form(shown["case_id"]))
 
 
 @bp.post("/reports/<report_id>/access")
@@ -282,3 +282,48 @@ def distinct(case_id: str):
         _deps()["store"].mark_distinct(case_id, other, actor=g.user["id"], now=utcnow())
     return redirect(url_for("intake_web.report", report_id=report_id, distinct=1) if report_id
                     else url_for("intake_web.reports"))
+
+
+# --- consent: the caseworker records the consent the person gave ----------------------------------
+
+GIVEN_BY = (N_("person"), N_("family"), N_("representative"))
+
+
+def _consent_form(case_id: str) -> dict:
+    """What the report page's consent form needs: the case's consent as intake holds it, and the
+    choices."""
+    return {"case_consent": handlers.case_consent(case_id, store=_deps()["store"]),
+            "consent_choices": {"advocacy": CONSENT_ADVOCACY, "given_by": GIVEN_BY},
+            "consent_recorded": request.args.get("consent") == "1"}
+
+
+@bp.post("/cases/<case_id>/consent")
+@login_required("caseworker")
+def record_consent(case_id: str):
+    """The report page's consent form: the same command as the API (assigned caseworker or
+    admin; audited); the reason is sealed, never shown again on a page."""
+    from services.intake.schemas import ConsentCommandIn
+
+    report_id = request.form.get("report_id", "")
+    typed = {"advocacy": request.form.get("advocacy", ""), "statistics": "statistics" in request.form,
+             "given_by": request.form.get("given_by", ""), "reason": request.form.get("reason", "")}
+    try:
+        cmd = ConsentCommandIn().load(typed)
+    except ValidationError as exc:
+        labels = {"advocacy": _("Advocacy consent"), "statistics": _("Consent to statistics"),
+                  "given_by": _("Given by"), "reason": _("How and when it was given")}
+        message = " ".join(f"{labels.get(field, field)}: {' '.join(translate_message(m) for m in messages)}"
+                           for field, messages in flatten_messages(exc.messages).items())
+        return render_template("error.html", code=422, title=_("Consent not recorded"), message=message), 422
+    try:
+        handlers.record_consent(case_id, cmd, actor=g.user, remote_addr=request.remote_addr,
+                                publisher=resources().publisher, now=utcnow(), **_deps())
+    except handlers.AccessRefused as exc:
+        messages = {"not_found": _("Intake knows no case with that id."),
+                    "merged": _("This case was merged into another; record the consent there."),
+                    "not_assigned": _("Only an administrator or a caseworker assigned to this case can record its "
+                                      "consent.")}
+        return render_template("error.html", code=exc.status, title=_("Consent not recorded"),
+                               message=messages.get(exc.code, _("The consent was not recorded."))), exc.status
+    return redirect(url_for("intake_web.report", report_id=report_id, consent=1) if report_id
+                    else url_for("intake_web.reports", case_id=case_id))

@@ -6,6 +6,7 @@ reason; intake's name endpoint follows intake's own records."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -148,3 +149,24 @@ def test_unknown_case_unassigned_caseworker_and_other_roles_are_refused(client, 
     assert res.status_code == 403 and res.get_json()["error"]["code"] == "not_assigned"
     assert _command(client, tokens["advocate"], a["case_id"]).status_code == 403
     assert _command(client, tokens["admin"], a["case_id"], advocacy="anonymous").status_code == 200
+
+
+def test_the_report_page_shows_the_case_consent_and_records_it_with_its_form(intake_app, tokens, users, settings):
+    client = intake_app.test_client()
+    a, b = _pair(client, tokens, "none", "named")
+    assert page_login(client, users["caseworker"], next_path=f"/reports/{b['report_id']}").status_code == 302
+    html = client.get(f"/reports/{b['report_id']}").get_data(as_text=True)
+    assert 'id="consent-form"' in html and 'id="case-consent-disputed"' in html
+    assert re.search(r'id="case-consent-advocacy">none<', html)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    form = {"csrf_token": token, "report_id": b["report_id"], "advocacy": "named", "statistics": "yes",
+            "given_by": "representative", "reason": REASON}
+    assert client.post(f"/cases/{a['case_id']}/consent", data={**form, "csrf_token": ""}).status_code == 400
+    assert client.post(f"/cases/{a['case_id']}/consent", data={**form, "given_by": "me"}).status_code == 422
+    done = client.post(f"/cases/{a['case_id']}/consent", data=form)
+    assert done.status_code == 302 and "consent=1" in done.headers["Location"]
+    after = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert re.search(r'id="case-consent-advocacy">named<', after) and 'id="case-consent-disputed"' not in after
+    assert "010-5555" not in after  # the reason is sealed, never shown again
+    assert _consent_events(settings, a["case_id"])[-1]["payload"]["given_by"] == "representative"
+    assert _name(client, settings, a["case_id"]).status_code == 200
