@@ -260,9 +260,12 @@ def _sign_address(res, address: str) -> str:
 
 
 def audit(res, action: str, *, target: str, actor: dict | None = None, detail: str | None = None) -> None:
-    """An account change in intake's audit trail (who, when, from where, to whom)."""
+    """An account change in intake's audit trail (who, when, from where, to whom), appended to its
+    chain like every entry (shared/audit.py)."""
+    from shared.audit import audit_trail
+
     actor = actor or auth.current_user()
-    res.db["audit"].insert_one({
+    audit_trail(res.db, res.settings).append({
         "at": _utcnow(), "user_id": actor.get("user_id") or actor.get("id"),
         "username": actor.get("_id") or actor.get("username"), "what": "account", "action": action,
         "target": target, "reason": detail, "report_id": "", "case_id": "", "remote_addr": request.remote_addr,

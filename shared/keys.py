@@ -7,6 +7,8 @@ web process signs its own short service token (to ask intake for names in letter
 its own (`service-advocacy.key`), which intake checks with `service-advocacy.pub`. The four web
 processes sign their cookies (language, CSRF, the flash message) with `web-session.secret`; the
 login inside the cookie is the issuer's signed session token, which that secret cannot forge.
+Intake's processes seal each entry of the audit trail with `audit.key` (an HMAC key: whoever can
+write to the database but has not this file cannot change the trail unseen; shared/audit.py).
 
 Files live in NRW_SECRETS_DIR (default var/secrets), mode 0600 in a 0700 folder; on a server
 they are compose secrets, each given only to the processes listed above. `python -m shared.keys
@@ -32,6 +34,7 @@ TOKEN_KEY = "token-signing.key"
 TOKEN_PUBLIC = "token-signing.pub"
 WEB_SESSION_SECRET = "web-session.secret"
 DATA_KEYS = "keys.json"  # identifying data's keys (shared/crypto.py): intake's processes only
+AUDIT_KEY = "audit.key"  # the audit trail's HMAC key (shared/audit.py): intake's processes only
 SERVICE_ACCOUNTS = ("advocacy",)
 
 
@@ -132,6 +135,9 @@ def init(settings: Settings) -> list[Path]:
     secret = settings.secrets_path / WEB_SESSION_SECRET
     if not secret.exists() and write_new(secret, secrets.token_urlsafe(48).encode()):
         made.append(secret)
+    audit = audit_key_path(settings)
+    if not audit.exists() and write_new(audit, secrets.token_hex(32).encode()):
+        made.append(audit)
     data_keys = settings.secrets_path / DATA_KEYS
     if not data_keys.exists():
         local_keys(data_keys)
@@ -163,10 +169,34 @@ def web_session_secret(settings: Settings) -> str:
     return _read(path, "the web session secret").decode().strip()
 
 
+def audit_key_path(settings: Settings) -> Path:
+    """The audit trail's HMAC key file (read by intake's processes only)."""
+    return settings.secrets_path / AUDIT_KEY
+
+
+_audit_keys: dict[Path, bytes] = {}
+
+
+def audit_key(settings: Settings) -> bytes:
+    """The audit trail's HMAC key (32 random bytes, hex in the file); KeyMissing if there is none:
+    a trail is never sealed under a key made up on the spot by a process that lacks the file."""
+    path = audit_key_path(settings)
+    if path not in _audit_keys:
+        text = _read(path, "the audit key").decode().strip()
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            raise KeyMissing(f"{path} does not hold a hex key") from None
+        if len(key) < 32:
+            raise KeyMissing(f"{path} holds a key shorter than 32 bytes")
+        _audit_keys[path] = key
+    return _audit_keys[path]
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m shared.keys init|public`."""
     parser = argparse.ArgumentParser(prog="python -m shared.keys", description=(
-        "Create the key files of a stack (token signing, service accounts, cookie secret) or show the public keys. "
+        "Create the key files of a stack (token signing, service accounts, cookie secret, audit key) or show the public keys. "
         "Private files are written 0600 in a 0700 folder; on a server give each only to the processes that need it "
         "(see README, 'Running on a server')."))
     sub = parser.add_subparsers(dest="command", required=True)

@@ -10,6 +10,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.aggregates import Conflict, VersionedStore
+from shared.audit import AuditTrail, audit_trail
 from shared.bus import insert_with_outbox
 
 
@@ -102,8 +103,8 @@ class IntakeStore:
         if out_of_assignment:
             query["out_of_assignment"] = True
         total = self.audit.count_documents(query)
-        items = list(self.audit.find(query, {"_id": 0}).sort("at", DESCENDING).skip((page - 1) * self.PAGE_SIZE)
-                     .limit(self.PAGE_SIZE))
+        items = list(self.audit.find(query, {"_id": 0, "prev": 0, "mac": 0}).sort("at", DESCENDING)
+                     .skip((page - 1) * self.PAGE_SIZE).limit(self.PAGE_SIZE))
         return items, total
 
     @staticmethod
@@ -180,14 +181,18 @@ class IntakeStore:
         _id: FerretDB finds it without scanning)."""
         return self.distinct.find_one({"_id": "|".join(sorted((case_a, case_b)))}, {"_id": 1}) is not None
 
+    def audit_trail(self) -> AuditTrail:
+        """The audit trail as a hash chain, sealed with intake's audit key (shared/audit.py)."""
+        return audit_trail(self.db)
+
     def record_access(self, entry: dict) -> None:
-        """Append to the audit trail of identifying-data reads."""
-        self.audit.insert_one(entry)
+        """Append to the audit trail (numbered, chained to the entry before, sealed)."""
+        self.audit_trail().append(entry)
 
     def record_accesses(self, entries: list[dict]) -> None:
-        """Append several reads to the audit trail in one write."""
+        """Append several reads to the audit trail, in order, each at a position of its own."""
         if entries:
-            self.audit.insert_many(entries)
+            self.audit_trail().append_many(entries)
 
     # --- need to know: assignments -------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from shared.ui import N_, login_required
 from shared.web import resources
 
 from services.intake import domain, handlers
+from services.intake.audit import verify as verify_audit_trail
 from services.intake.schemas import ReportIn
 from services.intake.store import IntakeStore
 
@@ -51,6 +52,9 @@ SYSTEM_REASONS = (N_("web view"),)
 GIVEN_REASONS = "intake_reasons"
 REASON_KEPT_SECONDS = 15 * 60
 REASONS_KEPT = 5
+# What the audit page says of the first entry where the chain breaks (shared/audit.py).
+CHAIN_PROBLEMS = {"changed": N_("an entry was changed"), "missing": N_("an entry is missing"),
+                  "inserted": N_("an entry was inserted"), "reordered": N_("entries were reordered")}
 # The audit page shows the read-limit alerts of this long.
 ALERTS_SHOWN_FOR = dt.timedelta(days=7)
 
@@ -121,7 +125,8 @@ def reports():
 @login_required("admin")
 def audit():
     """Who viewed identifying data, newest first, filtered by case and by user (a username or a
-    user id); admins only."""
+    user id); admins only. With ?verify=1 the page first walks the trail's chain (on demand: the
+    walk reads every entry) and says whether it is intact."""
     case_id = request.args.get("case_id", "").strip()
     user = request.args.get("user", "").strip()
     page = max(1, request.args.get("page", 1, type=int) or 1)
@@ -132,9 +137,11 @@ def audit():
     alerts = store.read_limit_alerts(since=domain.read_hour(utcnow()) - ALERTS_SHOWN_FOR)
     filters = {name: value for name, value in (("case_id", case_id), ("user", user),
                                                 ("out_of_assignment", "1" if flagged else "")) if value}
+    chain = verify_audit_trail(resources().db, resources().settings) if request.args.get("verify") == "1" else None
     return render_template("audit.html", items=items, total=total, page=page, case_id=case_id, user_filter=user,
                            flagged=flagged, filters=filters, page_size=IntakeStore.PAGE_SIZE,
-                           system_reasons=SYSTEM_REASONS, alerts=alerts)
+                           system_reasons=SYSTEM_REASONS, alerts=alerts, chain=chain,
+                           chain_problems=CHAIN_PROBLEMS)
 
 
 @bp.route("/reports/new", methods=["GET", "POST"])

@@ -13,13 +13,28 @@ def test_init_makes_every_key_file_0600_in_a_0700_folder_and_keeps_existing_ones
     settings = Settings(var_dir=tmp_path)
     made = keys.init(settings)
     assert {p.name for p in made} == {"token-signing.key", "token-signing.pub", "service-advocacy.key",
-                                      "service-advocacy.pub", "web-session.secret", "keys.json"}
+                                      "service-advocacy.pub", "web-session.secret", "keys.json", "audit.key"}
     folder = settings.secrets_path
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert keys.init(settings) == []
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_the_audit_key_is_32_random_bytes_read_from_its_file(tmp_path):
+    settings = Settings(var_dir=tmp_path)
+    keys.init(settings)
+    key = keys.audit_key(settings)
+    assert len(key) == 32 and keys.audit_key_path(settings).read_text().strip() == key.hex()
+
+
+def test_a_process_without_the_audit_key_fails_rather_than_making_one(tmp_path):
+    import pytest
+
+    with pytest.raises(keys.KeyMissing):
+        keys.audit_key(Settings(var_dir=tmp_path / "none"))
+    assert not keys.audit_key_path(Settings(var_dir=tmp_path / "none")).exists()
 
 
 def test_the_public_key_belongs_to_the_private_key(tmp_path):
