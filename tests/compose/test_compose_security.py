@@ -33,10 +33,12 @@ SERVER_ENV = {"NRW_DOMAIN": "nrw.example.org", "NRW_SECRETS_HOST_DIR": "/srv/nrw
 TOKEN_KEY, TOKEN_PUBLIC, WEB_SESSION_SECRET = "token-signing.key", "token-signing.pub", "web-session.secret"
 ADVOCACY_KEY, ADVOCACY_PUBLIC = "service-advocacy.key", "service-advocacy.pub"
 DATA_KEYS = "keys.json"
+AUDIT_KEY = "audit.key"
 
 # Who may hold each key file (../shared/ARCHITECTURE.md, "Trust boundaries"): the issuer alone signs
 # tokens and sessions; every web process verifies them and signs its cookies; identifying data is
-# decrypted by intake's web process and consumer only; advocacy alone has its service key, which
+# decrypted by intake's web process and consumer only; the audit trail is sealed by intake's web process
+# (where intake's commands run) alone; advocacy alone has its service key, which
 # intake alone checks. Consumers, relays, the topics job, Kafka, MongoDB and the proxy hold none.
 KEY_HOLDERS = {
     TOKEN_KEY: {"intake-web"},
@@ -45,6 +47,7 @@ KEY_HOLDERS = {
     DATA_KEYS: {"intake-web", "intake-consumer"},
     ADVOCACY_KEY: {"advocacy-web"},
     ADVOCACY_PUBLIC: {"intake-web"},
+    AUDIT_KEY: {"intake-web"},
 }
 
 # Words that make an environment variable's name look like it holds a secret.
@@ -180,6 +183,7 @@ def test_key_file_names_are_the_ones_the_code_reads():
     assert keys.token_public_path(settings) == Path("/run/secrets") / TOKEN_PUBLIC
     assert keys.service_key_path(settings, "advocacy").name == ADVOCACY_KEY
     assert keys.service_public_path(settings, "advocacy").name == ADVOCACY_PUBLIC
+    assert keys.audit_key_path(settings) == Path("/run/secrets") / AUDIT_KEY
 
 
 def test_each_secret_is_given_only_to_the_services_that_use_it(model):
