@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import uuid
 
 import pytest
 
 from shared import auth, keys
+from shared.bus import EventConsumer, Publisher
 from tests.integration.test_case_advocacy import case_consumer  # noqa: F401  (the case service's consumer)
 from tests.integration.test_intake_pages import new_user, page_login
-from tests.support import SYNTH, read_topic, synthetic_report, wait_for
+from tests.support import SYNTH, read_topic, start_group_at_end, synthetic_report, wait_for
 
 REASON = f"{SYNTH} the sister phoned on 010-5555-0199 to say she agrees"
 
@@ -170,3 +173,43 @@ def test_the_report_page_shows_the_case_consent_and_records_it_with_its_form(int
     assert "010-5555" not in after  # the reason is sealed, never shown again
     assert _consent_events(settings, a["case_id"])[-1]["payload"]["given_by"] == "representative"
     assert _name(client, settings, a["case_id"]).status_code == 200
+
+
+@pytest.fixture
+def advocacy_consumer(settings, mongo):
+    """Advocacy's consumer (its topics and handlers) in a thread, with a group of its own that
+    starts at the topics' ends; yields advocacy's store."""
+    from services.advocacy import consumer as advocacy_consumer_module
+    from services.advocacy.store import AdvocacyStore
+
+    db = mongo[settings.database_name("advocacy")]
+    AdvocacyStore(db).ensure_indexes()
+    group_id = f"it-consent-adv-{uuid.uuid4().hex[:6]}"
+    start_group_at_end(settings.kafka_bootstrap, group_id, advocacy_consumer_module.TOPICS)
+    publisher = Publisher(settings, client_id="it-consent-advocacy-consumer")
+    consumer = EventConsumer(settings, group_id=group_id, topics=advocacy_consumer_module.TOPICS,
+                             handlers=advocacy_consumer_module.make_handlers(db, publisher, settings),
+                             publisher=publisher, retry_backoff_s=0.2)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    yield AdvocacyStore(db)
+    consumer.stop.set()
+    thread.join(timeout=15)
+    publisher.close()
+
+
+def test_advocacy_s_copy_follows_the_case_s_consent(client, tokens, settings, case_consumer,  # noqa: F811
+                                                    advocacy_consumer):
+    a, _ = _pair(client, tokens, "none", "named")
+    case_id = a["case_id"]
+
+    def advocacy_consent():
+        case = advocacy_consumer.get_case(case_id)
+        return case and case.get("consent_advocacy")
+
+    assert wait_for(lambda: advocacy_consent() == "none", what="advocacy's copy of the case")
+    assert _command(client, tokens["caseworker"], case_id).status_code == 200
+    assert wait_for(lambda: advocacy_consent() == "named", what="advocacy's copy to take the recorded consent")
+    _file(client, tokens, synthetic_report(person=_person_of(client, tokens, a["report_id"]),
+                                           consent={"advocacy": "anonymous", "statistics": True}))
+    assert wait_for(lambda: advocacy_consent() == "anonymous", what="advocacy's copy to narrow")
