@@ -148,7 +148,7 @@ class AuditTrail:
                 return seq, doc["mac"]
         # No hint, or its entry is gone: the newest chained entry still there. A position the hint
         # recorded stays taken, so an entry removed from the end remains a gap.
-        newest = next(iter(self.entries.find({"seq": {"$type": "int"}}, {"seq": 1, "mac": 1})
+        newest = next(iter(self.entries.find({"seq": {"$gte": 1}}, {"seq": 1, "mac": 1})
                            .sort("seq", -1).limit(1)), None)
         if newest is None:
             return seq, GENESIS
@@ -176,8 +176,9 @@ class AuditTrail:
 
     def append(self, entry: dict) -> dict:
         """Append one entry (its fields as given, plus seq, prev and mac); the stored document."""
-        if any(k in entry for k in ("_id", "seq", "prev", "mac")):
-            raise ValueError("an audit entry's _id, seq, prev and mac are the trail's to set")
+        if any(k in entry for k in ("seq", "prev", "mac")):
+            raise ValueError("an audit entry's seq, prev and mac are the trail's to set")
+        entry = {k: v for k, v in entry.items() if k != "_id"}  # its position is its _id
         known = _tails.get(self._cache_key)
         optimistic = known is not None  # try right after what this process last saw; read on conflict
         seq, mac = known if known else self._forward(*self._from_hint())
@@ -285,7 +286,7 @@ class AuditTrail:
                 return _bad(position, seen.entry_id, "missing" if seen.prev in accepted else "inserted")
             doc = self.entries.find_one({"_id": seen.entry_id})
             if doc is not None and isinstance(doc.get("mac"), str):
-                for q in _candidates(seen, accepted, last):
+                for q in _candidates(seen, accepted, by_seq):
                     if q != position and self._valid_at(doc, q):
                         return _bad(position, seen.entry_id, "reordered")
             successor = links.get(seen.mac)
@@ -297,11 +298,14 @@ class AuditTrail:
         return None
 
 
-def _candidates(seen: _Seen, accepted: dict[str, int], last: int) -> Iterable[int]:
-    """Positions where a moved entry may belong: after the entry it links to, then anywhere."""
+def _candidates(seen: _Seen, accepted: dict[str, int], by_seq: dict[int, list]) -> Iterable[int]:
+    """Positions where a moved entry may belong: after the entry it links to, then any position the
+    trail holds or the one after its last (never more positions than entries: a forged huge `seq`
+    or hint costs nothing)."""
     if seen.prev in accepted:
         yield accepted[seen.prev] + 1
-    yield from range(1, last + 2)
+    yield from sorted(by_seq)
+    yield max(by_seq) + 1
 
 
 def _bad(position: int, eid: Any, problem: str) -> dict:

@@ -56,6 +56,7 @@ def test_an_untouched_trail_verifies_with_its_count(trail):
     assert [d["seq"] for d in docs] == list(range(1, 9))
     assert docs[0]["prev"] == GENESIS and all(b["prev"] == a["mac"] for a, b in zip(docs, docs[1:]))
     assert trail.verify().as_dict() == {"ok": True, "entries": 8, "unchained": 0}
+    assert trail.verify(progress=True).ok
     assert AuditTrail(trail.entries.database, b"\x01" * 32).verify().first_bad["problem"] == "changed"
 
 
@@ -110,6 +111,16 @@ def test_an_entry_pushed_in_with_the_rest_renumbered_is_inserted(trail):
         trail.entries.insert_one({**doc, "_id": entry_id(doc["seq"] + 1), "seq": doc["seq"] + 1})
     trail.entries.insert_one({"_id": entry_id(3), **entry(50), "seq": 3, "prev": docs[1]["mac"], "mac": "cd" * 32})
     assert trail.verify().first_bad == {"position": 3, "entry_id": entry_id(3), "problem": "inserted"}
+
+
+def test_a_forged_huge_hint_costs_the_walk_nothing(trail):
+    docs = filled(trail, 4)
+    trail.head.update_one({"_id": "head"}, {"$set": {"seq": 10 ** 9}})
+    assert trail.verify().first_bad == {"position": 5, "entry_id": None, "problem": "missing"}
+    trail.entries.update_one({"_id": docs[2]["_id"]}, {"$set": {"reason": "routine"}})
+    # Where a changed entry could have come from is tried at the positions the trail holds, not
+    # at every number up to the hint.
+    assert trail.verify().first_bad == {"position": 3, "entry_id": docs[2]["_id"], "problem": "changed"}
 
 
 def test_two_entries_swapped_are_reordered(trail):
