@@ -35,6 +35,7 @@ TOKEN_PUBLIC = "token-signing.pub"
 WEB_SESSION_SECRET = "web-session.secret"
 DATA_KEYS = "keys.json"  # identifying data's keys (shared/crypto.py): intake's processes only
 AUDIT_KEY = "audit.key"  # the audit trail's HMAC key (shared/audit.py): intake's processes only
+CASE_NOTES_KEY = "case-notes.key"  # the case service's own key for free text about a person: case-web only
 SERVICE_ACCOUNTS = ("advocacy",)
 
 
@@ -138,6 +139,9 @@ def init(settings: Settings) -> list[Path]:
     audit = audit_key_path(settings)
     if not audit.exists() and write_new(audit, secrets.token_hex(32).encode()):
         made.append(audit)
+    notes = case_notes_key_path(settings)
+    if not notes.exists() and write_new(notes, secrets.token_hex(32).encode()):
+        made.append(notes)
     data_keys = settings.secrets_path / DATA_KEYS
     if not data_keys.exists():
         local_keys(data_keys)
@@ -167,6 +171,16 @@ def web_session_secret(settings: Settings) -> str:
     if not path.exists():
         write_new(path, secrets.token_urlsafe(48).encode())
     return _read(path, "the web session secret").decode().strip()
+
+
+def case_notes_key_path(settings: Settings) -> Path:
+    """The case service's key for free text about a person (a status change's reason)."""
+    return settings.secrets_path / CASE_NOTES_KEY
+
+
+def case_notes_key(settings: Settings) -> bytes:
+    """That key (32 random bytes, hex in the file); KeyMissing if the file is not there."""
+    return bytes.fromhex(_read(case_notes_key_path(settings), "the case notes key").decode().strip())
 
 
 def audit_key_path(settings: Settings) -> Path:

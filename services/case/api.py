@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
+from shared import keys
 from shared.auth import current_user, require_roles
 from shared.errors import ApiError
 from shared.mongo import utcnow
@@ -23,7 +24,16 @@ def _store() -> CaseStore:
     return CaseStore(resources().db)
 
 
+def case_notes():
+    """The case service's key for free text about a person (NRW_SECRETS_DIR/case-notes.key), read once."""
+    extensions = current_app.extensions
+    if "case_notes" not in extensions:
+        extensions["case_notes"] = handlers.notes_keyring(keys.case_notes_key(resources().settings))
+    return extensions["case_notes"]
+
+
 def _out(case: dict) -> dict:
+    case = handlers.readable_history(case, current_user()["roles"], case_notes())
     return CaseOut().dump({**case, "allowed_transitions": domain.allowed_moves(case["status"]),
                            "advocacy": domain.advocacy_summary(case)})
 
@@ -60,7 +70,7 @@ def transition(case_id: str):
     cmd = load_body(TransitionIn())
     try:
         case = handlers.change_status(case_id, actor=current_user()["id"], store=_store(),
-                                      publisher=resources().publisher, now=utcnow(), **cmd)
+                                      publisher=resources().publisher, now=utcnow(), notes=case_notes(), **cmd)
     except handlers.NotFound:
         raise ApiError(404, "not_found", "No case with that id.") from None
     except domain.IllegalTransition as exc:

@@ -136,8 +136,10 @@ def apply_consent(case: dict, payload: dict) -> tuple[dict, dict]:
     return updated, changes
 
 
-def transition(case: dict, to: str, effective_on: dt.date, reason: str | None, now: dt.datetime) -> tuple[dict, dict]:
-    """The case moved to `to` on the business date `effective_on`, and the status_changed payload."""
+def transition(case: dict, to: str, effective_on: dt.date, reason: dict | None, now: dt.datetime) -> tuple[dict, dict]:
+    """The case moved to `to` on the business date `effective_on`, and the status_changed payload.
+    `reason` is the person's free text already sealed by the caller (stored as `reason_sealed`:
+    free text about a person is never kept in the clear, nor sent on)."""
     current = case["status"]
     if to not in TRANSITIONS.get(current, ()):
         raise IllegalTransition(current, to)
@@ -146,8 +148,26 @@ def transition(case: dict, to: str, effective_on: dt.date, reason: str | None, n
     case = dict(case)
     case["status"] = to
     case["history"] = case["history"] + [{"status": to, "effective_on": effective_on.isoformat(), "recorded_at": now,
-                                          "reason": reason}]
+                                          "reason": None, **({"reason_sealed": reason} if reason else {})}]
     return case, {"from": current, "to": to, "effective_on": effective_on.isoformat()}
+
+
+SYSTEM_REASONS = (FIRST_REPORT, MERGED_INTO, MERGED_FROM)
+REASON_READERS = {"caseworker", "admin"}  # who reads a status change's free text; analysts never
+
+
+def history_for(case: dict, roles, opened: list[str | None]) -> list[dict]:
+    """The case's history as a reader sees it: the service's own fixed reasons for all; a person's
+    free text (opened from its seal: `opened[i]` for entry i) only for caseworkers and admins;
+    a free text kept in the clear before sealing existed is treated the same way."""
+    readable = bool(REASON_READERS & set(roles))
+    out = []
+    for entry, text in zip(case["history"], opened):
+        entry = {k: v for k, v in entry.items() if k != "reason_sealed"}
+        if entry.get("reason") not in SYSTEM_REASONS:
+            entry["reason"] = (text or entry.get("reason")) if readable else None
+        out.append(entry)
+    return out
 
 
 def close_as_duplicate(case: dict, into_case_id: str, effective_on: dt.date, now: dt.datetime) -> tuple[dict, dict | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from shared.bus import Publisher, RetryLater, applied, mark_applied
+from shared.crypto import Keyring
 from shared.events import new_event
 
 from services.case import domain
@@ -122,14 +123,22 @@ def on_snapshot_taken(event: dict, *, store: CaseStore, publisher: Publisher, no
     _note_on_case(event, domain.record_snapshot, store=store, publisher=publisher, now=now)
 
 
+def notes_keyring(key: bytes) -> Keyring:
+    """The case service's own sealing of free text about a person (AES-256-GCM, its own key)."""
+    return Keyring({"n1": key}, "n1", b"")
+
+
 def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str | None, actor: str,
-                  store: CaseStore, publisher: Publisher, now: dt.datetime) -> dict:
-    """Move a case to a new status (IllegalTransition if the table forbids it)."""
+                  store: CaseStore, publisher: Publisher, now: dt.datetime, notes: Keyring) -> dict:
+    """Move a case to a new status (IllegalTransition if the table forbids it). The reason, free
+    text that may name someone, is sealed with the case service's key before it is stored, and
+    never goes into the event."""
+    sealed = notes.encrypt({"reason": reason}, bound_to=case_id) if reason else None
 
     def decide(case: dict | None):
         if case is None:
             raise NotFound(case_id)
-        case, payload = domain.transition(case, to, effective_on, reason, now)
+        case, payload = domain.transition(case, to, effective_on, sealed, now)
         return case, [new_event("case.status_changed", producer="case", case_id=case_id, actor=actor,
                                 payload=payload, now=now)]
 
@@ -139,3 +148,12 @@ def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str |
 def event_payload_json(event: dict) -> dict:
     """A consumed event's payload with dates back in their ISO string form (as stored)."""
     return {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in event["payload"].items()}
+
+
+def readable_history(case: dict, roles, notes: Keyring) -> dict:
+    """The case with its history as a reader with `roles` may see it (free text only for
+    caseworkers and admins, opened from its seal)."""
+    may_read = bool(domain.REASON_READERS & set(roles))
+    opened = [notes.decrypt(e["reason_sealed"], bound_to=case["_id"])["reason"]
+              if may_read and e.get("reason_sealed") else None for e in case["history"]]
+    return {**case, "history": domain.history_for(case, roles, opened)}

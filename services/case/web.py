@@ -12,6 +12,7 @@ from shared.ui import N_, login_required
 from shared.web import resources
 
 from services.case import domain, handlers
+from services.case.api import case_notes
 from services.case.store import CaseStore
 
 bp = Blueprint("case_web", __name__)
@@ -66,6 +67,7 @@ def _term(value: str | None) -> str:
 
 
 def _render_case(case: dict, errors: dict | None = None, values: dict | None = None, status: int = 200):
+    case = handlers.readable_history(case, g.user["roles"], case_notes())
     return render_template("case.html", case=case, allowed=domain.allowed_moves(case["status"]),
                            advocacy=_advocacy(case), term=_term, errors=errors or {}, values=values or {},
                            today=dt.date.today().isoformat()), status
@@ -104,7 +106,8 @@ def transition(case_id: str):
     if not errors:
         try:
             handlers.change_status(case_id, to=to, effective_on=effective_on, reason=values.get("reason") or None,
-                                   actor=g.user["id"], store=store, publisher=resources().publisher, now=utcnow())
+                                   actor=g.user["id"], store=store, publisher=resources().publisher, now=utcnow(),
+                                   notes=case_notes())
         except domain.IllegalTransition as exc:
             errors["to"] = [_("A case cannot move from %(current)s to %(to)s.", current=_(exc.current), to=_(exc.to))]
         except domain.InvalidDate:

@@ -34,6 +34,7 @@ TOKEN_KEY, TOKEN_PUBLIC, WEB_SESSION_SECRET = "token-signing.key", "token-signin
 ADVOCACY_KEY, ADVOCACY_PUBLIC = "service-advocacy.key", "service-advocacy.pub"
 DATA_KEYS = "keys.json"
 AUDIT_KEY = "audit.key"
+CASE_NOTES_KEY = "case-notes.key"
 
 # Who may hold each key file (../shared/ARCHITECTURE.md, "Trust boundaries"): the issuer alone signs
 # tokens and sessions; every web process verifies them and signs its cookies; identifying data is
@@ -48,6 +49,7 @@ KEY_HOLDERS = {
     ADVOCACY_KEY: {"advocacy-web"},
     ADVOCACY_PUBLIC: {"intake-web"},
     AUDIT_KEY: {"intake-web"},
+    CASE_NOTES_KEY: {"case-web"},
 }
 
 # Words that make an environment variable's name look like it holds a secret.
@@ -184,6 +186,7 @@ def test_key_file_names_are_the_ones_the_code_reads():
     assert keys.service_key_path(settings, "advocacy").name == ADVOCACY_KEY
     assert keys.service_public_path(settings, "advocacy").name == ADVOCACY_PUBLIC
     assert keys.audit_key_path(settings) == Path("/run/secrets") / AUDIT_KEY
+    assert keys.case_notes_key_path(settings) == Path("/run/secrets") / CASE_NOTES_KEY
 
 
 def test_each_secret_is_given_only_to_the_services_that_use_it(model):

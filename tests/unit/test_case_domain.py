@@ -39,10 +39,11 @@ def _case_in(status):
 def test_every_transition_pair(current, to):
     case = _case_in(current)
     if to in TABLE[current]:
-        moved, payload = domain.transition(case, to, dt.date(2024, 1, 9), "news from the family", NOW)
+        sealed = {"kid": "n1", "nonce": "bm9uY2U=", "ct": "c2VhbGVk"}
+        moved, payload = domain.transition(case, to, dt.date(2024, 1, 9), sealed, NOW)
         assert moved["status"] == to
         assert moved["history"][-1] == {"status": to, "effective_on": "2024-01-09", "recorded_at": NOW,
-                                        "reason": "news from the family"}
+                                        "reason": None, "reason_sealed": sealed}
         assert payload == {"from": current, "to": to, "effective_on": "2024-01-09"}
         assert case["status"] == current  # the input is not mutated
     else:
@@ -102,3 +103,17 @@ def test_a_case_lists_each_snapshot_that_counted_it_once():
     listed = domain.record_snapshot(case, mark)
     assert listed["upr_snapshots"] == [mark]
     assert domain.record_snapshot(listed, mark) is listed
+
+
+def test_a_reason_is_read_by_caseworkers_and_admins_only_and_the_services_own_words_by_all():
+    case = {"history": [{"status": "reported", "reason": domain.FIRST_REPORT},
+                        {"status": "detained", "reason": None, "reason_sealed": {"ct": "x"}},
+                        {"status": "released", "reason": "kept in the clear before sealing"}]}
+    opened = [None, "news from the family", None]
+    for roles in (["caseworker"], ["admin"], ["analyst", "caseworker"]):
+        shown = domain.history_for(case, roles, opened)
+        assert [e["reason"] for e in shown] == [domain.FIRST_REPORT, "news from the family",
+                                                "kept in the clear before sealing"]
+        assert all("reason_sealed" not in e for e in shown)
+    for roles in (["analyst"], ["advocate"], []):
+        assert [e["reason"] for e in domain.history_for(case, roles, [None] * 3)] == [domain.FIRST_REPORT, None, None]
