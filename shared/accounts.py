@@ -24,6 +24,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from pymongo.errors import DuplicateKeyError
 
 from shared import auth, identity, passwords, throttle, twofactor
+from shared.audit import audit_trail
 from shared.errors import ApiError
 from shared.http import doc, load_body
 
@@ -178,15 +179,17 @@ def _scope_after_factors(user: dict) -> str:
     return auth.PASSWORD_CHANGE if user.get("must_change_password") else auth.FULL
 
 
-def check_otp_step(res, user: dict, code: str, address: str, now: dt.datetime) -> str:
+def check_otp_step(res, user: dict, code: str, address: str, now: dt.datetime, *, counted: bool = False) -> str:
     """The second step: a TOTP code (each used once) or a recovery code (each used once). The
     scope of the login that follows; 401 `invalid_credentials` for a wrong code (counted as a
-    failed attempt)."""
+    failed attempt). `counted`: this request's attempt was already throttled by the password step
+    (the API's one request), so it is not counted twice."""
     db = res.identity_db
-    try:
-        throttle.check(db, user["_id"], address, now, policy=_policy(res))
-    except throttle.Throttled as exc:
-        raise too_many(exc.retry_after_seconds) from None
+    if not counted:
+        try:
+            throttle.check(db, user["_id"], address, now, policy=_policy(res))
+        except throttle.Throttled as exc:
+            raise too_many(exc.retry_after_seconds) from None
     if not _accept_second_factor(res, user, code, now):
         throttle.record_failure(db, user["_id"], address, now, policy=_policy(res))
         raise ApiError(401, "invalid_credentials", "Wrong username, password or code.")
@@ -262,13 +265,11 @@ def _sign_address(res, address: str) -> str:
 def audit(res, action: str, *, target: str, actor: dict | None = None, detail: str | None = None) -> None:
     """An account change in intake's audit trail (who, when, from where, to whom), appended to its
     chain like every entry (shared/audit.py)."""
-    from shared.audit import audit_trail
-
     actor = actor or auth.current_user()
     audit_trail(res.db, res.settings).append({
         "at": _utcnow(), "user_id": actor.get("user_id") or actor.get("id"),
         "username": actor.get("_id") or actor.get("username"), "what": "account", "action": action,
-        "target": target, "reason": detail, "report_id": "", "case_id": "", "remote_addr": request.remote_addr,
+        "target": target, "reason": detail, "report_id": "", "case_id": "", "remote_addr": client_address(res),
     })
 
 
@@ -299,7 +300,7 @@ def accounts_blueprint(service: str) -> Blueprint:
         if step.otp_pending:
             if not creds.get("otp"):
                 raise ApiError(401, "otp_required", "Send the code from your authenticator app as 'otp'.")
-            scope = check_otp_step(res, step.user, creds["otp"], address, now)
+            scope = check_otp_step(res, step.user, creds["otp"], address, now, counted=True)
         token_, lifetime = start_session(res, step.user, kind=auth.ACCESS, scope=scope, now=now)
         body = {"access_token": token_, "token_type": "Bearer", "expires_in": int(lifetime),
                 "roles": step.user["roles"]}
@@ -431,9 +432,8 @@ def change_password(res, username: str, old: str, new: str) -> None:
         throttle.check(res.identity_db, username, address, now, policy=_policy(res))
     except throttle.Throttled as exc:
         raise too_many(exc.retry_after_seconds) from None
-    user = identity.find_user(res.identity_db, username)
-    ok = user is not None and identity.check_password(res.identity_db, username, old) is not None
-    if not ok:
+    user = identity.check_password(res.identity_db, username, old)
+    if user is None:
         throttle.record_failure(res.identity_db, username, address, now, policy=_policy(res))
         raise ApiError(422, "validation_error", "The old password is wrong.",
                        fields={"old_password": ["The old password is wrong."]})

@@ -76,29 +76,27 @@ def on_consent_changed(event: dict, *, store: CaseStore, publisher: Publisher, n
     """consent.changed (intake's): the case takes the consent intake holds, and whether its reports
     disagree; a change of consent goes out as case.facts_updated so that advocacy's copy and
     reporting follow. Applied once per event id; an event for a case not opened yet waits."""
-    case_id, payload = event["case_id"], event_payload_json(event)
 
-    def decide(case: dict | None):
-        if case is None:
-            raise RetryLater(f"case {case_id} has not been opened yet")
-        if applied(case, event["event_id"]):
-            return None
+    def change(case: dict, payload: dict):
         updated, changes = domain.apply_consent(case, payload)
-        if updated is case:
-            return None
         follow = {"actor": event.get("actor"), "correlation_id": event["correlation_id"],
                   "causation_id": event["event_id"], "now": now}
-        events = [new_event("case.facts_updated", producer="case", case_id=case_id, payload=changes, **follow)] \
-            if changes else []
-        return mark_applied(updated, event["event_id"]), events
+        return updated, [new_event("case.facts_updated", producer="case", case_id=event["case_id"], payload=changes,
+                                   **follow)] if changes else []
 
-    store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
+    _apply_news(event, change, store=store, publisher=publisher, now=now)
 
 
 def _note_on_case(event: dict, note, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
-    """Apply another service's news to a case (note(case, payload) -> the case, the same object if
-    nothing changes). The case's status does not change, so nothing is emitted; an event for a
-    case not opened here yet waits (RetryLater), and one that adds nothing is not stored again."""
+    """Apply another service's news that changes no status (note(case, payload) -> the case, the
+    same object if nothing changes), so nothing is emitted."""
+    _apply_news(event, lambda case, payload: (note(case, payload), []), store=store, publisher=publisher, now=now)
+
+
+def _apply_news(event: dict, change, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
+    """Apply another service's event to a case: change(case, payload) -> (the case, the same object
+    if nothing changes; the events it causes). Applied once per event id; an event for a case not
+    opened here yet waits (RetryLater), and one that adds nothing is not stored again."""
     case_id, payload = event["case_id"], event_payload_json(event)
 
     def decide(case: dict | None):
@@ -106,8 +104,8 @@ def _note_on_case(event: dict, note, *, store: CaseStore, publisher: Publisher, 
             raise RetryLater(f"case {case_id} has not been opened yet")
         if applied(case, event["event_id"]):
             return None
-        updated = note(case, payload)
-        return None if updated is case else (mark_applied(updated, event["event_id"]), [])
+        updated, events = change(case, payload)
+        return None if updated is case else (mark_applied(updated, event["event_id"]), events)
 
     store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
 

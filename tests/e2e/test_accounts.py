@@ -4,7 +4,6 @@ it; guessing is locked on every service's login; a disabled account's page sessi
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pyotp
@@ -115,7 +114,6 @@ def test_a_disabled_users_page_session_ends_and_logout_ends_the_cookie(page, api
     name = _make_user(api, "caseworker")
     _log_in(page, api, name, PASSWORD, f"{api.urls['case']}/cases")
     page.wait_for_url("**/cases")
-    cookies = page.context.cookies()
     off = api.http.patch(f"{api.urls['intake']}/api/v1/users/{name}", headers=api.admin, timeout=10,
                          json={"active": False})
     assert off.status_code == 200
@@ -126,13 +124,13 @@ def test_a_disabled_users_page_session_ends_and_logout_ends_the_cookie(page, api
                           json={"active": True}).status_code == 200
     _log_in(page, api, name, PASSWORD, f"{api.urls['reporting']}/snapshots")
     page.wait_for_url("**/snapshots")
-    cookies = page.context.cookies()
+    jar = {c["name"]: c["value"] for c in page.context.cookies()}
+    before = requests.get(f"{api.urls['case']}/cases", cookies=jar, allow_redirects=False, timeout=10)
+    assert before.status_code == 200  # the copied cookie opens the page while the login lasts
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login**")
-    jar = {c["name"]: c["value"] for c in cookies}
     replay = requests.get(f"{api.urls['case']}/cases", cookies=jar, allow_redirects=False, timeout=10)
     assert replay.status_code == 302 and "/login" in replay.headers["Location"]
-    assert re.search(r"nrw_session", "; ".join(jar))
 
 
 def test_every_file_the_stack_made_under_var_is_private(stack, env):
