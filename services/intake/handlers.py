@@ -289,20 +289,33 @@ def name_for_letter(case_id: str, *, reader: dict, reason: str, remote_addr: str
 
 
 def names_for_review(report_ids: list[str], *, reader: dict, context: str, reason: str | None,
-                     remote_addr: str | None, store: IntakeStore, keyring: Keyring, now: dt.datetime) -> dict[str, str]:
+                     remote_addr: str | None, store: IntakeStore, keyring: Keyring, now: dt.datetime,
+                     reads_per_hour: int) -> dict[str, str]:
     """The names on a few reports, for a caseworker comparing possible duplicates; each read is
-    in the audit trail (written together, before anything is decrypted). The name of a case the
-    reader may not read without a reason is left out unless they gave one (`reason`; the read is
-    then flagged out of assignment). These reads are part of the page's one counted read."""
+    in the audit trail (written before anything is decrypted). The name of a case the reader may
+    not read without a reason is left out unless they gave one (`reason`; the read is then
+    flagged out of assignment) and counts against the reader's hourly limit like any read of
+    another person's case: past the limit it is withheld (the refusal audited, admins alerted).
+    The names of the reader's own cases are part of the page's one counted read."""
     docs = [d for d in (store.get_report(r) for r in report_ids) if d is not None]
     reason, assigned = domain.clean_reason(reason), {}
-    shown = [(d, out) for d, out in ((d, _needs_reason(d, reader, store, assigned)) for d in docs)
-             if not out or domain.valid_reason(reason)]
-    store.record_accesses([{"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": d["_id"],
-                            "case_id": d["case_id"], "reason": f"{context}: {reason}" if out else context,
-                            "remote_addr": remote_addr, "what": "duplicate review", "action": "read",
-                            "out_of_assignment": out} for d, out in shown])
-    return {d["_id"]: keyring.decrypt(d["sealed"], bound_to=d["_id"])["person"]["full_name"] for d, _out in shown}
+    entries, shown = [], []
+    for doc in docs:
+        out = _needs_reason(doc, reader, store, assigned)
+        if out and not domain.valid_reason(reason):
+            continue
+        entry = {"at": now, "user_id": reader["id"], "username": reader["username"], "report_id": doc["_id"],
+                 "case_id": doc["case_id"], "reason": f"{context}: {reason}" if out else context,
+                 "remote_addr": remote_addr, "what": "duplicate review", "action": "read", "out_of_assignment": out}
+        if out:
+            try:
+                _count_read(entry, reader=reader, store=store, now=now, reads_per_hour=reads_per_hour)
+            except ReadLimitReached:
+                continue
+        entries.append(entry)
+        shown.append(doc)
+    store.record_accesses(entries)
+    return {d["_id"]: keyring.decrypt(d["sealed"], bound_to=d["_id"])["person"]["full_name"] for d in shown}
 
 
 # --- assignments ----------------------------------------------------------------------------------

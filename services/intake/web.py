@@ -216,7 +216,7 @@ def report(report_id: str):
     try:
         shown = handlers.read_report(report_id, reader=g.user, reason=given, remote_addr=request.remote_addr,
                                      now=utcnow(), reads_per_hour=resources().settings.identifying_reads_per_hour,
-                                     fallback_reason=(request.args.get("reason") or "web view")[:200], **_deps())
+                                     fallback_reason="web view", **_deps())  # never a reason from a link
     except handlers.AccessRefused as exc:
         return _refused_page(report_id, exc)
     if shown is None:
@@ -251,7 +251,8 @@ def _possible_duplicates(report_id: str, case_id: str, reason: str | None) -> li
     if items:
         names = handlers.names_for_review([i["report_id"] for i in items], reader=g.user,
                                           context=f"duplicate review of case {case_id}", reason=reason,
-                                          remote_addr=request.remote_addr, now=utcnow(), **deps)
+                                          remote_addr=request.remote_addr, now=utcnow(),
+                                          reads_per_hour=resources().settings.identifying_reads_per_hour, **deps)
         for item in items:
             item["full_name"] = names.get(item["report_id"])
             item["withheld"] = item["report_id"] not in names

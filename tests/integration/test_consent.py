@@ -74,7 +74,7 @@ def test_a_narrowing_second_report_narrows_the_case_and_says_the_reports_disagre
 
 
 def test_a_widening_report_leaves_consent_then_the_recorded_consent_holds(client, tokens, users, settings,
-                                                                          case_client, case_consumer):  # noqa: F811
+                                                                          case_client, case_consumer, mongo):  # noqa: F811
     a, _ = _pair(client, tokens, "none", "named")
     case_id = a["case_id"]
     [disputed] = _consent_events(settings, case_id)
@@ -102,6 +102,9 @@ def test_a_widening_report_leaves_consent_then_the_recorded_consent_holds(client
     assert audit.status_code == 200
     entries = [e for e in audit.get_json()["items"] if e.get("what") == "consent"]
     assert len(entries) == 1 and "010-5555" not in json.dumps(entries)
+    commands = [json.dumps(d, default=str) for d in
+                mongo[settings.database_name("intake")]["consent_commands"].find({"case_id": case_id})]
+    assert commands and not [c for c in commands if "010-5555" in c or SYNTH in c]  # the reason is sealed
 
     assert wait_for(lambda: _case_consent(case_client, tokens, case_id) == ("named", True, False),
                     what="the case to take the recorded consent")
@@ -124,8 +127,11 @@ def test_after_a_recorded_consent_a_wider_report_leaves_it_and_a_narrower_one_na
     case_id = a["case_id"]
     assert _command(client, tokens["caseworker"], case_id, advocacy="anonymous").status_code == 200
     person = _person_of(client, tokens, a["report_id"])
+    before = len(_consent_events(settings, case_id))
     _file(client, tokens, synthetic_report(person=person, consent={"advocacy": "named", "statistics": True}))
-    assert _consent_events(settings, case_id)[-1]["payload"]["consent_advocacy"] == "anonymous"
+    events = wait_for(lambda: (e := _consent_events(settings, case_id)) and len(e) > before and e,
+                      what="the disagreement announced")
+    assert events[-1]["payload"]["consent_advocacy"] == "anonymous" and events[-1]["payload"]["disputed"] is True
     assert _name(client, settings, case_id).status_code == 403
     _file(client, tokens, synthetic_report(person=person, consent={"advocacy": "none", "statistics": True}))
     assert _consent_events(settings, case_id)[-1]["payload"]["consent_advocacy"] == "none"

@@ -13,6 +13,7 @@ import pytest
 
 from services.intake.consumer import make_handlers
 from shared.bus import EventConsumer, Publisher
+from shared.mongo import utcnow
 from tests.integration.test_intake_pages import page_login
 from tests.support import (SYNTH, near_duplicate_pair, read_topic, start_group_at_end, synthetic_report,
                            wait_for)
@@ -176,10 +177,21 @@ def test_names_of_possible_duplicates_in_cases_one_is_not_assigned_to_need_a_rea
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
     given = client.post(f"/reports/{b['report_id']}/access", data={"csrf_token": token, "reason": "same family name"})
     assert given.status_code == 302
+    from services.intake import domain
+    from services.intake.store import IntakeStore
+    store = IntakeStore(mongo[settings.database_name("intake")])
+    user_id = intake_app.extensions["nrw"].identity_db["users"].find_one({"_id": reviewer})["user_id"]
+    counted_before = store.reads_taken(user_id, domain.read_hour(utcnow()))
     html = client.get(given.headers["Location"]).get_data(as_text=True)
     row = html.split(f'data-case-id="{a["case_id"]}"', 1)[1].split("</tr>", 1)[0]
     assert first["person"]["full_name"] in row and 'id="compare-form"' not in html
     assert 'id="out-of-assignment"' not in html  # their own report is not out of assignment
     review = audit.find_one({"report_id": a["report_id"], "what": "duplicate review"})
     assert review["out_of_assignment"] is True and review["username"] == reviewer
+    # each such name is a read of another person's case and counts against the hourly limit too:
+    # the page view is one read, and each name of a case the reviewer is not assigned to another
+    # (earlier tests' similar names may be listed as well, all out of assignment)
+    names_read = audit.count_documents({"username": reviewer, "what": "duplicate review", "out_of_assignment": True})
+    assert names_read >= 1
+    assert store.reads_taken(user_id, domain.read_hour(utcnow())) == counted_before + 1 + names_read
     assert review["reason"] == f"duplicate review of case {b['case_id']}: same family name"
