@@ -72,7 +72,7 @@ def install(env: dict[str, str]) -> None:
 
 
 def _host_port(address: str) -> tuple[str, int]:
-    address = re.sub(r"^[a-z]+://", "", address).split("/")[0].split(",")[0]
+    address = re.sub(r"^[a-z]+://", "", address).split("/")[0].rpartition("@")[2].split(",")[0]
     host, _, port = address.rpartition(":")
     return host or "127.0.0.1", int(port)
 
@@ -199,7 +199,7 @@ def _bootstrap_admin(env: dict[str, str]) -> str | None:
     from shared.mongo import connect
 
     settings = Settings.from_env()
-    client = connect(settings)
+    client = connect(settings, "operator")
     try:
         return identity.bootstrap_admin(client[settings.database_name("identity")], settings.admin_password, announce=False)
     finally:
@@ -243,7 +243,8 @@ def run(args) -> int:
         for service, url in urls.items():
             print(f"  {service:<10} {url}   (API {url}/api/v1/, OpenAPI {url}/openapi.json)")
         print(f"  Kafka      {env.get('NRW_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}")
-        print(f"  MongoDB    {env.get('NRW_MONGO_URI', 'mongodb://127.0.0.1:27017')} (FerretDB)")
+        mongo = _host_port(env.get("NRW_MONGO_URI", "mongodb://127.0.0.1:27017"))  # never a password
+        print(f"  MongoDB    mongodb://{mongo[0]}:{mongo[1]}/ (FerretDB; the operator's URI: var/secrets/mongo-operator.uri)")
         if generated:
             print(f"Log in as 'admin' with the generated password: {generated}")
         elif env.get("NRW_ADMIN_PASSWORD"):

@@ -52,6 +52,7 @@ class Settings:
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
+    mongo_uri_file: Path | None = None  # a whole connection string, credentials included (shared/mongo_accounts.py)
     db_prefix: str = "nrw_"
     admin_password: str | None = None
     token_ttl_seconds: int = 900
@@ -88,6 +89,7 @@ class Settings:
         return cls(
             kafka_bootstrap=_env("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             mongo_uri=_env("MONGO_URI", cls.mongo_uri),
+            mongo_uri_file=_path(_env("MONGO_URI_FILE")),
             db_prefix=_env("DB_PREFIX", cls.db_prefix),
             admin_password=_env("ADMIN_PASSWORD") or None,  # empty means unset, never an empty password
             token_ttl_seconds=int(_env("TOKEN_TTL_SECONDS", str(cls.token_ttl_seconds))),

@@ -146,6 +146,8 @@ def init(settings: Settings) -> list[Path]:
     if not data_keys.exists():
         local_keys(data_keys)
         made.append(data_keys)
+    from shared.mongo_accounts import ensure_credentials  # the database accounts' passwords
+    made += ensure_credentials(settings)
     return made
 
 

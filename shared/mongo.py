@@ -8,6 +8,7 @@ from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from shared.config import Settings
+from shared.mongo_accounts import connection
 
 # Errors that mean "the database is not answering right now": retry, never dead-letter.
 TRANSIENT_ERRORS = (ConnectionFailure,)
@@ -19,10 +20,13 @@ TRANSIENT_CODES = frozenset({6, 7, 89, 91, 262, 9001, 11600})
 INTERNAL_ERROR = 1
 
 
-def connect(settings: Settings, *, timeout_ms: int = 3000) -> MongoClient:
-    """A client for this process; pymongo clients must not cross a fork."""
+def connect(settings: Settings, account: str, *, timeout_ms: int = 3000) -> MongoClient:
+    """A client for this process, logged in as `account` (a service, or `operator`: see
+    shared/mongo_accounts.py); pymongo clients must not cross a fork."""
+    uri, credentials = connection(settings, account)
     return MongoClient(
-        settings.mongo_uri,
+        uri,
+        **credentials,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 3, 10000),

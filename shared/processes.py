@@ -43,7 +43,7 @@ def run_consumer(service: str, topics: list[str], make_handlers: Callable[[Datab
     settings = Settings.from_env()
     stop = threading.Event()
     stop_on_signals(stop)
-    db = connect(settings)[settings.database_name(service)]
+    db = connect(settings, service)[settings.database_name(service)]
     if prepare:
         wait_for("the database", lambda: prepare(db), stop)
     wait_for("the Kafka broker", lambda: ensure_topics(settings), stop)
@@ -70,7 +70,7 @@ def relay_main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env()
     stop = threading.Event()
     stop_on_signals(stop)
-    db = connect(settings)[settings.database_name(args.service)]
+    db = connect(settings, args.service)[settings.database_name(args.service)]
     publisher = Publisher(settings, client_id=f"nrw-{args.service}-relay", max_block_ms=5000)
     try:
         run_relay([db[name] for name in args.collections], TOPICS[args.service], publisher, settings, stop)

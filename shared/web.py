@@ -74,7 +74,7 @@ class Resources:
         """This process's MongoDB client."""
         with self._lock:
             if self._client is None:
-                self._client = connect(self.settings)
+                self._client = connect(self.settings, self.service)
             return self._client
 
     def _prepare(self) -> None:

@@ -1,33 +1,51 @@
-// Command ferretdb runs FerretDB v1 embedded in a small main module of ours.
+// Command ferretdb runs FerretDB v1.24 for the stack: it starts FerretDB's own command
+// (ferretdb-server, built by build.sh), makes sure every database account exists with the password
+// in its credentials file, and keeps the _id indexes FerretDB's SQLite backend lacks.
 //
-// Building FerretDB's own cmd/ferretdb with `go install` yields a binary that panics at start
-// (its version file is generated at release time and is not part of the module). Embedding the
-// public package github.com/FerretDB/FerretDB/ferretdb avoids that.
+// Accounts. Only FerretDB's own command takes the flags of its authentication
+// (--test-enable-new-auth, --setup-*): the embeddable package github.com/FerretDB/FerretDB/ferretdb
+// has no option for them. With them, every command but the handshake, saslStart/saslContinue,
+// ping, buildInfo and a few like them is refused to a client that has not authenticated with
+// SCRAM; the first account ("operator", in the admin database) is created by FerretDB itself when
+// the admin database does not exist yet. FerretDB v1.24 has no authorisation: createUser refuses
+// any role (FerretDB issue #174), and every authenticated account may read and write every
+// database. Each start therefore runs in two steps: FerretDB listens first on a Unix socket only
+// (in the private run folder), where this program logs in as the operator and creates or updates
+// one account per password file (<secrets>/mongo-<account>.password, written by
+// `python -m shared.keys init`); then FerretDB is restarted on its TCP address, so that no service
+// ever connects before its account exists.
 //
-// It also keeps an index that FerretDB v1.24's SQLite backend needs but does not make: queries by
-// _id filter on `_ferretdb_sjson->'$._id'`, while the _id index FerretDB creates is on
-// `_ferretdb_sjson->"_id"`, so SQLite cannot use it and every lookup by _id scans the whole
-// table (FerretDB issue #3340). An index on the exact expression the queries use turns those
-// scans into index searches; FerretDB's own unique index still enforces uniqueness.
+// Indexes. Queries by _id filter on `_ferretdb_sjson->'$._id'`, while the _id index FerretDB
+// creates is on `_ferretdb_sjson->"_id"`, so SQLite cannot use it and every lookup by _id scans
+// the whole table (FerretDB issue #3340). An index on the exact expression the queries use turns
+// those scans into index searches; FerretDB's own unique index still enforces uniqueness.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"database/sql"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
 	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses
 )
+
+// operator is the account FerretDB creates at its first start; it creates the others.
+const operator = "operator"
 
 func main() {
 	listen := flag.String("listen-addr", envOr("NRW_FERRETDB_LISTEN", "127.0.0.1:27017"), "TCP address to serve the MongoDB wire protocol on")
@@ -35,39 +53,195 @@ func main() {
 	sqliteURL := flag.String("sqlite-url", envOr("NRW_FERRETDB_SQLITE_URL", "file:var/ferretdb/"), "SQLite directory URI (sqlite backend)")
 	postgresURL := flag.String("postgresql-url", os.Getenv("NRW_FERRETDB_POSTGRESQL_URL"), "PostgreSQL URL (postgresql backend)")
 	logLevel := flag.String("log-level", envOr("NRW_FERRETDB_LOG_LEVEL", "error"), "debug, info, warn or error")
+	varDir := envOr("NRW_VAR", "var")
+	secretsDir := flag.String("secrets-dir", envOr("NRW_SECRETS_DIR", filepath.Join(varDir, "secrets")), "folder of the accounts' password files (mongo-<account>.password)")
+	runDir := flag.String("run-dir", filepath.Join(varDir, "run"), "private folder for the setup step's Unix socket")
+	server := flag.String("server", "", "FerretDB's own command (default: ferretdb-server next to this program)")
 	flag.Parse()
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "ferretdb: bad --log-level %q: %v\n", *logLevel, err)
-		os.Exit(2)
+		fail(2, "bad --log-level %q: %v", *logLevel, err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:      ferretdb.ListenerConfig{TCP: *listen},
-		Logger:        logger,
-		Handler:       *handler,
-		SQLiteURL:     *sqliteURL,
-		PostgreSQLURL: *postgresURL,
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)
-		os.Exit(1)
+	if *server == "" {
+		self, err := os.Executable()
+		if err != nil {
+			fail(1, "%v", err)
+		}
+		*server = filepath.Join(filepath.Dir(self), "ferretdb-server")
 	}
+	accounts, err := readAccounts(*secretsDir)
+	if err != nil {
+		fail(1, "%v", err)
+	}
+	sqliteDir := strings.TrimPrefix(strings.SplitN(*sqliteURL, "?", 2)[0], "file:")
+	args := []string{
+		"--handler=" + *handler, "--sqlite-url=" + *sqliteURL, "--state-dir=" + sqliteDir,
+		"--log-level=" + *logLevel, "--telemetry=disable", "--debug-addr=-",
+		"--test-enable-new-auth", "--setup-database=admin", "--setup-username=" + operator,
+	}
+	if *handler == "postgresql" {
+		args = append(args, "--postgresql-url="+*postgresURL)
+	}
+	env := serverEnv(accounts[operator])
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if *handler == "sqlite" {
-		go keepIDIndexes(ctx, logger, strings.TrimPrefix(strings.SplitN(*sqliteURL, "?", 2)[0], "file:"))
+	// Step 1: on a Unix socket only, create or update every account.
+	socket := filepath.Join(*runDir, "ferretdb-setup.sock")
+	_ = os.Remove(socket) // left by a process that was killed
+	setup, err := startServer(*server, append(args, "--listen-addr=", "--listen-unix="+socket), env)
+	if err != nil {
+		fail(1, "%v", err)
+	}
+	err = ensureAccounts(ctx, socket, accounts, setup)
+	_ = setup.Process.Signal(syscall.SIGTERM)
+	_ = setup.Wait()
+	if err != nil {
+		fail(1, "%v", err)
+	}
+	if ctx.Err() != nil {
+		return
 	}
 
-	fmt.Fprintf(os.Stderr, "ferretdb: serving %s (%s backend)\n", f.MongoDBURI(), *handler)
-	if err := f.Run(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)
-		os.Exit(1)
+	// Step 2: serve clients on the TCP address.
+	serving, err := startServer(*server, append(args, "--listen-addr="+*listen), env)
+	if err != nil {
+		fail(1, "%v", err)
 	}
+	if *handler == "sqlite" {
+		go keepIDIndexes(ctx, logger, sqliteDir)
+	}
+	fmt.Fprintf(os.Stderr, "ferretdb: serving mongodb://%s/ (%s backend; %d accounts, authentication required)\n",
+		*listen, *handler, len(accounts))
+	ended := make(chan error, 1)
+	go func() { ended <- serving.Wait() }()
+	select {
+	case err = <-ended:
+	case <-ctx.Done():
+		_ = serving.Process.Signal(syscall.SIGTERM)
+		err = <-ended
+	}
+	if ctx.Err() == nil {
+		fail(exitCode(err), "FerretDB stopped: %v", err)
+	}
+}
+
+func fail(code int, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "ferretdb: "+format+"\n", args...)
+	os.Exit(code)
+}
+
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() > 0 {
+		return exit.ExitCode()
+	}
+	return 1
+}
+
+// readAccounts reads every <dir>/mongo-<account>.password: account name -> password. The
+// operator's file must be there (FerretDB creates that account itself).
+func readAccounts(dir string) (map[string]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "mongo-*.password"))
+	if err != nil {
+		return nil, err
+	}
+	accounts := map[string]string{}
+	for _, file := range files {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(file), "mongo-"), ".password")
+		text, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		if password := strings.TrimSpace(string(text)); password != "" {
+			accounts[name] = password
+		}
+	}
+	if _, ok := accounts[operator]; !ok {
+		return nil, fmt.Errorf("no password in %s (run `python -m shared.keys init`)",
+			filepath.Join(dir, "mongo-"+operator+".password"))
+	}
+	return accounts, nil
+}
+
+// serverEnv is this process's environment without FerretDB's own settings, plus the operator's
+// password for the setup (an environment variable, not an argument that `ps` would show).
+func serverEnv(operatorPassword string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FERRETDB_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "FERRETDB_SETUP_PASSWORD="+operatorPassword, "DO_NOT_TRACK=1")
+}
+
+func startServer(path string, args []string, env []string) (*exec.Cmd, error) {
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("could not start %s (infra/ferretdb/build.sh builds it): %w", path, err)
+	}
+	return cmd, nil
+}
+
+// ensureAccounts logs in as the operator on the setup socket and creates every other account, or
+// sets its password to the one in its file (a file made anew, say); SCRAM-SHA-256 only.
+func ensureAccounts(ctx context.Context, socket string, accounts map[string]string, setup *exec.Cmd) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		if _, err := os.Stat(socket); err == nil {
+			break
+		}
+		if setup.ProcessState != nil || ctx.Err() != nil {
+			return errors.New("FerretDB did not start (its output above says why)")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	client, err := mongo.Connect(ctx, options.Client().SetHosts([]string{socket}).SetAuth(options.Credential{
+		AuthMechanism: "SCRAM-SHA-256", AuthSource: "admin", Username: operator, Password: accounts[operator],
+	}).SetServerSelectionTimeout(30*time.Second))
+	if err != nil {
+		return fmt.Errorf("could not connect to FerretDB's setup socket: %w", err)
+	}
+	defer client.Disconnect(context.Background())
+	admin := client.Database("admin")
+
+	names := make([]string, 0, len(accounts))
+	for name := range accounts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		var info struct {
+			Users []bson.M `bson:"users"`
+		}
+		if err := admin.RunCommand(ctx, bson.D{{Key: "usersInfo", Value: name}}).Decode(&info); err != nil {
+			if name == operator {
+				return fmt.Errorf("the operator account does not log in with the password in mongo-operator.password "+
+					"(was var/secrets made anew while var/ferretdb was kept?): %w", err)
+			}
+			return fmt.Errorf("usersInfo %s: %w", name, err)
+		}
+		command := "createUser"
+		if len(info.Users) > 0 {
+			command = "updateUser"
+		}
+		err := admin.RunCommand(ctx, bson.D{
+			{Key: command, Value: name}, {Key: "pwd", Value: accounts[name]},
+			{Key: "roles", Value: bson.A{}}, {Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
+		}).Err()
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", command, name, err)
+		}
+	}
+	return nil
 }
 
 func envOr(name, fallback string) string {

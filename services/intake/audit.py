@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     from shared.mongo import connect
 
-    client = connect(settings)
+    client = connect(settings, "intake")
     try:
         answer = verify(client[settings.database_name("intake")], settings,
                         progress=sys.stderr.isatty() and not args.no_progress)

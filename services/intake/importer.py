@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.file.stat().st_size > args.max_bytes:
         parser.error(f"{args.file} is larger than {args.max_bytes} bytes (--max-bytes); nothing imported")
     settings = Settings.from_env()
-    client = connect(settings)
+    client = connect(settings, "intake")
     publisher = None
     try:
         user = client[settings.database_name("identity")]["users"].find_one({"_id": args.username})

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         print(f"keys: new current key {generate_local_key(settings)}")
-    client = connect(settings)
+    client = connect(settings, "intake")
     try:
         result = reseal_all(client[settings.database_name("intake")]["reports"], Keyring.from_settings(settings),
                             progress=sys.stderr.isatty())

@@ -70,7 +70,7 @@ def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dic
 
 def rebuild(settings: Settings, *, quiet: bool = False) -> dict:
     """Rebuild the records; returns what was done."""
-    db = connect(settings)[settings.database_name("reporting")]
+    db = connect(settings, "reporting")[settings.database_name("reporting")]
     live = ReportingStore(db)
     old = live.records_name
     fresh = f"records_{time.strftime('%Y%m%d%H%M%S')}"

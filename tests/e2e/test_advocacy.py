@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -160,7 +161,7 @@ def test_replaying_the_case_topic_opens_no_second_draft_for_the_same_episode(api
         rewind.assign(partitions)
         rewind.commit({tp: OffsetAndMetadata(starts[tp], "", -1) for tp in partitions})
         rewind.close()
-        with MongoClient(env["NRW_MONGO_URI"]) as mongo:
+        with MongoClient(Path(env["NRW_VAR"], "secrets", "mongo-operator.uri").read_text().strip()) as mongo:
             mongo["nrw_advocacy"]["cases"].drop()  # the stack's default database prefix
     finally:
         stack.start("advocacy-consumer")

@@ -2,6 +2,7 @@
 marker) appears in any Kafka record, any log line, or any database but intake's encrypted store."""
 
 import json
+from pathlib import Path
 
 from pymongo import MongoClient
 
@@ -29,7 +30,7 @@ def test_identifying_data_never_leaves_intake_in_clear(api, stack, bootstrap):
         for number, line in enumerate(path.read_bytes().splitlines(), 1):
             assert marker not in line, f"identifying data in {path.name} line {number}"
 
-    client = MongoClient(stack.env["NRW_MONGO_URI"])
+    client = MongoClient(Path(stack.env["NRW_VAR"], "secrets", "mongo-operator.uri").read_text().strip())
     try:
         for service in (*SERVICES, "identity"):
             db = client[f"nrw_{service}"]

@@ -49,8 +49,8 @@ def settings(infra) -> Settings:
 
 @pytest.fixture(scope="session")
 def mongo(settings):
-    """A pymongo client to the test FerretDB."""
-    client = connect(settings)
+    """A pymongo client to the test FerretDB, logged in as the operator."""
+    client = connect(settings, "operator")
     yield client
     client.close()
 

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from shared import throttle
+from shared.mongo_accounts import account_uri
 from shared.throttle import COLLECTION, Policy, Throttled, check, record_failure, record_success
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -101,7 +102,7 @@ def test_failures_from_several_processes_are_all_counted(db, settings):
     policy = Policy(failures_before_lock=10, lock_seconds=1.0, attempts_per_minute=100)
     username = fresh("everywhere")
     with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
-        runs = [pool.submit(fail_from_another_process, settings.mongo_uri, db.name, username, 6, policy, NOW)
+        runs = [pool.submit(fail_from_another_process, account_uri(settings, "intake"), db.name, username, 6, policy, NOW)
                 for _ in range(3)]
         for run in runs:
             run.result(timeout=120)
