@@ -14,6 +14,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
+from shared import unhcr_offices
+
 SCHEMA_VERSION = 1
 
 SEXES = ("female", "male", "unknown")
@@ -31,6 +33,9 @@ VULNERABILITIES = (
 )
 SOURCE_TYPES = ("family", "fellow_escapee", "broker", "church_partner", "ngo_partner", "media", "other")
 RELIABILITIES = ("confirmed", "probable", "unverified")
+# A UPR cycle: the reviewed State's ISO 3166 alpha-2 code and the cycle's number (CN-4: China's
+# fourth review). A fixed form, not free text: it travels in upr.snapshot_taken.
+UPR_CYCLE = r"^[A-Z]{2}-[1-9][0-9]?$"
 CASE_STATUSES = (
     "reported",
     "detained",
@@ -152,11 +157,21 @@ class CaseFactsUpdated(Schema):
     report_count = fields.Integer()
 
 
+class OfficeCode(fields.String):
+    """A UNHCR office of the maintained list (shared/unhcr_offices.py), as its code. Whatever a
+    producer hands it, the event carries a fixed value: an office's code or name becomes the code,
+    anything else `unlisted`, so no typed text travels (and an older event's text is not kept)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return unhcr_offices.code_for(text) or unhcr_offices.UNLISTED
+
+
 class UnhcrAccessRequested(Schema):
-    """advocacy.events / unhcr_access.requested."""
+    """advocacy.events / unhcr_access.requested: `office` is a code of the maintained list."""
 
     request_id = fields.String(required=True)
-    office = fields.String(required=True)
+    office = OfficeCode(required=True)
     channel = fields.String(required=True)
     sent_on = fields.Date(required=True)
 
@@ -200,7 +215,7 @@ class UprSnapshotTaken(Schema):
     """reporting.events / upr.snapshot_taken."""
 
     snapshot_id = fields.String(required=True)
-    cycle = fields.String(required=True)
+    cycle = fields.String(required=True, validate=validate.Regexp(UPR_CYCLE))
     as_of = fields.Date(required=True)
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from shared import unhcr_offices
 from shared.auth import current_user, require_roles
 from shared.errors import ApiError
 from shared.hardening import as_document
@@ -15,8 +16,8 @@ from shared.web import resources
 
 from services.advocacy import domain, handlers, letters_for
 from services.advocacy.schemas import (AnswerIn, AppealIn, AppealList, AppealOut, AppealQuery, IssueIn, LetterQuery,
-                                       RecipientIn, RecipientList, RequestIn, RequestList, RequestOut, RequestQuery,
-                                       RequestResponseIn)
+                                       OfficeList, RecipientIn, RecipientList, RequestIn, RequestList, RequestOut,
+                                       RequestQuery, RequestResponseIn)
 from services.advocacy.store import AdvocacyStore
 
 bp = Blueprint("advocacy_api", __name__)
@@ -127,6 +128,15 @@ def list_requests():
     if "overdue" in query:
         items = [r for r in items if r["overdue"] is query["overdue"]]
     return jsonify({"items": items})
+
+
+@bp.get("/api/v1/unhcr-offices")
+@require_roles(*READERS)
+@doc(summary="The UNHCR offices a request can be sent to (the office field takes a code or its English name)",
+     responses={200: OfficeList})
+def list_offices():
+    """The maintained list: each office's code and its English and Korean names."""
+    return jsonify({"items": [{"code": code, **names} for code, names in unhcr_offices.OFFICES.items()]})
 
 
 @bp.get("/api/v1/unhcr-access-requests/<request_id>")

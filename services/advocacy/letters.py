@@ -22,7 +22,7 @@ import pycountry
 from markupsafe import Markup
 
 from services.advocacy import letter_pdf
-from shared import i18n
+from shared import i18n, unhcr_offices
 
 FORMATS = ("md", "html", "pdf")
 LANGS = ("en", "ko")
@@ -150,7 +150,7 @@ def _letter_values(context: dict, lang: str) -> dict:
         values["kind"] = kind
         values["recipients"] = [_recipient(r, lang) for r in context.get("recipients") or ()]
     else:
-        values["office"] = _required(context, "office")
+        values["office"] = unhcr_offices.name(_required(context, "office"), lang)  # a code: never typed text
         values["channel"] = terms.get(context.get("channel"), context.get("channel"))
     return values
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from shared import unhcr_offices
 from shared.people import not_future
 
 from services.advocacy.domain import (APPEAL_KINDS, APPEAL_OUTCOMES, APPEAL_STATUSES, CHANNELS, RECIPIENT_KINDS,
@@ -18,11 +19,29 @@ def case_ids_field() -> fields.List:
                        validate=validate.Length(min=1, max=50))
 
 
+OFFICE_NOT_LISTED = "Choose an office from the list of UNHCR offices."
+
+
+class Office(fields.String):
+    """A UNHCR office of the maintained list (shared/unhcr_offices.py), given by its code or its
+    name ("UNHCR Beijing"), loaded as its code. Any other text is refused (never stored, never sent
+    on, never echoed in the error): the office field cannot carry a name or a contact."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        code = unhcr_offices.code_for(super()._deserialize(value, attr, data, **kwargs))
+        if code is None:
+            raise ValidationError(OFFICE_NOT_LISTED)
+        return code
+
+
 class RequestIn(Schema):
     """POST /api/v1/unhcr-access-requests."""
 
     case_ids = case_ids_field()
-    office = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    office = Office(required=True, metadata={
+        "enum": [*unhcr_offices.CODES, *(unhcr_offices.name(c) for c in unhcr_offices.CODES)],
+        "description": "a UNHCR office of the list (GET /api/v1/unhcr-offices), by its code or its English name; "
+                       "stored and answered as the code"})
     sent_on = fields.Date(required=True, validate=not_future)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
 
@@ -55,7 +74,10 @@ class RequestOut(Schema):
 
     request_id = fields.String()
     case_ids = fields.List(fields.String())
-    office = fields.String()
+    office = fields.Function(lambda r: unhcr_offices.listed(r.get("office")), metadata={
+        "description": "the office's code (`unlisted` for an older request's typed text, which is never shown)"})
+    office_name = fields.Function(lambda r: unhcr_offices.name(r.get("office")), metadata={
+        "description": "the office's English name"})
     channel = fields.String()
     sent_on = fields.String()
     status = fields.String()
@@ -151,6 +173,20 @@ class RecipientIn(Schema):
     mandate = fields.String(required=True, validate=validate.Length(min=1, max=300))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     kind = fields.String(required=True, validate=validate.OneOf(RECIPIENT_KINDS))
+
+
+class OfficeOut(Schema):
+    """A UNHCR office of the maintained list."""
+
+    code = fields.String()
+    en = fields.String()
+    ko = fields.String()
+
+
+class OfficeList(Schema):
+    """The UNHCR offices a request can be sent to."""
+
+    items = fields.List(fields.Nested(OfficeOut))
 
 
 class RecipientList(Schema):

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, flash, g, redirect, render_template, requ
 from flask_babel import format_date, format_timedelta, gettext as _
 from marshmallow import Schema, ValidationError
 
+from shared import unhcr_offices
 from shared.forms import form_errors
 from shared.hardening import as_document
 from shared.mongo import utcnow
@@ -43,8 +44,9 @@ TERMS = {
     domain.EPISODE_ENDED: N_("the case is no longer at imminent risk of deportation"),
 }
 
-# A schema message only the advocacy forms meet.
+# Schema messages only the advocacy forms meet.
 N_("Name each recipient once.")
+N_("Choose an office from the list of UNHCR offices.")
 
 # The domain's refusals (domain.NotAllowed) as the pages say them: the start of the domain's
 # message, the form field it is about (FORM: the whole form), and the page's words.
@@ -67,6 +69,12 @@ NOT_ALLOWED = (
 def term(value: str | None) -> str:
     """A value of the service (a status, a kind, a channel) as a word people read, translated."""
     return _(TERMS.get(value, value)) if value else "—"
+
+
+@bp.app_template_filter("office_name")
+def office_name(value: str | None, lang: str = "en") -> str:
+    """A request's office as its name in the page's language (never an older request's typed text)."""
+    return unhcr_offices.name(value, lang) or "—"
 
 
 def field_labels() -> dict[str, str]:
@@ -326,7 +334,7 @@ def requests_list():
 @login_required("advocate")
 def new_request():
     """A UNHCR-access request sent for one or more cases; errors next to their fields."""
-    values = {"case_ids": request.args.get("case_id", ""), "office": "UNHCR Beijing", "channel": "email",
+    values = {"case_ids": request.args.get("case_id", ""), "office": "beijing", "channel": "email",
               "sent_on": _today()}
     errors, refused = {}, None
     if request.method == "POST":
@@ -346,7 +354,8 @@ def new_request():
                 return redirect(url_for("advocacy_web.access_request", request_id=created["request_id"]))
     status = 409 if refused else 422 if errors else 200
     return render_template("request_form.html", values=values, errors=errors, refused=refused,
-                           channels=domain.CHANNELS, labels=field_labels(), today=_today()), status
+                           channels=domain.CHANNELS, offices=unhcr_offices.CODES, labels=field_labels(),
+                           today=_today()), status
 
 
 @bp.get("/requests/<request_id>")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from shared import unhcr_offices
+
 from services.case.domain import STATUSES
 
 
@@ -30,7 +32,8 @@ class AccessRequest(Schema):
     response has been heard of)."""
 
     request_id = fields.String()
-    office = fields.String(allow_none=True)
+    office = fields.Function(lambda r: unhcr_offices.listed(r.get("office")), allow_none=True, metadata={
+        "description": "the UNHCR office's code (advocacy's list; `unlisted` for an older request's text)"})
     channel = fields.String(allow_none=True)
     sent_on = fields.String(allow_none=True)
     status = fields.String(metadata={"description": "sent until a response; then the latest outcome"})

@@ -7,6 +7,7 @@ import datetime as dt
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from shared import unhcr_offices
 from shared.mongo import utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
@@ -69,7 +70,7 @@ def _term(value: str | None) -> str:
 def _render_case(case: dict, errors: dict | None = None, values: dict | None = None, status: int = 200):
     case = handlers.readable_history(case, g.user["roles"], case_notes())
     return render_template("case.html", case=case, allowed=domain.allowed_moves(case["status"]),
-                           advocacy=_advocacy(case), term=_term, errors=errors or {}, values=values or {},
+                           advocacy=_advocacy(case), term=_term, office_name=unhcr_offices.name, errors=errors or {}, values=values or {},
                            today=dt.date.today().isoformat()), status
 
 

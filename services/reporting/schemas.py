@@ -6,6 +6,7 @@ import datetime as dt
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from shared.events import UPR_CYCLE
 from shared.people import not_future
 
 from services.reporting.domain import DIMENSIONS, MEASURES
@@ -90,13 +91,20 @@ class QuestionList(Schema):
     items = fields.List(fields.Nested(Question))
 
 
+CYCLE_FORM = "Give the reviewed State's two-letter code and the cycle's number, such as CN-4."
+
+
 class SnapshotIn(Schema):
     """POST /api/v1/upr/snapshots."""
 
-    cycle = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    cycle = fields.String(required=True, validate=validate.Regexp(UPR_CYCLE, error=CYCLE_FORM), metadata={
+        "description": "the reviewed State's two-letter code and the cycle's number, such as CN-4 (never free text: "
+                       "the cycle travels in upr.snapshot_taken)"})
     as_of = fields.Date(required=True, validate=not_future)
     since = fields.Date(load_default=None)
-    title = fields.String(load_default="", validate=validate.Length(max=300))
+    title = fields.String(load_default="", validate=validate.Length(max=300), metadata={
+        "description": "about the submission, never a person: kept by reporting, printed in the annex, never in an "
+                       "event"})
 
     @validates_schema
     def _period(self, data, **_kwargs):

@@ -51,6 +51,7 @@ MEASURE_LABELS = {
 SCHEMA_MESSAGES = {
     "since must be before as_of.": N_("The start of the period must be before the date of the figures."),
 }
+N_("Give the reviewed State's two-letter code and the cycle's number, such as CN-4.")  # schemas.CYCLE_FORM
 
 
 def _translate(message: str) -> str:

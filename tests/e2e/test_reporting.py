@@ -52,14 +52,14 @@ def test_the_consumer_counts_cases_by_business_date_and_a_snapshot_reaches_its_c
     assert _stats(api, measure="detained", as_of="2023-04-19", disclosure="internal")["total"] == day_before
 
     snap = api.http.post(f"{api.urls['reporting']}/api/v1/upr/snapshots", headers=_analyst(api), timeout=60,
-                         json={"cycle": "CN-E2E", "as_of": today.isoformat(), "title": "end to end"})
+                         json={"cycle": "CN-4", "as_of": today.isoformat(), "title": "end to end"})
     assert snap.status_code == 201, snap.text
     snap = snap.json()
     assert created["case_id"] in snap["case_ids"]
     listed = wait_for(lambda: [s for s in api.case(created["case_id"]).get("upr_snapshots", [])
                                if s["snapshot_id"] == snap["snapshot_id"]], timeout_s=30,
                       what="the snapshot on the case")
-    assert listed[0]["cycle"] == "CN-E2E" and listed[0]["as_of"] == today.isoformat()
+    assert listed[0]["cycle"] == "CN-4" and listed[0]["as_of"] == today.isoformat()
     for fmt, mime in [("md", "text/markdown"), ("csv", "text/csv"), ("pdf", "application/pdf"),
                       ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
                       ("html", "text/html")]:

@@ -1,18 +1,40 @@
 """Run last: no identifying value that any end-to-end test typed (every one carries the SYNTH
-marker) appears in any Kafka record, any log line, or any database but intake's encrypted store."""
+marker) appears in any Kafka record, any log line, or any database but intake's encrypted store.
+Free text typed about a person where a form allows it (issue 10 point 5) is added here first: a
+status change's reason with a name and a phone (sealed by the case service, read back by the
+caseworker, hidden from the analyst) and a UNHCR office typed as free text (refused)."""
 
+import datetime as dt
 import json
 from pathlib import Path
 
 from pymongo import MongoClient
 
 from shared.config import SERVICES, all_topics
+from tests.e2e.test_reporting import _analyst
 from tests.support import SYNTH, read_topic, synthetic_report, wait_for
+
+
+def _type_free_text_about_the_person(api, case_id: str) -> None:
+    """A reason naming a relative with a phone number, and the same typed as a UNHCR office."""
+    typed = f"{SYNTH} held with her brother {SYNTH}-Kim, contact +86 {SYNTH} 13800138000"
+    moved = api.http.post(f"{api.urls['case']}/api/v1/cases/{case_id}/transitions", headers=api.caseworker,
+                          timeout=30, json={"to": "detained", "effective_on": "2024-01-09", "reason": typed})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["history"][-1]["reason"] == typed
+    seen = api.http.get(f"{api.urls['case']}/api/v1/cases/{case_id}", headers=_analyst(api), timeout=10)
+    assert seen.status_code == 200 and SYNTH not in seen.text
+    office = api.http.post(f"{api.urls['advocacy']}/api/v1/unhcr-access-requests", headers=api.advocate, timeout=30,
+                           json={"case_ids": [case_id], "office": typed, "channel": "email",
+                                 "sent_on": dt.date.today().isoformat()})
+    assert office.status_code == 422 and list(office.json()["error"]["fields"]) == ["office"]
+    assert SYNTH not in office.text
 
 
 def test_identifying_data_never_leaves_intake_in_clear(api, stack, bootstrap):
     created = api.post_report(synthetic_report())  # at least one report, whatever ran before
     wait_for(lambda: api.case(created["case_id"]), what="the case")
+    _type_free_text_about_the_person(api, created["case_id"])
     marker = SYNTH.encode()
 
     scanned = 0

@@ -262,7 +262,7 @@ def test_a_case_without_consent_is_named_in_a_friendly_message_and_nothing_is_st
     assert topic_size(settings.kafka_bootstrap, "advocacy.events") == events
 
     token = csrf_token(advocacy_client, "/requests/new")
-    res = advocacy_client.post("/requests/new", data={"csrf_token": token, "case_ids": refused, "office": "UNHCR",
+    res = advocacy_client.post("/requests/new", data={"csrf_token": token, "case_ids": refused, "office": "beijing",
                                                       "channel": "email", "sent_on": utcnow().date().isoformat()})
     assert res.status_code == 409 and f"/cases/{refused}\">{refused}</a>" in res.get_data(as_text=True)
     assert advocacy["store"].list_requests(case_id=refused) == []

@@ -160,7 +160,7 @@ def test_an_oversized_body_is_413_and_a_deep_one_400_as_json_without_a_traceback
 def snapshot_id(reporting_app, walker) -> str:
     taken = reporting_app.test_client().post(
         "/api/v1/upr/snapshots", headers=walker[1],
-        json={"cycle": "HARDEN-1", "as_of": (utcnow().date() - dt.timedelta(days=1)).isoformat()})
+        json={"cycle": "CN-9", "as_of": (utcnow().date() - dt.timedelta(days=1)).isoformat()})
     assert taken.status_code == 201, taken.get_json()
     return taken.get_json()["snapshot_id"]
 

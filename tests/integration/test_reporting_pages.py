@@ -250,19 +250,19 @@ def test_an_analyst_takes_a_snapshot_through_the_form(reporting_client, users, t
     token = re.search(r'id="snapshot-form">\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
                       listing).group(1)
 
-    forged = reporting_client.post("/snapshots", data={"cycle": "CN-forged", "as_of": LATER})
+    forged = reporting_client.post("/snapshots", data={"cycle": "CN-4", "as_of": LATER})
     assert forged.status_code == 400
     bad = reporting_client.post("/snapshots", data={"csrf_token": token, "cycle": "", "as_of": "2999-01-01"})
     assert bad.status_code == 422
     bad_page = bad.get_data(as_text=True)
     assert 'id="cycle-error"' in bad_page and "Must not be in the future." in bad_page
 
-    res = reporting_client.post("/snapshots", data={"csrf_token": token, "cycle": "CN-IT", "as_of": LATER,
+    res = reporting_client.post("/snapshots", data={"csrf_token": token, "cycle": "CN-6", "as_of": LATER,
                                                     "title": "Integration <annex>"})
     assert res.status_code == 302, res.get_data(as_text=True)
     snapshot_id = res.headers["Location"].rsplit("/", 1)[1]
     api = reporting_client.get(f"/api/v1/upr/snapshots/{snapshot_id}", headers=tokens["analyst"]).get_json()
-    assert api["cycle"] == "CN-IT" and api["as_of"] == LATER and api["case_count"] > 0
+    assert api["cycle"] == "CN-6" and api["as_of"] == LATER and api["case_count"] > 0
 
     page = get(reporting_client, f"/snapshots/{snapshot_id}")
     assert "The snapshot was taken" in page
@@ -283,14 +283,14 @@ def test_an_analyst_takes_a_snapshot_through_the_form(reporting_client, users, t
 
 def test_a_caseworker_reads_snapshots_but_cannot_take_one(reporting_client, users, tokens, world):
     snap = reporting_client.post("/api/v1/upr/snapshots", headers=tokens["analyst"],
-                                 json={"cycle": "CN-read", "as_of": AS_OF}).get_json()
+                                 json={"cycle": "CN-7", "as_of": AS_OF}).get_json()
     page_login(reporting_client, users["caseworker"])
     listing = get(reporting_client, "/snapshots")
     assert 'id="snapshot-form"' not in listing and snap["snapshot_id"] in listing
     page = get(reporting_client, f"/snapshots/{snap['snapshot_id']}")
     assert 'class="num exact"' not in page and 'data-measure="detained">23<' in page
     token = csrf_token(reporting_client, "/snapshots")
-    assert reporting_client.post("/snapshots", data={"csrf_token": token, "cycle": "CN-no", "as_of": AS_OF}
+    assert reporting_client.post("/snapshots", data={"csrf_token": token, "cycle": "CN-8", "as_of": AS_OF}
                                  ).status_code == 403
     assert reporting_client.get("/snapshots/no-such-snapshot").status_code == 404
 
@@ -302,7 +302,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def annex_snapshot(reporting_app, tokens, world) -> dict:
     """A snapshot to download annexes of, taken through the API."""
     res = reporting_app.test_client().post("/api/v1/upr/snapshots", headers=tokens["analyst"],
-                                           json={"cycle": "CN-annex", "as_of": LATER})
+                                           json={"cycle": "CN-5", "as_of": LATER})
     assert res.status_code == 201, res.get_json()
     return res.get_json()
 
@@ -316,7 +316,7 @@ def test_the_annex_downloads_with_its_mime_type(reporting_client, users, annex_s
         res = reporting_client.get(f"/snapshots/{snap['snapshot_id']}/annex?format={fmt}&lang={lang}")
         assert res.status_code == 200, res.get_data(as_text=True)[:500]
         assert res.mimetype == mimetype
-        assert res.headers["Content-Disposition"] == f'attachment; filename="upr-annex-CN-annex-{LATER}-{lang}.{fmt}"'
+        assert res.headers["Content-Disposition"] == f'attachment; filename="upr-annex-CN-5-{LATER}-{lang}.{fmt}"'
         assert res.data.startswith({"pdf": b"%PDF", "xlsx": b"PK"}.get(fmt, b""))
         assert len(res.data) > 500
     assert reporting_client.get(f"/snapshots/{snap['snapshot_id']}/annex?format=doc").status_code == 422
