@@ -122,6 +122,14 @@ class CaseMerged(Schema):
     into_case_id = fields.String(required=True)
 
 
+class PersonErased(Schema):
+    """intake.events / person.erased: the case's person was erased on request; their identifying
+    data can no longer be read anywhere. Services drop any copy of free text about the person;
+    the case keeps its non-identifying facts. Never the reason given (it stays in intake)."""
+
+    statistics_withdrawn = fields.Boolean(required=True)
+
+
 class CaseOpened(Schema):
     """case.events / case.opened: the case's non-identifying attributes."""
 
@@ -223,6 +231,7 @@ PAYLOAD_SCHEMAS: dict[str, type[Schema]] = {
     "case.reported": CaseReported,
     "consent.changed": ConsentChanged,
     "case.merged": CaseMerged,
+    "person.erased": PersonErased,
     "case.opened": CaseOpened,
     "case.status_changed": CaseStatusChanged,
     "case.facts_updated": CaseFactsUpdated,

@@ -10,10 +10,10 @@ from shared.mongo import utcnow
 from shared.http import doc, load_body, load_query
 from shared.web import resources
 
-from services.intake import handlers
+from services.intake import erasure, handlers
 from services.intake.audit import AuditVerification, verify as verify_audit_trail
 from services.intake.schemas import (AssigneeIn, Assignees, AuditPage, AuditQuery, CaseName, ConsentCommandIn,
-                                     ConsentOut, DistinctIn, MergeIn,
+                                     ConsentOut, DistinctIn, ErasureIn, ErasureOut, MergeIn,
                                      MergeOut, PossibleDuplicates, ReadLimitAlerts, ReportCreated, ReportIn,
                                      ReportOut, ReportQuery)
 from services.intake.store import IntakeStore
@@ -166,6 +166,24 @@ def record_consent(case_id: str):
     return jsonify(ConsentOut().dump(consent))
 
 
+@bp.post("/api/v1/cases/<case_id>/erase")
+@require_roles("admin")
+@doc(summary="Erase the person of a case on request (admin; audited): the keys of their records are destroyed, "
+             "so no copy of their identifying data can be decrypted again, backups of the database included; "
+             "the case keeps its non-identifying facts and counts in statistics unless withdraw_statistics. "
+             "Asking again answers the first erasure. 404 unknown case, 409 merged, 422 no reason",
+     body=ErasureIn, responses={200: ErasureOut, 403: None, 404: None, 409: None, 422: None})
+def erase(case_id: str):
+    """Destroy a person's identifying data; the answer says what was done."""
+    body = load_body(ErasureIn())
+    try:
+        done = erasure.erase_person(case_id, body, actor=current_user(), remote_addr=request.remote_addr,
+                                    publisher=resources().publisher, now=utcnow(), **_deps())
+    except handlers.AccessRefused as exc:
+        return refused(exc)
+    return jsonify(ErasureOut().dump(done))
+
+
 @bp.get("/api/v1/audit")
 @require_roles("admin")
 @doc(summary="Who viewed identifying data, and who changed who may: the audit trail by case, user, action, or "
@@ -173,10 +191,11 @@ def record_consent(case_id: str):
 def audit():
     """The audit trail of identifying-data reads and assignments, newest first, filtered."""
     query = load_query(AuditQuery())
-    items, total = IntakeStore(resources().db).audit_page(case_id=query.get("case_id"), user_id=query.get("user_id"),
-                                                          action=query.get("action"),
-                                                          out_of_assignment=query.get("out_of_assignment", False),
-                                                          page=query["page"])
+    store = IntakeStore(resources().db)
+    items, total = store.audit_page(case_id=query.get("case_id"), user_id=query.get("user_id"),
+                                    action=query.get("action"), out_of_assignment=query.get("out_of_assignment", False),
+                                    page=query["page"])
+    items = erasure.with_erasure_reasons(items, store=store, keyring=_deps()["keyring"])
     return jsonify(AuditPage().dump({"items": items, "total": total, "page": query["page"]}))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from shared.processes import run_consumer
 
-from services.intake import handlers
+from services.intake import erasure, handlers
 from services.intake.store import IntakeStore
 
 TOPICS = ["intake.events"]
@@ -14,7 +14,8 @@ TOPICS = ["intake.events"]
 def make_handlers(db, publisher) -> dict:
     """Event type -> handler, wired to this process's store."""
     store = IntakeStore(db)
-    return {"case.reported": lambda event: handlers.on_case_reported(event, store=store)}
+    return {"case.reported": lambda event: handlers.on_case_reported(event, store=store),
+            "person.erased": lambda event: erasure.on_person_erased(event, store=store)}
 
 
 def main(argv=None) -> None:

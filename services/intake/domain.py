@@ -179,3 +179,22 @@ def consent_payload(consent: dict, given_by: str | None) -> dict:
     """The consent.changed payload: never the reason, nor anything else typed about the person."""
     return {"consent_advocacy": consent["advocacy"], "consent_statistics": consent["statistics"],
             "given_by": given_by, "disputed": consent["disputed"]}
+
+
+# --- erasure -------------------------------------------------------------------------------------
+
+ERASED_ADVOCACY = "anonymous"  # no name is left to give: letters can describe the person, not name them
+
+
+def consent_after_erasure(consent: dict, *, statistics_withdrawn: bool) -> dict:
+    """A case's consent once its person was erased: advocacy at most `anonymous`; statistics as
+    they were unless the erasure withdrew them too."""
+    advocacy = min(consent["advocacy"], ERASED_ADVOCACY, key=ADVOCACY_ORDER.index)
+    return {**consent, "advocacy": advocacy, "statistics": bool(consent["statistics"]) and not statistics_withdrawn}
+
+
+def erasure_withdraws_statistics(erasure: dict, command: dict | None) -> bool:
+    """Whether an erasure's withdrawal of statistics consent still holds: a consent a caseworker
+    recorded after the erasure is the person's newer word."""
+    return bool(erasure.get("statistics_withdrawn")) and (command is None or command["at"] <= erasure["at"])
+

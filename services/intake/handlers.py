@@ -15,6 +15,7 @@ from shared.crypto import Keyring
 from shared.events import new_event
 
 from services.intake import domain
+from services.intake.datakeys import Erased
 from services.intake.schemas import ReportIn
 from services.intake.store import IntakeStore, find_account
 
@@ -121,6 +122,21 @@ class NoConsent(AccessRefused):
     code = "no_consent"
 
 
+class PersonErased(AccessRefused):
+    """The person's identifying data was erased: there is nothing left to read."""
+
+    status = 410
+    code = "erased"
+
+    def __init__(self, message: str = "This person's identifying data was erased on request; it cannot be read."):
+        super().__init__(message)
+
+
+def is_erased(doc: dict) -> bool:
+    """True if a stored report's identifying data was erased."""
+    return bool(doc.get("erased_at")) or doc.get("sealed", True) is None
+
+
 class NotAssigned(AccessRefused):
     """A caseworker reading a case they are not assigned to, without a reason; or managing the
     assignees of such a case."""
@@ -189,6 +205,8 @@ def read_report(report_id: str, *, reader: dict, reason: str | None, remote_addr
     doc = store.get_report(report_id)
     if doc is None:
         return None
+    if is_erased(doc):
+        raise PersonErased()
     reason = domain.clean_reason(reason)
     out_of_assignment = _needs_reason(doc, reader, store)
     if out_of_assignment and not domain.valid_reason(reason):
@@ -207,7 +225,10 @@ def read_report(report_id: str, *, reader: dict, reason: str | None, remote_addr
     }
     _count_read(entry, reader=reader, store=store, now=now, reads_per_hour=reads_per_hour)
     store.record_access(entry)
-    secret = keyring.decrypt(doc["sealed"], bound_to=report_id)
+    try:
+        secret = keyring.decrypt(doc["sealed"], bound_to=report_id)
+    except Erased:
+        raise PersonErased() from None
     report = {k: v for k, v in doc.items() if k not in ("_id", "sealed", "outbox", "rev",
                                                          "person_key", "updated_at")}
     report["report_id"] = report_id
@@ -260,7 +281,7 @@ def on_case_reported(event: dict, *, store: IntakeStore) -> None:
     """intake.events / case.reported (intake's own): file the report in its near-match buckets.
     Safe to apply twice (the same entry is added once)."""
     doc = store.get_report(event["payload"]["report_id"])
-    if doc is not None:
+    if doc is not None and not is_erased(doc):
         store.add_to_near_buckets(doc)
 
 
@@ -273,6 +294,8 @@ def name_for_letter(case_id: str, *, reader: dict, reason: str, remote_addr: str
     doc = store.latest_report_of_case(case_id)
     if doc is None:
         return None
+    if is_erased(doc) or store.get_erasure(case_id) is not None:
+        raise PersonErased()
     # Intake is the authority on consent, whoever asks: the case's consent as intake's own records
     # hold it (the consent a caseworker recorded, narrowed by any report since; without one, the
     # most restrictive of its reports) must be `named`, not what another service's copy says.
@@ -285,7 +308,10 @@ def name_for_letter(case_id: str, *, reader: dict, reason: str, remote_addr: str
     if SERVICE_ROLE not in reader.get("roles", ()):
         _count_read(entry, reader=reader, store=store, now=now, reads_per_hour=reads_per_hour)
     store.record_access(entry)
-    return keyring.decrypt(doc["sealed"], bound_to=doc["_id"])["person"]["full_name"]
+    try:
+        return keyring.decrypt(doc["sealed"], bound_to=doc["_id"])["person"]["full_name"]
+    except Erased:
+        raise PersonErased() from None
 
 
 def names_for_review(report_ids: list[str], *, reader: dict, context: str, reason: str | None,
@@ -297,7 +323,7 @@ def names_for_review(report_ids: list[str], *, reader: dict, context: str, reaso
     flagged out of assignment) and counts against the reader's hourly limit like any read of
     another person's case: past the limit it is withheld (the refusal audited, admins alerted).
     The names of the reader's own cases are part of the page's one counted read."""
-    docs = [d for d in (store.get_report(r) for r in report_ids) if d is not None]
+    docs = [d for d in (store.get_report(r) for r in report_ids) if d is not None and not is_erased(d)]
     reason, assigned = domain.clean_reason(reason), {}
     entries, shown = [], []
     for doc in docs:
@@ -315,7 +341,13 @@ def names_for_review(report_ids: list[str], *, reader: dict, context: str, reaso
         entries.append(entry)
         shown.append(doc)
     store.record_accesses(entries)
-    return {d["_id"]: keyring.decrypt(d["sealed"], bound_to=d["_id"])["person"]["full_name"] for d in shown}
+    names = {}
+    for doc in shown:
+        try:
+            names[doc["_id"]] = keyring.decrypt(doc["sealed"], bound_to=doc["_id"])["person"]["full_name"]
+        except Erased:
+            continue  # erased between the look-up and now
+    return names
 
 
 # --- assignments ----------------------------------------------------------------------------------
@@ -431,12 +463,15 @@ def _consent_inputs(case_id: str, store: IntakeStore) -> tuple[dict | None, list
     return command, [{"advocacy": r["consent"]["advocacy"], "statistics": r["consent"]["statistics"]} for r in since]
 
 
-def _effective(command: dict | None, consents: list[dict]) -> dict | None:
+def _effective(command: dict | None, consents: list[dict], erasure: dict | None = None) -> dict | None:
     effective = domain.effective_consent(
         {"advocacy": command["advocacy"], "statistics": command["statistics"]} if command else None, consents)
     if effective is not None:
         effective.update(given_by=command["given_by"] if command else None,
                          recorded_at=command["at"] if command else None)
+        if erasure is not None:  # no name is left to give, and statistics as the erasure left them
+            effective = domain.consent_after_erasure(
+                effective, statistics_withdrawn=domain.erasure_withdraws_statistics(erasure, command))
     return effective
 
 
@@ -444,7 +479,7 @@ def case_consent(case_id: str, *, store: IntakeStore) -> dict | None:
     """A case's consent as intake holds it (domain.effective_consent): the newest consent a
     caseworker recorded, narrowed by the reports filed since (those it did not cover); without
     one, the most restrictive of all the case's reports. None if intake knows neither."""
-    return _effective(*_consent_inputs(case_id, store))
+    return _effective(*_consent_inputs(case_id, store), store.get_erasure(case_id))
 
 
 def _consent_after_report(case_id: str, consent: dict, *, store: IntakeStore, actor: str, now: dt.datetime,
@@ -456,8 +491,10 @@ def _consent_after_report(case_id: str, consent: dict, *, store: IntakeStore, ac
     Two reports of one case filed at the same instant may each miss the other here, so one
     consent.changed may be missing: the event is a convenience, the name endpoint recomputes."""
     command, consents = _consent_inputs(case_id, store)
-    before = _effective(command, consents)
-    after = _effective(command, consents + [{"advocacy": consent["advocacy"], "statistics": consent["statistics"]}])
+    erasure = store.get_erasure(case_id)
+    before = _effective(command, consents, erasure)
+    after = _effective(command, consents + [{"advocacy": consent["advocacy"], "statistics": consent["statistics"]}],
+                       erasure)
     if not domain.consent_changed(before, after):
         return []
     return [new_event("consent.changed", producer="intake", case_id=case_id, actor=actor, now=now,
@@ -481,8 +518,8 @@ def record_consent(case_id: str, cmd: dict, *, actor: dict, remote_addr: str | N
     it. An admin, or a caseworker assigned to the case (NotAssigned otherwise; 404 for a case
     intake does not know, 409 for a case merged into another).
 
-    The reason is free text about a person: it is sealed with intake's keyring in the command's
-    record and goes neither into the event, nor the audit entry, nor a log. The audit entry says
+    The reason is free text about a person: it is sealed in the command's record under a key of
+    its own (services/intake/datakeys.py: erasing the person destroys it) and goes neither into the event, nor the audit entry, nor a log. The audit entry says
     who recorded which consent, given by whom; consent.changed goes out with the record (one write).
     """
     if not store.case_known(case_id):
@@ -495,6 +532,8 @@ def record_consent(case_id: str, cmd: dict, *, actor: dict, remote_addr: str | N
         raise NotAssigned(case_id)
     command_id = str(uuid.uuid4())
     consent = {"advocacy": cmd["advocacy"], "statistics": bool(cmd["statistics"]), "disputed": False}
+    if store.get_erasure(case_id) is not None:  # the person was erased: there is no name to consent to give
+        consent = domain.consent_after_erasure(consent, statistics_withdrawn=False)
     event = new_event("consent.changed", producer="intake", case_id=case_id, actor=actor["id"], now=now,
                       payload=domain.consent_payload(consent, cmd["given_by"]))
     doc = with_outbox({

@@ -34,6 +34,7 @@ from shared.exports import csv_row
 from shared.mongo import connect, utcnow
 
 from services.intake import domain, handlers
+from services.intake.datakeys import IntakeKeyring
 from services.intake.schemas import ReportIn
 from services.intake.store import IntakeStore
 
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(rows) > args.max_rows:
             parser.error(f"{args.file} has more than {args.max_rows} rows (--max-rows); nothing imported")
         publisher = None if args.dry_run else Publisher(settings, client_id="nrw-intake-import", max_block_ms=5000)
-        outcomes = import_rows(rows, store=store, keyring=Keyring.from_settings(settings), publisher=publisher,
+        outcomes = import_rows(rows, store=store, keyring=IntakeKeyring.from_settings(settings), publisher=publisher,
                                actor=user["user_id"], actor_name=user["_id"], dry_run=args.dry_run,
                                progress=sys.stderr.isatty(), total=len(rows))
     finally:

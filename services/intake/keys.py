@@ -1,11 +1,14 @@
-"""`python -m services.intake.keys`: rotate the key that seals identifying data.
+"""`python -m services.intake.keys`: rotate the master key that wraps the keys of identifying data.
 
-    rotate              re-encrypt every report still sealed under an older key with the current one
-    rotate --generate   (local key file only) make a new key, make it current, then re-encrypt
+    rotate              wrap every record's own key (services/intake/datakeys.py) with the current
+                        master key; give older records sealed by a master key a key of their own;
+                        re-seal what stays under the master key (erasure reasons)
+    rotate --generate   (local key file only) make a new master key, make it current, then rotate
 
 With keys from configuration (NRW_DATA_KEYS, NRW_DATA_KEY_ID), add the new key to NRW_DATA_KEYS,
 point NRW_DATA_KEY_ID at it, restart the services, then run `rotate`; once it reports nothing
-left under the old key, the old key can be removed from NRW_DATA_KEYS.
+left under the old key, the old key can be removed from NRW_DATA_KEYS. Removing it also makes
+every copy of the database from before the per-record keys undecryptable (README: "Erasure").
 """
 
 from __future__ import annotations
@@ -19,9 +22,15 @@ import sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tqdm import tqdm
 
+from pymongo.errors import PyMongoError
+
+from shared.audit_events import append_for_command, command_entry
 from shared.config import Settings
 from shared.crypto import Keyring
+from shared.keys import KeyMissing
 from shared.mongo import connect
+
+from services.intake.datakeys import IntakeKeyring, migrate_all
 
 
 def generate_local_key(settings: Settings) -> str:
@@ -40,18 +49,24 @@ def generate_local_key(settings: Settings) -> str:
     return kid
 
 
-def reseal_all(reports, keyring: Keyring, progress: bool = True) -> dict:
-    """Re-encrypt every report not sealed under the current key; counts of what was done."""
-    stale = [doc["_id"] for doc in reports.find({}, {"sealed.kid": 1}) if doc["sealed"]["kid"] != keyring.current]
-    done = 0
-    for report_id in tqdm(stale, desc=f"re-sealing under {keyring.current}", unit="report", disable=not progress):
-        doc = reports.find_one({"_id": report_id}, {"sealed": 1})
-        if doc["sealed"]["kid"] == keyring.current:
-            continue
-        sealed = keyring.encrypt(keyring.decrypt(doc["sealed"], bound_to=report_id), bound_to=report_id)
-        reports.update_one({"_id": report_id}, {"$set": {"sealed": sealed}})
-        done += 1
-    return {"resealed": done, "current": keyring.current}
+def _reseal_lasting(erasures, keyring: IntakeKeyring, progress: bool) -> int:
+    """Re-seal the erasure reasons not under the current master key."""
+    stale = [d["_id"] for d in erasures.find({}, {"reason_sealed.kid": 1})
+             if (d.get("reason_sealed") or {}).get("kid") not in (None, keyring.current)]
+    for case_id in tqdm(stale, desc="erasure reasons", unit="reason", disable=not progress):
+        blob = erasures.find_one({"_id": case_id}, {"reason_sealed": 1})["reason_sealed"]
+        opened = keyring.decrypt_lasting(blob, bound_to=f"erasure:{case_id}")
+        erasures.update_one({"_id": case_id, "reason_sealed.nonce": blob["nonce"]},
+                            {"$set": {"reason_sealed": keyring.encrypt_lasting(opened, bound_to=f"erasure:{case_id}")}})
+    return len(stale)
+
+
+def rotate(db, keyring: IntakeKeyring, progress: bool = True) -> dict:
+    """Bring everything under the current master key; counts of what was done."""
+    migrated = migrate_all(db, keyring, progress=progress)
+    rewrapped = keyring.rewrap(progress=progress)
+    resealed = _reseal_lasting(db["erasures"], keyring, progress)
+    return {"migrated": migrated, "rewrapped": rewrapped, "resealed": resealed, "current": keyring.current}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,19 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     rotate.add_argument("--generate", action="store_true", help="first make a new key in the local key file")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    if args.generate and os.environ.get("NRW_DATA_KEYS"):
+        print("keys: --generate works on the local key file only; with NRW_DATA_KEYS, add the key there",
+              file=sys.stderr)
+        return 2
+    try:  # written before anything changes: no rotation leaves no trace
+        append_for_command(settings, [command_entry(
+            "keys_rotated", detail="generate and reseal" if args.generate else "reseal")])
+    except (KeyMissing, PyMongoError) as exc:
+        print(f"keys: the audit trail cannot be written ({type(exc).__name__}); nothing was changed", file=sys.stderr)
+        return 2
     if args.generate:
-        if os.environ.get("NRW_DATA_KEYS"):
-            print("keys: --generate works on the local key file only; with NRW_DATA_KEYS, add the key there",
-                  file=sys.stderr)
-            return 2
         print(f"keys: new current key {generate_local_key(settings)}")
     client = connect(settings, "intake")
     try:
-        result = reseal_all(client[settings.database_name("intake")]["reports"], Keyring.from_settings(settings),
-                            progress=sys.stderr.isatty())
+        result = rotate(client[settings.database_name("intake")], IntakeKeyring.from_settings(settings),
+                        progress=sys.stderr.isatty())
     finally:
         client.close()
-    print(f"keys: {result['resealed']} report(s) re-sealed; every report is now under {result['current']}")
+    print(f"keys: {result['rewrapped']} record key(s) rewrapped, {result['migrated']} older record(s) given a key "
+          f"of their own, {result['resealed']} erasure reason(s) re-sealed; everything is now under "
+          f"{result['current']}")
     return 0
 
 

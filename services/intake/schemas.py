@@ -277,3 +277,31 @@ class ConsentOut(Schema):
     commanded = fields.Boolean(metadata={"description": "a caseworker recorded the person's consent"})
     given_by = fields.String(allow_none=True)
     recorded_at = fields.DateTime(allow_none=True)
+
+
+def _not_blank(value: str) -> None:
+    if len(value.strip()) < 3:
+        raise ValidationError("Give a reason of 3 to 1000 characters.")
+
+
+class ErasureIn(Schema):
+    """POST /api/v1/cases/{case_id}/erase: why the person's identifying data is destroyed."""
+
+    reason = fields.String(required=True, validate=[validate.Length(min=3, max=1000), _not_blank], metadata={
+        "description": "3-1000 characters; sealed in intake, shown to admins in the audit trail, never in an "
+                       "event or a log. Say why (the request, who made it), not who the person is"})
+    withdraw_statistics = fields.Boolean(load_default=False, metadata={
+        "description": "true: the person also withdrew consent to be counted in statistics"})
+
+
+class ErasureOut(Schema):
+    """An erasure done (or found done: asking again is harmless)."""
+
+    case_id = fields.String()
+    erased_at = fields.DateTime()
+    erased_by = fields.String(allow_none=True, metadata={"description": "the admin who erased it"})
+    already_erased = fields.Boolean(metadata={"description": "true: this case had been erased before"})
+    statistics_withdrawn = fields.Boolean()
+    reports_erased = fields.Integer()
+    consent = fields.Nested(ConsentOut, allow_none=True, metadata={
+        "description": "the case's consent now (advocacy at most anonymous: no name is left to give)"})

@@ -257,6 +257,64 @@ class IntakeStore:
         return next(iter(self.consent_commands.find({"case_id": case_id}, {"reason_sealed": 0, "outbox": 0})
                          .sort("at", DESCENDING).limit(1)), None)
 
+    # --- erasure: a person's identifying data destroyed on request -------------------------------
+
+    @property
+    def erasures(self) -> Collection:
+        """One record per erased case (_id = case id: a case is erased once), with its events in
+        the outbox and the admin's reason sealed under the master key (it outlives the erasure)."""
+        return self.db["erasures"]
+
+    def insert_erasure(self, doc: dict) -> None:
+        """Store an erasure with its events (one write); DuplicateKeyError if the case was erased."""
+        insert_with_outbox(self.erasures, doc)
+
+    def get_erasure(self, case_id: str) -> dict | None:
+        """The erasure of a case (without its sealed reason and outbox), or None."""
+        return self.erasures.find_one({"_id": case_id}, {"reason_sealed": 0, "outbox": 0})
+
+    def cases_merged_into(self, case_id: str) -> list[str]:
+        """Every case merged into this one, directly or through another (their records are the
+        same person's)."""
+        found, todo = [], [case_id]
+        while todo:
+            for merge in self.merges.find({"into_case_id": todo.pop()}, {"_id": 1}):
+                if merge["_id"] not in found and merge["_id"] != case_id:
+                    found.append(merge["_id"])
+                    todo.append(merge["_id"])
+        return found
+
+    def consent_command_ids(self, case_ids: list[str]) -> list[str]:
+        """The ids of the consents recorded for these cases."""
+        return [d["_id"] for d in self.consent_commands.find({"case_id": {"$in": case_ids}}, {"_id": 1})]
+
+    def forget_report(self, report_id: str, now: dt.datetime) -> None:
+        """Overwrite a report's sealed fields and drop its keyed hashes of the name (the blind
+        index, the name's letter pairs, the submission fingerprint): each could confirm a guess."""
+        self.reports.update_one({"_id": report_id}, {"$set": {"sealed": None, "erased_at": now},
+                                                     "$unset": {"person_key": "", "name_grams": "", "submission": ""}})
+
+    def forget_persons(self, case_ids: list[str], person_keys: list[str]) -> None:
+        """Drop the person index entries of these cases and these blind-index values."""
+        self.persons.delete_many({"_id": {"$in": person_keys}})
+        self.persons.delete_many({"case_id": {"$in": case_ids}})
+
+    def forget_consent_reasons(self, command_ids: list[str]) -> None:
+        """Overwrite the sealed reasons of these recorded consents."""
+        if command_ids:
+            self.consent_commands.update_many({"_id": {"$in": command_ids}},
+                                              {"$set": {"reason_sealed": None, "reason_erased": True}})
+
+    def drop_from_near_buckets(self, report_ids: list[str], buckets: list[str]) -> None:
+        """Take these reports' entries (their hashed name pairs) out of these near-match buckets.
+        Only intake's consumer writes the buckets, one event at a time, so this never races an append."""
+        gone = set(report_ids)
+        for bucket in buckets:
+            doc = self.near.find_one({"_id": bucket})
+            if doc and any(e.get("r") in gone for e in doc["entries"]):
+                self.near.update_one({"_id": bucket},
+                                     {"$set": {"entries": [e for e in doc["entries"] if e.get("r") not in gone]}})
+
     # --- need to know: the hourly read limit ---------------------------------------------------
 
     @staticmethod

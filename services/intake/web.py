@@ -204,6 +204,10 @@ def _refused_page(report_id: str, exc: handlers.AccessRefused):
                     limit=exc.limit, time=format_time(again, "short"))
         return render_template("error.html", code=429, title=_("Read limit reached"), message=message), 429, \
             {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, handlers.PersonErased):
+        return render_template("error.html", code=410, title=_("Erased"),
+                               message=_("This person's identifying data was erased on request. It can no longer "
+                                         "be read.")), 410
     return render_template("report_access.html", report_id=report_id, reason="", error=None), 403
 
 
