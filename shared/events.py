@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared import unhcr_offices
 
@@ -227,6 +228,37 @@ class UprSnapshotTaken(Schema):
     as_of = fields.Date(required=True)
 
 
+AUDIT_EVENT = "audit.recorded"
+# The writes another service makes that intake's audit trail must show (shared/audit_events.py),
+# each with the only form its `detail` may take: fixed words, never anything typed.
+_STATUS = "|".join(CASE_STATUSES)
+AUDIT_DETAILS = {
+    "status_changed": rf"({_STATUS}) > ({_STATUS})",
+    "cases_merged": None,
+    "snapshot_taken": r"as_of=\d{4}-\d{2}-\d{2}",
+    "letter_generated": r"(appeal|unhcr_access) (en|ko) (md|html|pdf)",
+}
+AUDITED_ACTIONS = tuple(AUDIT_DETAILS)
+
+
+class AuditRecorded(Schema):
+    """<service>.events / audit.recorded: an audited write, stored in the same write as the change
+    (its outbox) and appended by intake to its audit trail. Who is the envelope's `actor` (the
+    verified account's id); the payload holds ids and fixed words only, never a reason typed."""
+
+    action = fields.String(required=True, validate=validate.OneOf(AUDITED_ACTIONS))
+    case_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+                           validate=validate.Length(max=100))
+    object_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=64))
+    detail = fields.String(allow_none=True, load_default=None)
+
+    @validates_schema
+    def _fixed_detail(self, data, **_kwargs):
+        form = AUDIT_DETAILS.get(data.get("action"))
+        if data.get("detail") is not None and (form is None or not re.fullmatch(form, data["detail"])):
+            raise ValidationError("Only the fixed words of its action.", "detail")
+
+
 PAYLOAD_SCHEMAS: dict[str, type[Schema]] = {
     "case.reported": CaseReported,
     "consent.changed": ConsentChanged,
@@ -241,6 +273,7 @@ PAYLOAD_SCHEMAS: dict[str, type[Schema]] = {
     "appeal.issued": AppealIssued,
     "appeal.answered": AppealAnswered,
     "upr.snapshot_taken": UprSnapshotTaken,
+    AUDIT_EVENT: AuditRecorded,
 }
 
 _ENVELOPE = Envelope()

@@ -82,4 +82,4 @@ def test_every_event_type_of_the_contract_has_a_schema():
     assert set(PAYLOAD_SCHEMAS) == {
         "case.reported", "consent.changed", "case.merged", "person.erased", "case.opened", "case.status_changed",
         "case.facts_updated", "unhcr_access.requested", "unhcr_access.responded", "appeal.drafted",
-        "appeal.issued", "appeal.answered", "upr.snapshot_taken"}
+        "appeal.issued", "appeal.answered", "upr.snapshot_taken", "audit.recorded"}
