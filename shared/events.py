@@ -129,6 +129,8 @@ class PersonErased(Schema):
     the case keeps its non-identifying facts. Never the reason given (it stays in intake)."""
 
     statistics_withdrawn = fields.Boolean(required=True)
+    merged_case_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+                                  validate=validate.Length(max=1000))  # the person's cases merged into this one
 
 
 class CaseOpened(Schema):

@@ -28,6 +28,7 @@ def make_handlers(db, publisher) -> dict:
                                                                     now=utcnow()),
         "upr.snapshot_taken": lambda event: handlers.on_snapshot_taken(event, store=store, publisher=publisher,
                                                                       now=utcnow()),
+        "person.erased": lambda event: handlers.on_person_erased(event, store=store),
         **{event_type: advocacy for event_type in domain.ADVOCACY_EVENTS},
     }
 

@@ -87,6 +87,15 @@ def on_consent_changed(event: dict, *, store: CaseStore, publisher: Publisher, n
     _apply_news(event, change, store=store, publisher=publisher, now=now)
 
 
+def on_person_erased(event: dict, *, store: CaseStore) -> None:
+    """person.erased (intake's): the person's identifying data is destroyed, so the free text
+    about them this service keeps (status reasons, sealed with its own key) goes too, from the
+    case and from the cases merged into it; the non-identifying facts stay. Safe to apply twice.
+    (Consent follows through consent.changed, which intake sends with it.)"""
+    for case_id in (event["case_id"], *event["payload"].get("merged_case_ids", [])):
+        store.forget_sealed_reasons(case_id)
+
+
 def _note_on_case(event: dict, note, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
     """Apply another service's news that changes no status (note(case, payload) -> the case, the
     same object if nothing changes), so nothing is emitted."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
-from shared.aggregates import VersionedStore
+from shared.aggregates import VersionedStore, version_id
 
 
 class CaseStore(VersionedStore):
@@ -34,3 +34,20 @@ class CaseStore(VersionedStore):
         items = list(self.current.find(query).sort("created_at", DESCENDING).skip((page - 1) * self.PAGE_SIZE)
                      .limit(self.PAGE_SIZE))
         return items, total
+
+    def forget_sealed_reasons(self, case_id: str) -> int:
+        """Drop the sealed free text (status reasons) from every stored version of a case, and
+        from its projection: its person was erased. Versions are otherwise never changed; this is
+        the one exception. Each version is read by _id, up to the newest (one appended meanwhile
+        is scrubbed too). Returns how many versions held any; repeating it changes nothing."""
+        changed, rev = 0, 1
+        while (version := self.versions.find_one({"_id": version_id(case_id, rev)}, {"state.history": 1})) is not None:
+            history = version.get("state", {}).get("history", [])
+            if any("reason_sealed" in entry for entry in history):
+                scrubbed = [{k: v for k, v in entry.items() if k != "reason_sealed"} for entry in history]
+                self.versions.update_one({"_id": version["_id"]}, {"$set": {"state.history": scrubbed}})
+                changed += 1
+            rev += 1
+        if rev > 1:
+            self.project(case_id)
+        return changed

@@ -3,8 +3,9 @@ that erasing the person can make every copy of their records undecryptable, back
 
 A report's identifying fields (and the free-text reason of a consent a caseworker recorded) are
 sealed with AES-256-GCM under a 256-bit key made for that record alone. The key lives in a file
-`<record id>.key` in NRW_PERSON_KEYS_DIR (default: `person-keys/` in the secrets folder; 0700,
-each file 0600, written once, atomically), wrapped (AES-GCM, bound to the record id) by the master
+`<record id>.key` in NRW_PERSON_KEYS_DIR (default: NRW_VAR/person-keys, a folder written at run
+time, so not among the read-only key files of NRW_SECRETS_DIR; 0700, each file 0600, written
+once, atomically; in compose a volume of intake-web's alone), wrapped (AES-GCM, bound to the record id) by the master
 key of the keyring (keys.json or NRW_DATA_KEYS, shared/crypto.py). The database holds only the
 ciphertext: {"v": 2, "nonce", "ct"}, bound to the record id.
 
@@ -70,9 +71,9 @@ class IntakeKeyring(Keyring):
     @classmethod
     def from_settings(cls, settings: Settings) -> "IntakeKeyring":
         """The master keys of these settings and the folder of record keys (NRW_PERSON_KEYS_DIR,
-        else <secrets>/person-keys)."""
+        else NRW_VAR/person-keys)."""
         folder = os.environ.get("NRW_PERSON_KEYS_DIR")
-        return cls(Keyring.from_settings(settings), Path(folder) if folder else settings.secrets_path / FOLDER)
+        return cls(Keyring.from_settings(settings), Path(folder) if folder else settings.var_dir / FOLDER)
 
     def encrypt_lasting(self, fields: dict, bound_to: str) -> dict:
         """Seal under the current master key (survives any erasure; rotation re-seals it)."""

@@ -8,7 +8,8 @@ near-match buckets, a submission's fingerprint: each could confirm a guessed nam
 reasons of recorded consents. What stays: the reports' non-identifying facts (sex, birth year,
 province, dates, consent), so the case goes on counting in statistics as its consent allows.
 
-Published (intake.events, never the reason): `person.erased` {statistics_withdrawn}, on which
+Published (intake.events, never the reason): `person.erased` {statistics_withdrawn,
+merged_case_ids}, on which
 intake's consumer clears the near-match buckets and the case service drops the case's sealed
 status reasons; and `consent.changed` when the erasure changes the case's consent (advocacy at
 most `anonymous`: no name is left to give; statistics false when withdrawn too).
@@ -76,7 +77,8 @@ def _record(case_id: str, cmd: dict, *, actor: dict, remote_addr: str | None, st
     withdraw = bool(cmd.get("withdraw_statistics"))
     before = case_consent(case_id, store=store)
     events = [new_event("person.erased", producer="intake", case_id=case_id, actor=actor["id"], now=now,
-                        payload={"statistics_withdrawn": withdraw})]
+                        payload={"statistics_withdrawn": withdraw,
+                                 "merged_case_ids": store.cases_merged_into(case_id)})]
     if before is not None:
         after = domain.consent_after_erasure(before, statistics_withdrawn=withdraw)
         if (after["advocacy"], after["statistics"]) != (before["advocacy"], before["statistics"]):

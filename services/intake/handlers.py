@@ -519,7 +519,8 @@ def record_consent(case_id: str, cmd: dict, *, actor: dict, remote_addr: str | N
     intake does not know, 409 for a case merged into another).
 
     The reason is free text about a person: it is sealed in the command's record under a key of
-    its own (services/intake/datakeys.py: erasing the person destroys it) and goes neither into the event, nor the audit entry, nor a log. The audit entry says
+    its own (services/intake/datakeys.py: erasing the person destroys it) and goes neither into
+    the event, nor the audit entry, nor a log. The audit entry says
     who recorded which consent, given by whom; consent.changed goes out with the record (one write).
     """
     if not store.case_known(case_id):

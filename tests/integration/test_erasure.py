@@ -78,6 +78,12 @@ def test_an_erased_person_cannot_be_read_from_the_database_nor_from_a_backup_tak
              timeout_s=30, what="the reports filed in the near-match buckets")
     assert wait_for(lambda: _case_consent(case_client, tokens, case_id) == ("named", True, False),
                     what="the case service to hold the case")
+    moved = case_client.post(f"/api/v1/cases/{case_id}/transitions", headers=tokens["caseworker"],
+                             json={"to": "detained", "effective_on": "2023-04-18", "reason": f"held with {name}"})
+    assert moved.status_code == 200, moved.get_json()
+    case_versions = mongo[settings.database_name("case")]["cases_versions"]
+    assert any("reason_sealed" in e for v in case_versions.find({"aggregate_id": case_id})
+               for e in v["state"]["history"])
 
     # The backup: every document of the database, and every key file but the erased person's.
     backup = _database(mongo, settings)
@@ -89,7 +95,8 @@ def test_an_erased_person_cannot_be_read_from_the_database_nor_from_a_backup_tak
                                                                          if n.removesuffix(".key") in records])
     sealed_before = {d["_id"]: d["sealed"] for d in backup["reports"] if d["_id"] in records}
     assert all(is_record_sealed(b) for b in sealed_before.values())
-    assert keyring.decrypt(sealed_before[first["report_id"]], bound_to=first["report_id"])["person"]["full_name"] == name
+    opened = keyring.decrypt(sealed_before[first["report_id"]], bound_to=first["report_id"])
+    assert opened["person"]["full_name"] == name
 
     res = _erase(client, tokens["admin"], case_id)
     assert res.status_code == 200, res.get_json()
@@ -142,7 +149,8 @@ def test_an_erased_person_cannot_be_read_from_the_database_nor_from_a_backup_tak
     # Kafka: person.erased and the narrowed consent, never the reason or a name.
     events = _intake_events(settings, case_id)
     [gone] = [e for e in events if e["event_type"] == "person.erased"]
-    assert gone["payload"] == {"statistics_withdrawn": False} and gone["actor"] == entry["user_id"]
+    assert gone["payload"] == {"statistics_withdrawn": False, "merged_case_ids": []}
+    assert gone["actor"] == entry["user_id"]
     assert [e["payload"]["consent_advocacy"] for e in events if e["event_type"] == "consent.changed"][-1] == "anonymous"
     raw = b"".join(r.value for r in read_topic(settings.kafka_bootstrap, "intake.events") if r.key == case_id.encode())
     assert WHY.encode() not in raw and name.encode() not in raw
@@ -150,6 +158,11 @@ def test_an_erased_person_cannot_be_read_from_the_database_nor_from_a_backup_tak
     # Statistics follow consent: the case still counts (statistics consent kept), named no more.
     assert wait_for(lambda: _case_consent(case_client, tokens, case_id) == ("anonymous", True, False),
                     what="the case service to take the consent after erasure")
+    # The case service drops its own sealed free text about the person (the status reason).
+    wait_for(lambda: not any("reason_sealed" in e for v in case_versions.find({"aggregate_id": case_id})
+                             for e in v["state"]["history"]), what="the case service to drop the status reason")
+    history = case_client.get(f"/api/v1/cases/{case_id}", headers=tokens["caseworker"]).get_json()["history"]
+    assert [h["status"] for h in history] == ["reported", "detained"] and history[-1]["reason"] is None
 
     # Idempotent: asking again answers the first erasure and adds nothing to the trail.
     again = _erase(client, tokens["admin"], case_id, reason=f"{SYNTH} asked twice")
@@ -168,7 +181,7 @@ def test_an_erasure_that_withdraws_statistics_takes_the_case_out_of_them(client,
     res = _erase(client, tokens["admin"], case_id, withdraw_statistics=True)
     assert res.status_code == 200 and res.get_json()["consent"]["statistics"] is False
     [gone] = [e for e in _intake_events(settings, case_id) if e["event_type"] == "person.erased"]
-    assert gone["payload"] == {"statistics_withdrawn": True}
+    assert gone["payload"] == {"statistics_withdrawn": True, "merged_case_ids": []}
     assert wait_for(lambda: _case_consent(case_client, tokens, case_id) == ("anonymous", False, False),
                     what="the case service to withdraw the case from statistics")
     # The person's newer word, recorded by a caseworker, counts again; a name it cannot bring back.
@@ -203,6 +216,8 @@ def test_a_case_merged_into_another_is_erased_through_the_case_it_was_merged_int
     refused = _erase(client, tokens["admin"], a["case_id"])
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "merged"
     assert _erase(client, tokens["admin"], b["case_id"]).get_json()["reports_erased"] == 2
+    [gone] = [e for e in _intake_events(settings, b["case_id"]) if e["event_type"] == "person.erased"]
+    assert gone["payload"]["merged_case_ids"] == [a["case_id"]]  # the case service scrubs that case too
     reports = mongo[settings.database_name("intake")]["reports"]
     for report_id in (a["report_id"], b["report_id"]):
         assert reports.find_one({"_id": report_id})["sealed"] is None and not keyring.has_key(report_id)
