@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from pymongo.errors import DuplicateKeyError
 
-from shared import auth, identity, passwords, throttle, twofactor
+from shared import audit_events, auth, identity, keys, passwords, throttle, twofactor
 from shared.audit import audit_trail
 from shared.errors import ApiError
 from shared.http import doc, load_body
@@ -160,7 +160,7 @@ def check_password_step(res, username: str, password: str, address: str, now: dt
         raise too_many(exc.retry_after_seconds) from None
     user = identity.check_password(db, username, password)
     if user is None:
-        throttle.record_failure(db, username, address, now, policy=_policy(res))
+        failed_login(res, username, address, now, step="password")
         raise ApiError(401, "invalid_credentials", "Wrong username or password.")
     enrolled = bool(user.get("otp_secret"))
     if enrolled:
@@ -169,6 +169,23 @@ def check_password_step(res, username: str, password: str, address: str, now: dt
     if needs_second_factor(user, res.settings):
         return LoginResult(user, auth.OTP_ENROLMENT, otp_pending=False)
     return LoginResult(user, _scope_after_factors(user), otp_pending=False)
+
+
+def failed_login(res, username: str, address: str, now: dt.datetime, *, step: str, account: dict | None = None) -> None:
+    """Count a failed attempt (throttle) and write it to the audit trail, with each lock it starts:
+    one entry per failure and per lock; attempts refused while locked are not counted, so a lock
+    cannot be used to flood the trail. A name that is no account (it may be a password typed in
+    the wrong field) is kept only as a keyed hash under the audit key."""
+    locks = throttle.record_failure(res.identity_db, username, address, now, policy=_policy(res))
+    account = account or identity.find_user(res.identity_db, username)
+    who = ({"user_id": account.get("user_id"), "username": account["_id"], "target": account["_id"]} if account else
+           {"user_id": None, "username": None,
+            "unknown_username": audit_events.unknown_username_digest(keys.audit_key(res.settings), username)})
+    base = {"at": now, **who, "what": audit_events.WHAT["login_failed"], "report_id": "", "case_id": "",
+            "reason": None, "remote_addr": address}
+    entries = [{**base, "action": "login_failed", "detail": step}]
+    entries += [{**base, "action": "login_locked", "detail": f"{lock} {seconds:.0f}s"} for lock, seconds in locks.items()]
+    audit_trail(res.db, res.settings).append_many(entries)
 
 
 def _policy(res) -> throttle.Policy:
@@ -191,7 +208,7 @@ def check_otp_step(res, user: dict, code: str, address: str, now: dt.datetime, *
         except throttle.Throttled as exc:
             raise too_many(exc.retry_after_seconds) from None
     if not _accept_second_factor(res, user, code, now):
-        throttle.record_failure(db, user["_id"], address, now, policy=_policy(res))
+        failed_login(res, user["_id"], address, now, step="second_factor", account=user)
         raise ApiError(401, "invalid_credentials", "Wrong username, password or code.")
     throttle.record_success(db, user["_id"], address, now, policy=_policy(res))
     return _scope_after_factors(user)
@@ -434,7 +451,7 @@ def change_password(res, username: str, old: str, new: str) -> None:
         raise too_many(exc.retry_after_seconds) from None
     user = identity.check_password(res.identity_db, username, old)
     if user is None:
-        throttle.record_failure(res.identity_db, username, address, now, policy=_policy(res))
+        failed_login(res, username, address, now, step="old_password")
         raise ApiError(422, "validation_error", "The old password is wrong.",
                        fields={"old_password": ["The old password is wrong."]})
     if new == old:

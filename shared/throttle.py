@@ -280,21 +280,26 @@ def check(db: Database, username: str, address: str | None, now: dt.datetime, *,
 
 
 def record_failure(db: Database, username: str, address: str | None, now: dt.datetime, *,
-                   policy: Policy | None = None) -> None:
+                   policy: Policy | None = None) -> dict[str, float]:
     """Count a failed login (wrong password, unknown user, wrong second factor) against the
-    username's consecutive failures and the address's failures."""
+    username's consecutive failures and the address's failures. Returns the locks this failure
+    starts, {"username_locked" | "address_locked": seconds} (attempts while locked are refused
+    before they are counted, so each lock is started, and reported, once)."""
     policy = policy or _policy_from_env()
     coll, t = db[COLLECTION], _seconds(now)
     user, addr = username_key(username), address_key(address)
+    locks = {}
     failures = _record(coll, f"fail:u:{user}:{_generation(coll, user)}", t, USERNAME_MEMORY_SECONDS)
     if failures >= policy.failures_before_lock:
+        locks["username_locked"] = lock_seconds(failures, policy.failures_before_lock, policy.lock_seconds)
         log.warning("login throttle: username %s… locked for %.0f s after %s consecutive failures", user[:8],
-                    lock_seconds(failures, policy.failures_before_lock, policy.lock_seconds), failures)
+                    locks["username_locked"], failures)
     failures = _record(coll, f"fail:a:{addr}", t, ADDRESS_MEMORY_SECONDS)
     if failures >= policy.address_failures_before_lock:
+        locks["address_locked"] = lock_seconds(failures, policy.address_failures_before_lock, policy.lock_seconds)
         log.warning("login throttle: address %s locked for %.0f s after %s failures",
-                    normalise_address(address),
-                    lock_seconds(failures, policy.address_failures_before_lock, policy.lock_seconds), failures)
+                    normalise_address(address), locks["address_locked"], failures)
+    return locks
 
 
 def record_success(db: Database, username: str, address: str | None, now: dt.datetime, *,

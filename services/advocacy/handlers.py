@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from shared import audit_events
 from shared.bus import Publisher, applied, mark_applied
 from shared.config import Settings
 from shared.events import new_event
@@ -93,6 +94,28 @@ def record_request_response(request_id: str, cmd: dict, *, actor: str, store: Ad
         return request, _per_case("unhcr_access.responded", request, payload, actor=actor, now=now)
 
     return store.requests.save(request_id, decide, publisher=publisher, topic=TOPIC, now=now)
+
+
+# --- letters ------------------------------------------------------------------------------------
+
+
+def record_letter(record: dict, letter: str, *, lang: str, fmt: str, actor: str, store: AdvocacyStore,
+                  publisher: Publisher, now: dt.datetime) -> dict:
+    """A letter was made for a request or an appeal: the record counts it in a new version whose
+    outbox holds the audit.recorded of it (who made which letter, for which cases), so no letter
+    is handed out that intake's audit trail will not show, even with intake or the broker down."""
+    aggregates, record_id = (store.appeals, record["appeal_id"]) if letter == "appeal" \
+        else (store.requests, record["request_id"])
+
+    def decide(current: dict | None):
+        if current is None:
+            raise NotFound(record_id)
+        audited = audit_events.recorded("letter_generated", producer="advocacy", actor=actor,
+                                        case_ids=list(current["case_ids"]), object_id=record_id,
+                                        detail=f"{letter} {lang} {fmt}", now=now)
+        return {**current, "letters_made": int(current.get("letters_made") or 0) + 1}, [audited]
+
+    return aggregates.save(record_id, decide, publisher=publisher, topic=TOPIC, now=now)
 
 
 # --- appeals ------------------------------------------------------------------------------------

@@ -60,7 +60,22 @@ def render(record: dict, letter: str, *, lang: str, fmt: str, store: AdvocacySto
     context = build_context(record, letter, cases=cases, names=names, recipients=recipients, today=today)
     from services.advocacy import letters  # reportlab and markdown load only when a letter is made
     content, mimetype = letters.render_letter(context, lang=lang, fmt=fmt)
+    _audit(record, letter, lang=lang, fmt=fmt, store=store)
     return content, mimetype, f"{letter}-{reference[:8]}-{lang}.{EXTENSIONS[fmt]}"
+
+
+def _audit(record: dict, letter: str, *, lang: str, fmt: str, store: AdvocacyStore) -> None:
+    """Record the letter made (audited in intake's trail) before it is handed out: render runs in a
+    request of the API or a page, whose verified account made it."""
+    from flask import g
+
+    from shared.mongo import utcnow
+    from shared.web import resources
+
+    from services.advocacy import handlers
+
+    handlers.record_letter(record, letter, lang=lang, fmt=fmt, actor=g.user["id"], store=store,
+                           publisher=resources().publisher, now=utcnow())
 
 
 def _date(value) -> dt.date | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from shared import audit_events
 from shared.bus import Publisher, RetryLater, applied, mark_applied
 from shared.crypto import Keyring
 from shared.events import new_event
@@ -139,15 +140,20 @@ def change_status(case_id: str, *, to: str, effective_on: dt.date, reason: str |
                   store: CaseStore, publisher: Publisher, now: dt.datetime, notes: Keyring) -> dict:
     """Move a case to a new status (IllegalTransition if the table forbids it). The reason, free
     text that may name someone, is sealed with the case service's key before it is stored, and
-    never goes into the event."""
+    never goes into the event. The version also holds the change's audit.recorded (who moved it
+    where), so the status cannot change without intake's trail hearing of it."""
     sealed = notes.encrypt({"reason": reason}, bound_to=case_id) if reason else None
 
     def decide(case: dict | None):
         if case is None:
             raise NotFound(case_id)
         case, payload = domain.transition(case, to, effective_on, sealed, now)
-        return case, [new_event("case.status_changed", producer="case", case_id=case_id, actor=actor,
-                                payload=payload, now=now)]
+        changed = new_event("case.status_changed", producer="case", case_id=case_id, actor=actor,
+                            payload=payload, now=now)
+        audited = audit_events.recorded("status_changed", producer="case", actor=actor, case_ids=[case_id],
+                                        detail=f"{payload['from']} > {payload['to']}", now=now,
+                                        correlation_id=changed["correlation_id"], causation_id=changed["event_id"])
+        return case, [changed, audited]
 
     return store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
+from shared import identity
 from shared.auth import current_user, require_roles
 from shared.errors import ApiError
 from shared.mongo import utcnow
@@ -126,7 +127,8 @@ def distinct(case_id: str):
     body = load_body(DistinctIn())
     if case_id == body["other_case_id"]:
         raise ApiError(422, "same_case", "A case is always the same person as itself.")
-    IntakeStore(resources().db).mark_distinct(case_id, body["other_case_id"], actor=current_user()["id"], now=utcnow())
+    handlers.rule_out_duplicate(case_id, body["other_case_id"], actor=current_user(), remote_addr=request.remote_addr,
+                                store=IntakeStore(resources().db), now=utcnow())
     return jsonify({"case_id": case_id, "other_case_id": body["other_case_id"]})
 
 
@@ -192,7 +194,9 @@ def audit():
     """The audit trail of identifying-data reads and assignments, newest first, filtered."""
     query = load_query(AuditQuery())
     store = IntakeStore(resources().db)
-    items, total = store.audit_page(case_id=query.get("case_id"), user_id=query.get("user_id"),
+    user = query.get("user")  # a username or a user id
+    user_id = (identity.user_id_of(resources().identity_db, user) or user) if user else query.get("user_id")
+    items, total = store.audit_page(case_id=query.get("case_id"), user_id=user_id,
                                     action=query.get("action"), out_of_assignment=query.get("out_of_assignment", False),
                                     page=query["page"])
     items = erasure.with_erasure_reasons(items, store=store, keyring=_deps()["keyring"])

@@ -10,6 +10,7 @@ import uuid
 
 from pymongo.errors import DuplicateKeyError
 
+from shared import audit_events
 from shared.bus import Publisher, publish_outbox, with_outbox
 from shared.crypto import Keyring
 from shared.events import new_event
@@ -394,6 +395,26 @@ def assign_caseworker(case_id: str, username: str, *, actor: dict, store: Intake
     return store.assignees(case_id) or []
 
 
+def rule_out_duplicate(case_id: str, other_case_id: str, *, actor: dict, remote_addr: str | None, store: IntakeStore,
+                       now: dt.datetime) -> None:
+    """A caseworker's finding that two cases are different people ("not the same person"): the pair
+    leaves the review of possible duplicates. Audited first, so the finding is never stored unaudited."""
+    store.record_access({"at": now, "user_id": actor["id"], "username": actor.get("username"), "report_id": None,
+                         "case_id": case_id, "case_ids": [case_id, other_case_id], "reason": None,
+                         "remote_addr": remote_addr, "what": audit_events.WHAT["duplicate_ruled_out"],
+                         "action": "duplicate_ruled_out", "out_of_assignment": False})
+    store.mark_distinct(case_id, other_case_id, actor=actor["id"], now=now)
+
+
+def on_audit_recorded(event: dict, *, trail, claims, usernames, now: dt.datetime) -> None:
+    """audit.recorded (any service's, taken only from its own topic: the consumer checks): append
+    it to the audit trail once, naming the account its actor is."""
+    user_id = event["actor"]
+    entry = audit_events.entry_of(event, usernames({user_id}).get(user_id), now)
+    if audit_events.append_once(trail, claims, entry, now) is not None:
+        log.info("audit: appended %s %s action=%s", event["event_id"], event["event_type"], entry["action"])
+
+
 class MergeRefused(Exception):
     """A merge that cannot be done; `code` and `status` say why, for the API and the page."""
 
@@ -430,8 +451,11 @@ def merge_cases(case_id: str, into_case_id: str, *, actor: dict, store: IntakeSt
     if previous is None:
         event = new_event("case.merged", producer="intake", case_id=case_id, actor=actor["id"], now=now,
                           payload={"into_case_id": into_case_id})
+        audited = audit_events.recorded("cases_merged", producer="intake", actor=actor["id"],
+                                        case_ids=[case_id, into_case_id], now=now,
+                                        correlation_id=event["correlation_id"], causation_id=event["event_id"])
         doc = with_outbox({"_id": case_id, "into_case_id": into_case_id, "merged_by": actor["id"], "merged_at": now},
-                          [event], now)
+                          [event, audited], now)
         try:
             store.insert_merge(doc)
         except DuplicateKeyError:

@@ -7,6 +7,7 @@ import datetime as dt
 import pycountry
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from shared.audit_events import WRITE_ACTIONS
 from shared.events import CONSENT_ADVOCACY, CONSENT_GIVEN_BY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
 from shared.people import not_future
 
@@ -134,7 +135,10 @@ class AuditQuery(Schema):
 
     case_id = fields.String(validate=validate.Length(min=1, max=64))
     user_id = fields.String(validate=validate.Length(min=1, max=64))
-    action = fields.String(validate=validate.OneOf(("read", "write")))
+    user = fields.String(validate=validate.Length(min=1, max=64),
+                         metadata={"description": "a username or a user id (the entries of that account)"})
+    action = fields.String(validate=validate.OneOf(("read", "write", *WRITE_ACTIONS)), metadata={
+        "description": "read, write (every kind of write), or one action: status_changed, cases_merged, ..."})
     out_of_assignment = fields.Boolean(metadata={"description": "true: only reads out of assignment"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
 
@@ -157,6 +161,15 @@ class AuditEntry(Schema):
     refused = fields.String(allow_none=True, dump_default=None, metadata={
         "description": "read_limit: the read was refused, the reader being past the hourly limit"})
     detail = fields.String(allow_none=True, dump_default=None, metadata={"description": "what a write changed"})
+    case_ids = fields.List(fields.String(), metadata={"description": "every case a write touched (a merge: both)"})
+    object_id = fields.String(allow_none=True, metadata={"description": "the snapshot, request or appeal written"})
+    service = fields.String(metadata={"description": "the service whose write this is, when another's"})
+    target = fields.String(allow_none=True, metadata={"description": "the account changed or logged in to"})
+    unknown_username = fields.String(metadata={
+        "description": "a failed login's name that is no account, as a keyed hash (never the typed name)"})
+    operator = fields.String(metadata={"description": "the server login that ran a command (via: command)"})
+    via = fields.String(metadata={"description": "command: written by a command run on the server"})
+    event_id = fields.String(metadata={"description": "the audit.recorded event another service's write came with"})
 
 
 class AuditPage(Schema):

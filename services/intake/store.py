@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.aggregates import Conflict, VersionedStore
 from shared.audit import AuditTrail, audit_trail
+from shared.audit_events import WRITE_ACTIONS
 from shared.bus import insert_with_outbox
 
 
@@ -93,11 +94,15 @@ class IntakeStore:
 
     def audit_page(self, *, case_id: str | None, user_id: str | None, page: int, action: str | None = None,
                    out_of_assignment: bool = False) -> tuple[list[dict], int]:
-        """One page of the audit trail, newest first (entries from before `action` was recorded
-        are reads)."""
-        query: dict = {k: v for k, v in (("case_id", case_id), ("user_id", user_id)) if v}
+        """One page of the audit trail, newest first. `action`: "read" (entries from before
+        `action` was recorded are reads), "write" (any write: WRITE_ACTIONS), or one action."""
+        query: dict = {"user_id": user_id} if user_id else {}
+        if case_id:  # the case an entry is about, or one of the cases a write touched (a merge: both)
+            query["$or"] = [{"case_id": case_id}, {"case_ids": case_id}]
         if action == "read":
-            query["action"] = {"$ne": "write"}
+            query["action"] = {"$nin": list(WRITE_ACTIONS)}
+        elif action == "write":
+            query["action"] = {"$in": list(WRITE_ACTIONS)}
         elif action:
             query["action"] = action
         if out_of_assignment:

@@ -291,7 +291,8 @@ def distinct(case_id: str):
     other = request.form.get("other_case_id", "").strip()
     report_id = request.form.get("report_id", "")
     if other and other != case_id:
-        _deps()["store"].mark_distinct(case_id, other, actor=g.user["id"], now=utcnow())
+        handlers.rule_out_duplicate(case_id, other, actor=g.user, remote_addr=request.remote_addr,
+                                    store=_deps()["store"], now=utcnow())
     return redirect(url_for("intake_web.report", report_id=report_id, distinct=1) if report_id
                     else url_for("intake_web.reports"))
 

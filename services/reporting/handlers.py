@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from shared import audit_events
 from shared.bus import Publisher, applied, mark_applied, publish_outbox, with_outbox
 from shared.events import new_event
 
@@ -39,6 +40,9 @@ def take_snapshot(cmd: dict, *, actor: str, store: ReportingStore, publisher: Pu
                         correlation_id=correlation,
                         payload={"snapshot_id": snapshot_id, "cycle": doc["cycle"], "as_of": doc["as_of"]})
               for case_id in doc["case_ids"]]
+    # Who froze which snapshot, for intake's audit trail: in the same write (no title: typed text).
+    events.append(audit_events.recorded("snapshot_taken", producer="reporting", actor=actor, object_id=snapshot_id,
+                                        detail=f"as_of={doc['as_of']}", now=now, correlation_id=correlation))
     doc = with_outbox(doc, events, now)
     store.insert_snapshot(doc)
     publish_outbox(store.snapshots, doc, TOPIC, publisher)

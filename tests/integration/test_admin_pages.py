@@ -216,7 +216,9 @@ def test_the_whole_lifecycle_of_an_account_is_audited_and_ends_logins(intake_app
     assert token(client, name, CHOSEN).status_code == 401
     trail = client.get(f"/api/v1/audit?user_id={user_id}", headers=tokens["admin"]).get_json()
     assert trail["total"] >= 2 and {e["username"] for e in trail["items"]} == {name}
-    assert {e["what"] for e in trail["items"]} == {"account"}  # the user's own changes: password and second factor
+    # the user's own changes (password and second factor), and the logins that failed on the account
+    assert {e["what"] for e in trail["items"]} == {"account", "login"}
+    assert {e["action"] for e in trail["items"] if e["what"] == "login"} == {"login_failed"}
 
     entries = account_audit(intake_app, name)
     assert [e["action"] for e in entries] == [
