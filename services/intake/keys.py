@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Rotate the key that seals identifying data in intake's database.",
                                      epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    rotate = sub.add_parser("rotate", help="re-encrypt reports under the current key")
-    rotate.add_argument("--generate", action="store_true", help="first make a new key in the local key file")
+    command = sub.add_parser("rotate", help="wrap every record's key with the current master key")
+    command.add_argument("--generate", action="store_true", help="first make a new master key in the local key file")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.generate and os.environ.get("NRW_DATA_KEYS"):
