@@ -11,7 +11,9 @@ Each replay is recorded on the dead-letter topic itself (a record with the heade
 nrw.dlq.replayed.of naming the dead letter), so that `list` tells what is outstanding and a second
 replay of the same dead letter is refused unless asked for (--again). The record goes to the
 source topic first and the mark after, so a crash in between can only lead to a second replay,
-which the consumers' idempotency absorbs.
+which the consumers' idempotency absorbs. Each replay is written to intake's audit trail before
+anything is sent (so the tool runs where intake's commands run, with audit.key); without it,
+nothing is replayed.
 """
 
 from __future__ import annotations
@@ -206,6 +208,21 @@ def send_back(settings: Settings, replay: list[DeadLetter], letters: list[DeadLe
     return marked
 
 
+def audit_replays(settings: Settings, replay: list[DeadLetter]) -> None:
+    """Write each replay to intake's audit trail (run where intake's commands run: it needs
+    audit.key and intake's database): which dead letter, which kind of event for which case, and
+    the server login that sent it back (shared/audit_events.py)."""
+    from shared.audit_events import append_for_command, command_entry
+
+    entries = []
+    for letter in replay:
+        event_type, _ = letter.event()
+        case_id = validate_event(decode(letter.value))["case_id"] if event_type else ""
+        entries.append(command_entry("dead_letter_replayed", case_id=case_id, object_id=letter.coordinate,
+                                     detail=f"{event_type or 'invalid'} to {letter.source[0]} (group {letter.group})"))
+    append_for_command(settings, entries)
+
+
 def table(letters: list[DeadLetter]) -> str:
     """The dead letters as a text table: no key, no value, only where, who, why, when and what kind."""
     rows = [("dead letter", "failed at", "group", "from", "event", "reason", "state")]
@@ -289,7 +306,13 @@ def _run(args, settings: Settings, topics: list[str]) -> int:
     if args.dry_run:
         for letter in replay:
             print(f"would replay: {letter.coordinate} -> {letter.source[0]}")
-    else:
+    elif replay:
+        try:  # written before anything is sent back: no replay leaves no trace
+            audit_replays(settings, replay)
+        except Exception as exc:  # no audit key, no database: nothing is replayed
+            print(f"deadletters: the audit trail cannot be written ({type(exc).__name__}); nothing was replayed",
+                  file=sys.stderr)
+            return 2
         for letter in send_back(settings, replay, letters, quiet=args.quiet):
             print(f"replayed: {letter.coordinate} (group {letter.group}) -> {letter.source[0]}")
     print(f"{len(replay)} {'to replay' if args.dry_run else 'replayed'}, {len(refused)} not replayed")

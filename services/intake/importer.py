@@ -10,12 +10,15 @@ consent.statistics, notes. Yes/no columns take yes, no, true, false, 1, 0.
 Each row is checked by the same rules as the API and becomes one report, saved in one write: a
 bad row is never half imported. --dry-run says row by row what would be created, matched to an
 existing case or rejected, and why, and saves nothing. Reasons name columns, never their values.
+An import (not a dry run) is written to intake's audit trail before its first row: the account it
+files as (--as), the server login that ran it, the number of rows and the file's digest.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import itertools
 import datetime as dt
 import sys
@@ -26,11 +29,14 @@ from typing import Iterator
 from marshmallow import ValidationError
 from tqdm import tqdm
 
+from shared.audit import audit_trail
+from shared.audit_events import command_entry
 from shared.bus import Publisher
 from shared.config import Settings
 from shared.crypto import Keyring
 from shared.errors import flatten_messages
 from shared.exports import csv_row
+from shared.keys import KeyMissing
 from shared.mongo import connect, utcnow
 
 from services.intake import domain, handlers
@@ -171,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = list(itertools.islice(read_rows(args.file), args.max_rows + 1))
         if len(rows) > args.max_rows:
             parser.error(f"{args.file} has more than {args.max_rows} rows (--max-rows); nothing imported")
+        if not args.dry_run:  # written before anything is imported: no import leaves no trace
+            digest = hashlib.sha256(args.file.read_bytes()).hexdigest()[:16]  # not the file's name: it may name someone
+            try:
+                audit_trail(store.db, settings).append(command_entry(
+                    "reports_imported", detail=f"rows={len(rows)} sha256={digest}", account=user))
+            except KeyMissing as exc:
+                parser.error(f"the audit trail cannot be written ({exc}); nothing imported")
         publisher = None if args.dry_run else Publisher(settings, client_id="nrw-intake-import", max_block_ms=5000)
         outcomes = import_rows(rows, store=store, keyring=IntakeKeyring.from_settings(settings), publisher=publisher,
                                actor=user["user_id"], actor_name=user["_id"], dry_run=args.dry_run,
