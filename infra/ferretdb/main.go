@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -48,6 +49,8 @@ import (
 const operator = "operator"
 
 func main() {
+	// FerretDB's processes are started from this thread: the kernel kills them when it ends (Pdeathsig).
+	runtime.LockOSThread()
 	listen := flag.String("listen-addr", envOr("NRW_FERRETDB_LISTEN", "127.0.0.1:27017"), "TCP address to serve the MongoDB wire protocol on")
 	handler := flag.String("handler", envOr("NRW_FERRETDB_HANDLER", "sqlite"), "storage backend: sqlite or postgresql")
 	sqliteURL := flag.String("sqlite-url", envOr("NRW_FERRETDB_SQLITE_URL", "file:var/ferretdb/"), "SQLite directory URI (sqlite backend)")
@@ -183,6 +186,9 @@ func serverEnv(operatorPassword string) []string {
 func startServer(path string, args []string, env []string) (*exec.Cmd, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = env
+	// Its own process group, so that a signal to ours (the stack's stop, Ctrl-C) reaches FerretDB
+	// once, through us, and it shuts down cleanly; killed with us if we are killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("could not start %s (infra/ferretdb/build.sh builds it): %w", path, err)

@@ -40,6 +40,8 @@ TEST_HOST = ROOT / "tests" / "compose" / "test-host.yml"
 COMPOSE_STATE = ROOT / "var" / "test" / "compose"
 # The containers' user (infra/Dockerfile), which must be able to read the key files it is given.
 CONTAINER_UID = 10001
+# The mongo image's own user, which reads the operator's password on its first start.
+MONGO_UID = 999
 
 
 def docker_engine_missing() -> str | None:
@@ -94,6 +96,7 @@ def make_key_files(folder: Path) -> None:
         pytest.fail(f"`python -m shared.keys init` did not make {missing}, which docker-compose.yml gives out")
     for name in compose_secret_files():
         _readable_by_containers(folder / name)
+    _readable_by_mongo(folder / "mongo-operator.password")
 
 
 def _readable_by_containers(path: Path) -> None:
@@ -101,6 +104,15 @@ def _readable_by_containers(path: Path) -> None:
     all, which the test folder's 0700 keeps to its owner on the host."""
     try:
         os.chown(path, CONTAINER_UID, CONTAINER_UID)
+    except PermissionError:
+        path.chmod(0o644)
+
+
+def _readable_by_mongo(path: Path) -> None:
+    """The operator's password, read by the mongo image's own user too (uid 999, README step 3)."""
+    try:
+        os.chown(path, CONTAINER_UID, MONGO_UID)
+        path.chmod(0o640)
     except PermissionError:
         path.chmod(0o644)
 

@@ -34,7 +34,7 @@ PROCFILE = read_procfile()
 # (with the proxy, which the local stack does not have).
 REPLACED_BY_IMAGES = {"kafka", "ferretdb"}
 IMAGE_SERVICES = {"kafka", "mongo", "proxy"}
-ONE_SHOT = {"topics"}
+ONE_SHOT = {"topics", "mongo-accounts"}
 PROJECT_PROCESSES = [name for name in PROCFILE if name not in REPLACED_BY_IMAGES]
 WEB = {f"{service}-web": service for service in SERVICES}
 
@@ -42,6 +42,7 @@ WEB = {f"{service}-web": service for service in SERVICES}
 SETTINGS_ENV = {
     "kafka_bootstrap": ["NRW_KAFKA_BOOTSTRAP"],
     "mongo_uri": ["NRW_MONGO_URI"],
+    "mongo_uri_file": ["NRW_MONGO_URI_FILE"],
     "db_prefix": ["NRW_DB_PREFIX"],
     "admin_password": ["NRW_ADMIN_PASSWORD"],
     "token_ttl_seconds": ["NRW_TOKEN_TTL_SECONDS"],
@@ -255,15 +256,19 @@ def test_healthchecks(services):
 
 
 def test_start_order(services):
-    """Topics exist before anything that uses Kafka starts, and the database answers first."""
+    """Topics exist before anything that uses Kafka starts, and the database answers, with every
+    service's account, first."""
     assert services["topics"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
     assert services["topics"]["restart"] == "no"
+    assert services["mongo-accounts"]["depends_on"] == {"mongo": {"condition": "service_healthy"}}
+    assert services["mongo-accounts"]["restart"] == "no"
     for name, service in project_services(services).items():
         if name in ONE_SHOT:
             continue
         deps = service["depends_on"]
         assert deps["mongo"] == {"condition": "service_healthy"}, name
         assert deps["topics"] == {"condition": "service_completed_successfully"}, name
+        assert deps["mongo-accounts"] == {"condition": "service_completed_successfully"}, name
     for name, service in services.items():
         for dep, rule in (service.get("depends_on") or {}).items():
             if rule["condition"] == "service_healthy":

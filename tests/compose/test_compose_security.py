@@ -50,6 +50,11 @@ KEY_HOLDERS = {
     ADVOCACY_PUBLIC: {"intake-web"},
     AUDIT_KEY: {"intake-web"},
     CASE_NOTES_KEY: {"case-web"},
+    # Database logins (shared/mongo_accounts.py): the operator's (MongoDB's root) to MongoDB, which
+    # makes it on its first start, and to the one-shot job that gives the services their accounts;
+    # each service's to that service's three containers and to that job alone.
+    "mongo-operator.password": {"mongo", "mongo-accounts"},
+    **{f"mongo-{s}.password": {f"{s}-web", f"{s}-consumer", f"{s}-relay", "mongo-accounts"} for s in SERVICES},
 }
 
 # Words that make an environment variable's name look like it holds a secret.

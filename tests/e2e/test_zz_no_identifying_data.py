@@ -48,9 +48,13 @@ def test_identifying_data_never_leaves_intake_in_clear(api, stack, bootstrap):
 
     logs = sorted(stack.logs.glob("*.log"))
     assert {p.stem for p in logs} >= set(stack.commands)
+    # ...nor any database password (the processes log in with them; issue 10 point 2)
+    passwords = [p.read_bytes().strip() for p in Path(stack.env["NRW_VAR"], "secrets").glob("mongo-*.password")]
+    assert len(passwords) == 5
     for path in logs:
         for number, line in enumerate(path.read_bytes().splitlines(), 1):
             assert marker not in line, f"identifying data in {path.name} line {number}"
+            assert not [p for p in passwords if p in line], f"a database password in {path.name} line {number}"
 
     client = MongoClient(Path(stack.env["NRW_VAR"], "secrets", "mongo-operator.uri").read_text().strip())
     try:
