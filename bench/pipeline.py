@@ -249,7 +249,7 @@ class Listener(threading.Thread):
         """Connect, take every partition and move to its end; key_of names a record's key, or None to skip it."""
         super().__init__(name=f"{topic}-listener", daemon=True)
         self.key_of = key_of
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id=f"nrw-bench-{topic}", group_id=None,
+        self.consumer = KafkaConsumer(**kafka_login(bootstrap), client_id=f"nrw-bench-{topic}", group_id=None,
                                       enable_auto_commit=False, bootstrap_timeout_ms=5000)
         partitions = [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic))]
         if not partitions:
@@ -299,9 +299,18 @@ class Listener(threading.Thread):
 # --- the bare Kafka round trip ------------------------------------------------------------------
 
 
+def kafka_login(bootstrap: str) -> dict:
+    """The bench's own Kafka clients log in as the stack's admin (its topic, any group), over the
+    same SASL listener the services use, so the baseline pays the same login and framing."""
+    from shared.config import Settings
+    from shared.kafka_auth import client_options
+
+    return client_options(Settings(kafka_bootstrap=bootstrap, secrets_dir=VAR / "secrets"), "admin")
+
+
 def create_roundtrip_topic(bootstrap: str) -> None:
     """Create bench.roundtrip (3 partitions, replication 1) unless it exists."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="nrw-bench-admin", request_timeout_ms=10000,
+    admin = KafkaAdminClient(**kafka_login(bootstrap), client_id="nrw-bench-admin", request_timeout_ms=10000,
                              bootstrap_timeout_ms=5000)
     try:
         admin.create_topics({ROUNDTRIP_TOPIC: {"num_partitions": ROUNDTRIP_PARTITIONS, "replication_factor": 1}},
@@ -321,7 +330,7 @@ def run_baseline(bootstrap: str, args: argparse.Namespace) -> dict:
     """Send N messages at the steady rate and time each from send() to its arrival at the consumer."""
     create_roundtrip_topic(bootstrap)
     receiver = Listener(bootstrap, ROUNDTRIP_TOPIC, message_index)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="nrw-bench-producer", acks="all",
+    producer = KafkaProducer(**kafka_login(bootstrap), client_id="nrw-bench-producer", acks="all",
                              enable_idempotence=True, linger_ms=2, bootstrap_timeout_ms=5000)
     receiver.start()
 

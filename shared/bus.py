@@ -31,6 +31,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from shared.config import Settings, all_topics, dead_letter_topic
+from shared.kafka_auth import apply_rights, client_options
 from shared.events import EventError, decode, encode, validate_event
 from shared.mongo import is_server_internal, is_transient, utcnow
 
@@ -42,13 +43,16 @@ DLQ_HEADER_PREFIX = "nrw.dlq."
 # --- topics -------------------------------------------------------------------------------------
 
 
-def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, timeout_s: float = 60) -> list[str]:
-    """Create any missing topic with the configured partition count; return those created."""
+def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, timeout_s: float = 60,
+                  rights: bool = True) -> list[str]:
+    """Logged in as the broker's admin: create any missing topic with the configured partition
+    count and (unless told not to) set every principal's credentials and rights
+    (shared/kafka_auth.py); return the topics created."""
     wanted = list(topics or all_topics())
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="nrw-topics",
+            admin = KafkaAdminClient(**client_options(settings, "admin"), client_id="nrw-topics",
                                      request_timeout_ms=10000, bootstrap_timeout_ms=5000)
             break
         except KafkaError:
@@ -68,17 +72,32 @@ def ensure_topics(settings: Settings, topics: Iterable[str] | None = None, timeo
                 created.append(topic)
             except TopicAlreadyExistsError:
                 pass
+        if rights and settings.kafka_security_protocol.upper().startswith("SASL_"):
+            apply_rights(settings, admin)
         return created
     finally:
         admin.close()
 
 
-def kafka_status(admin_holder: dict, settings: Settings) -> str:
+def wait_for_topics(settings: Settings, principal: str, topics: Iterable[str]) -> None:
+    """Return once the broker shows this principal every one of the topics (they are made by the
+    admin, `python -m shared.topics`); KafkaError while it does not, so a caller can wait."""
+    consumer = KafkaConsumer(**client_options(settings, principal), group_id=None, bootstrap_timeout_ms=5000)
+    try:
+        visible = consumer.topics()
+    finally:
+        consumer.close()
+    missing = sorted(set(topics) - set(visible))
+    if missing:
+        raise KafkaError(f"topics not there yet: {', '.join(missing)}")
+
+
+def kafka_status(admin_holder: dict, settings: Settings, principal: str) -> str:
     """'ok' if the broker answers a metadata request, else a short reason. Reuses one admin client."""
     try:
         admin = admin_holder.get("admin")
         if admin is None:
-            admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="nrw-readyz",
+            admin = KafkaAdminClient(**client_options(settings, principal), client_id="nrw-readyz",
                                      request_timeout_ms=2000, bootstrap_timeout_ms=2000)
             admin_holder["admin"] = admin
         admin.describe_cluster()
@@ -103,8 +122,10 @@ class BrokerCoolingDown(KafkaError):
 class Publisher:
     """An idempotent, acks=all Kafka producer for events, keyed by case_id. Built lazily, per process."""
 
-    def __init__(self, settings: Settings, *, client_id: str, max_block_ms: int = 1000, cooldown_s: float = 0.0):
+    def __init__(self, settings: Settings, *, principal: str, client_id: str, max_block_ms: int = 1000,
+                 cooldown_s: float = 0.0):
         self._settings = settings
+        self._principal = principal
         self._client_id = client_id
         self._max_block_ms = max_block_ms
         self._cooldown_s = cooldown_s
@@ -116,7 +137,7 @@ class Publisher:
         with self._lock:
             if self._producer is None:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self._settings.kafka_bootstrap,
+                    **client_options(self._settings, self._principal),
                     client_id=self._client_id,
                     acks="all",
                     enable_idempotence=True,
@@ -299,9 +320,11 @@ class EventConsumer:
     # dead-lettered (a database shutting down answers so for a moment; a bug would forever).
     MAX_INTERNAL_ERROR_ATTEMPTS = 10
 
-    def __init__(self, settings: Settings, *, group_id: str, topics: list[str], handlers: dict[str, Handler],
-                 publisher: Publisher, max_poll_records: int = 100, retry_backoff_s: float = 1.0):
+    def __init__(self, settings: Settings, *, principal: str, group_id: str, topics: list[str],
+                 handlers: dict[str, Handler], publisher: Publisher, max_poll_records: int = 100,
+                 retry_backoff_s: float = 1.0):
         self.settings = settings
+        self.principal = principal
         self.group_id = group_id
         self.topics = topics
         self.handlers = handlers
@@ -314,7 +337,7 @@ class EventConsumer:
     def _connect(self) -> KafkaConsumer:
         return KafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(self.settings, self.principal),
             group_id=self.group_id,
             client_id=self.group_id,
             enable_auto_commit=False,

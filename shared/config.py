@@ -18,6 +18,15 @@ TOPICS = {
     "reporting": "reporting.events",
 }
 
+# The topics each service's consumer reads (its broker principal may read these and no others).
+CONSUMES = {
+    # intake also reads every service's topic for its audit.recorded events (shared/audit_events.py)
+    "intake": ["intake.events", "case.events", "advocacy.events", "reporting.events"],
+    "case": ["intake.events", "advocacy.events", "reporting.events"],
+    "advocacy": ["case.events"],
+    "reporting": ["intake.events", "case.events", "advocacy.events"],
+}
+
 
 def dead_letter_topic(topic: str) -> str:
     """Name of the dead-letter topic for a source topic."""
@@ -51,6 +60,11 @@ class Settings:
     """Everything configurable, with the defaults of a developer's machine."""
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "SASL_PLAINTEXT"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: Path | None = None
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     mongo_uri_file: Path | None = None  # a whole connection string, credentials included (shared/mongo_accounts.py)
     db_prefix: str = "nrw_"
@@ -88,6 +102,11 @@ class Settings:
         }
         return cls(
             kafka_bootstrap=_env("KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            kafka_security_protocol=_env("KAFKA_SECURITY_PROTOCOL", cls.kafka_security_protocol),
+            kafka_sasl_username=_env("KAFKA_SASL_USERNAME") or None,
+            kafka_sasl_password=_env("KAFKA_SASL_PASSWORD") or None,
+            kafka_sasl_password_file=_path(_env("KAFKA_SASL_PASSWORD_FILE")),
+            kafka_ssl_cafile=_path(_env("KAFKA_SSL_CAFILE")),
             mongo_uri=_env("MONGO_URI", cls.mongo_uri),
             mongo_uri_file=_path(_env("MONGO_URI_FILE")),
             db_prefix=_env("DB_PREFIX", cls.db_prefix),

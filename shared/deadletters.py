@@ -33,6 +33,9 @@ from tqdm import tqdm
 from shared.bus import DLQ_HEADER_PREFIX
 from shared.config import TOPICS, Settings, dead_letter_topic
 from shared.events import EventError, decode, validate_event
+from shared.kafka_auth import client_options
+
+PRINCIPAL = "deadletters"  # the broker lets it read dead letters and write them back, nothing else
 
 REPLAYED_OF = DLQ_HEADER_PREFIX + "replayed.of"
 REPLAYED_AT = DLQ_HEADER_PREFIX + "replayed.at"
@@ -121,7 +124,7 @@ def collect(records: Iterable) -> list[DeadLetter]:
 
 def read_dead_letters(settings: Settings, source_topics: list[str], quiet: bool = True) -> list[DeadLetter]:
     """Every record of the source topics' dead-letter topics, read from the beginning to the end."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = KafkaConsumer(**client_options(settings, PRINCIPAL), group_id=None, enable_auto_commit=False,
                              bootstrap_timeout_ms=10000)
     try:
         partitions = [TopicPartition(dead_letter_topic(t), p) for t in source_topics
@@ -187,7 +190,7 @@ def send_back(settings: Settings, replay: list[DeadLetter], letters: list[DeadLe
     dead-letter topic for every dead letter of that record: every group reading the topic reads it
     again, so none of them still has it outstanding. Returns the dead letters marked."""
     own = producer is None
-    producer = producer or KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+    producer = producer or KafkaProducer(**client_options(settings, PRINCIPAL), acks="all",
                                          enable_idempotence=True, bootstrap_timeout_ms=10000)
     marked = []
     try:

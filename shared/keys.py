@@ -146,6 +146,8 @@ def init(settings: Settings) -> list[Path]:
     if not data_keys.exists():
         local_keys(data_keys)
         made.append(data_keys)
+    from shared.kafka_auth import ensure_passwords  # it writes with write_new, above
+    made += ensure_passwords(settings)
     from shared.mongo_accounts import ensure_credentials  # the database accounts' passwords
     made += ensure_credentials(settings)
     return made

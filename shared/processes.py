@@ -10,7 +10,7 @@ from typing import Callable
 from kafka.errors import KafkaError
 from pymongo.database import Database
 
-from shared.bus import EventConsumer, Handler, Publisher, ensure_topics, run_relay, stop_on_signals
+from shared.bus import EventConsumer, Handler, Publisher, run_relay, stop_on_signals, wait_for_topics
 from shared.config import TOPICS, Settings
 from shared.mongo import connect, is_server_internal, is_transient
 from shared.web import configure_logging
@@ -32,8 +32,10 @@ def wait_for(what: str, attempt: Callable[[], object], stop: threading.Event, in
 
 
 def run_consumer(service: str, topics: list[str], make_handlers: Callable[[Database, Publisher], dict[str, Handler]],
-                 prepare: Callable[[Database], None] | None = None, argv: list[str] | None = None) -> None:
-    """Run one service's event consumer until SIGTERM/SIGINT."""
+                 prepare: Callable[[Database], None] | None = None, argv: list[str] | None = None,
+                 consumer_class: type[EventConsumer] = EventConsumer) -> None:
+    """Run one service's event consumer until SIGTERM/SIGINT (`consumer_class`: an EventConsumer
+    that checks more of each record, as intake's does of audit events)."""
     parser = argparse.ArgumentParser(
         prog=f"python -m services.{service}.consumer",
         description=f"Consume {', '.join(topics)} into the {service} service (consumer group '{service}'). "
@@ -46,9 +48,9 @@ def run_consumer(service: str, topics: list[str], make_handlers: Callable[[Datab
     db = connect(settings, service)[settings.database_name(service)]
     if prepare:
         wait_for("the database", lambda: prepare(db), stop)
-    wait_for("the Kafka broker", lambda: ensure_topics(settings), stop)
-    publisher = Publisher(settings, client_id=f"nrw-{service}-consumer", max_block_ms=5000)
-    consumer = EventConsumer(settings, group_id=service, topics=topics, handlers=make_handlers(db, publisher),
+    wait_for("the topics", lambda: wait_for_topics(settings, service, topics), stop)
+    publisher = Publisher(settings, principal=service, client_id=f"nrw-{service}-consumer", max_block_ms=5000)
+    consumer = consumer_class(settings, principal=service, group_id=service, topics=topics, handlers=make_handlers(db, publisher),
                              publisher=publisher)
     consumer.stop = stop
     try:
@@ -71,7 +73,7 @@ def relay_main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     stop_on_signals(stop)
     db = connect(settings, args.service)[settings.database_name(args.service)]
-    publisher = Publisher(settings, client_id=f"nrw-{args.service}-relay", max_block_ms=5000)
+    publisher = Publisher(settings, principal=args.service, client_id=f"nrw-{args.service}-relay", max_block_ms=5000)
     try:
         run_relay([db[name] for name in args.collections], TOPICS[args.service], publisher, settings, stop)
     finally:

@@ -108,7 +108,7 @@ class Resources:
         """This process's Kafka producer (short blocking: a request must not hang on a dead broker)."""
         with self._lock:
             if self._publisher is None:
-                self._publisher = Publisher(self.settings, client_id=f"nrw-{self.service}-web", max_block_ms=500,
+                self._publisher = Publisher(self.settings, principal=self.service, client_id=f"nrw-{self.service}-web", max_block_ms=500,
                                             cooldown_s=5.0)
             return self._publisher
 
@@ -190,7 +190,7 @@ def _health_blueprint(service: str) -> Blueprint:
     def readyz():
         """Readiness: the service's database and the Kafka broker answer."""
         res = resources()
-        checks = {"mongo": ping(res.client), "kafka": kafka_status(res.kafka_admin, res.settings)}
+        checks = {"mongo": ping(res.client), "kafka": kafka_status(res.kafka_admin, res.settings, res.service)}
         if all(v == "ok" for v in checks.values()):
             return jsonify({"status": "ok", "service": service, "checks": checks})
         return jsonify({"status": "unavailable", "service": service, "checks": checks}), 503

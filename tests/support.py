@@ -55,6 +55,30 @@ def tier_env(tier: str) -> dict[str, str]:
     }
 
 
+_KAFKA_SECRETS: dict[str, Path] = {}
+
+
+def register_kafka(bootstrap: str, secrets_dir: Path) -> None:
+    """Say where the password files of the broker at `bootstrap` are (a tier's var/secrets)."""
+    _KAFKA_SECRETS[bootstrap] = Path(secrets_dir)
+
+
+def kafka_secrets(bootstrap: str) -> Path:
+    """The secrets folder registered for the broker at `bootstrap`."""
+    if bootstrap not in _KAFKA_SECRETS:
+        raise KeyError(f"no secrets folder registered for the broker at {bootstrap} (tests.support.register_kafka)")
+    return _KAFKA_SECRETS[bootstrap]
+
+
+def kafka_options(bootstrap: str, principal: str = "admin") -> dict:
+    """kafka-python arguments to reach a test broker as one principal (the admin by default: the
+    tests read and write any topic and group; the ACL tests log in as the services)."""
+    from shared.config import Settings
+    from shared.kafka_auth import client_options
+
+    return client_options(Settings(kafka_bootstrap=bootstrap, secrets_dir=kafka_secrets(bootstrap)), principal)
+
+
 def offline_app(factory, var_dir: Path):
     """A service's app for unit tests: settings that reach no database and no broker."""
     from shared.config import Settings
@@ -136,7 +160,7 @@ def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None
     reads only what is published from now on (not every earlier test's events)."""
     from kafka.structs import OffsetAndMetadata
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+    consumer = KafkaConsumer(**kafka_options(bootstrap), group_id=group_id, enable_auto_commit=False,
                              bootstrap_timeout_ms=5000)
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
@@ -148,7 +172,7 @@ def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 10) -> list:
     """Every record of a topic, from the start of each partition to its current end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+    consumer = KafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False, group_id=None,
                              bootstrap_timeout_ms=5000)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -169,7 +193,7 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 10) -> list:
 
 def topic_size(bootstrap: str, topic: str) -> int:
     """How many records a topic holds (sum of its partitions' end offsets)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, bootstrap_timeout_ms=5000)
+    consumer = KafkaConsumer(**kafka_options(bootstrap), group_id=None, bootstrap_timeout_ms=5000)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         return sum(consumer.end_offsets(partitions).values())

@@ -2,26 +2,81 @@
 # Starts a single-node Apache Kafka broker (KRaft, combined broker+controller) in the foreground.
 # Data lives under $NRW_VAR/kafka, so a restart keeps every event. The storage directory is
 # formatted once, on the first start.
+#
+# Nobody talks to it without credentials. The services, the operator and the dead-letter tool
+# authenticate with SASL SCRAM-SHA-512, one principal each (shared/kafka_auth.py; their
+# credentials are created by `python -m shared.topics`, logged in as admin); the broker itself and
+# the admin log in with SASL PLAIN against the static users of this file, so they need nothing
+# from the cluster's metadata (and no password is ever put on a command line); the controller
+# listener knows only the controller. The ACL authoriser (StandardAuthorizer) refuses whatever a
+# principal was not granted. Passwords are files in the secrets folder (0600, made by
+# `python -m shared.keys init`); this properties file holds three of them and is 0600 too.
+#
+# docker-compose.yml runs this same script in the apache/kafka image: NRW_KAFKA_HOME names the
+# image's Kafka (its jars, nothing to fetch), NRW_KAFKA_LISTEN_HOST the address to bind, and
+# NRW_KAFKA_DATA / NRW_KAFKA_CONF where the data and this generated configuration go.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-"$root/infra/kafka/fetch.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+umask 077
 var="${NRW_VAR:-$root/var}"
+secrets="${NRW_SECRETS_DIR:-$var/secrets}"
+if [ -n "${NRW_KAFKA_HOME:-}" ]; then
+  libs="$NRW_KAFKA_HOME/libs"
+else
+  "$here/fetch.sh"
+  libs="$root/.cache/kafka/libs"
+fi
 bootstrap="${NRW_KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
 port="${bootstrap##*:}"
 host="${bootstrap%:*}"
+bind="${NRW_KAFKA_LISTEN_HOST:-$host}"
 controller_port="${NRW_KAFKA_CONTROLLER_PORT:-$((port + 1))}"
-data="$var/kafka/data"
-props="$var/kafka/server.properties"
-mkdir -p "$data"
+data="${NRW_KAFKA_DATA:-$var/kafka/data}"
+conf="${NRW_KAFKA_CONF:-$var/kafka}"
+props="$conf/server.properties"
+mkdir -p "$data" "$conf"
+# One more listener, same logins, for clients outside the broker's network (the compose tier's
+# tests on the host): NRW_KAFKA_HOST_LISTENER is the address they use, bound on port 29092.
+listeners="CLIENT://$bind:$port,CONTROLLER://$bind:$controller_port"
+advertised="CLIENT://$host:$port,CONTROLLER://$host:$controller_port"
+protocols="CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT"
+if [ -n "${NRW_KAFKA_HOST_LISTENER:-}" ]; then
+  listeners="$listeners,HOST://$bind:29092"
+  advertised="$advertised,HOST://$NRW_KAFKA_HOST_LISTENER"
+  protocols="$protocols,HOST:SASL_PLAINTEXT"
+fi
+for principal in admin broker controller; do
+  if [ ! -s "$secrets/kafka-$principal.password" ]; then
+    (cd "$root" && python -m shared.keys init >/dev/null)
+  fi
+done
+broker_password=$(cat "$secrets/kafka-broker.password")
+controller_password=$(cat "$secrets/kafka-controller.password")
+admin_password=$(cat "$secrets/kafka-admin.password")
 cat > "$props" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$host:$controller_port
-listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port
-advertised.listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=CLIENT
+listener.security.protocol.map=$protocols
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="$broker_password" user_broker="$broker_password" user_admin="$admin_password";
+listener.name.host.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.host.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.host.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="$admin_password";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="$controller_password" user_controller="$controller_password";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:broker;User:controller;User:admin
+allow.everyone.if.no.acl.found=false
 log.dirs=$data
 num.partitions=3
 auto.create.topics.enable=false
@@ -34,9 +89,16 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=-1
 PROPS
-cp=("$root/.cache/kafka/libs/*")
+chmod 600 "$props"
+# What a health check logs in with (the broker's own login; 0600 like the properties).
+cat > "$conf/health.properties" <<PROPS
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="$broker_password";
+PROPS
+cp=("$libs/*")
 java_opts=(-Xms256m -Xmx${NRW_KAFKA_HEAP:-768m} -XX:+UseG1GC -Djava.awt.headless=true
-  -Dlog4j2.configurationFile="$root/infra/kafka/log4j2.xml")
+  -Dlog4j2.configurationFile="$here/log4j2.xml")
 if [ ! -e "$data/meta.properties" ]; then
   cluster_id=$(java -cp "${cp[*]}" "${java_opts[@]}" kafka.tools.StorageTool random-uuid)
   echo "kafka: formatting $data (cluster $cluster_id)"

@@ -3,14 +3,14 @@ runs the deportation clock (a draft urgent appeal the moment a case is at immine
 
 from __future__ import annotations
 
-from shared.config import Settings
+from shared.config import CONSUMES, Settings
 from shared.mongo import utcnow
 from shared.processes import run_consumer
 
 from services.advocacy import handlers
 from services.advocacy.store import AdvocacyStore
 
-TOPICS = ["case.events"]
+TOPICS = CONSUMES["advocacy"]  # the broker lets this service read these only (shared/kafka_auth.py)
 CASE_EVENTS = ("case.opened", "case.status_changed", "case.facts_updated")
 
 

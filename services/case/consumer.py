@@ -4,6 +4,7 @@ from reporting's."""
 
 from __future__ import annotations
 
+from shared.config import CONSUMES
 from shared.mongo import utcnow
 from shared.processes import run_consumer
 
@@ -11,7 +12,7 @@ from services.case import domain, handlers
 from services.case.store import CaseStore
 
 
-TOPICS = ["intake.events", "advocacy.events", "reporting.events"]
+TOPICS = CONSUMES["case"]  # the broker lets this service read these only (shared/kafka_auth.py)
 
 
 def make_handlers(db, publisher) -> dict:

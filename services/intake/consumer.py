@@ -8,7 +8,7 @@ from shared.processes import run_consumer
 from services.intake import erasure, handlers
 from services.intake.store import IntakeStore
 
-TOPICS = ["intake.events"]
+TOPICS = CONSUMES["intake"]  # the broker lets this service read these only (shared/kafka_auth.py)
 
 
 def make_handlers(db, publisher) -> dict:

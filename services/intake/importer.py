@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                     "reports_imported", detail=f"rows={len(rows)} sha256={digest}", account=user))
             except KeyMissing as exc:
                 parser.error(f"the audit trail cannot be written ({exc}); nothing imported")
-        publisher = None if args.dry_run else Publisher(settings, client_id="nrw-intake-import", max_block_ms=5000)
+        publisher = None if args.dry_run else Publisher(settings, principal="intake", client_id="nrw-intake-import", max_block_ms=5000)
         outcomes = import_rows(rows, store=store, keyring=IntakeKeyring.from_settings(settings), publisher=publisher,
                                actor=user["user_id"], actor_name=user["_id"], dry_run=args.dry_run,
                                progress=sys.stderr.isatty(), total=len(rows))

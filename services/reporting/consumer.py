@@ -3,12 +3,13 @@ advocacy events (the statistics are counted from these records only)."""
 
 from __future__ import annotations
 
+from shared.config import CONSUMES
 from shared.processes import run_consumer
 
 from services.reporting import handlers
 from services.reporting.store import ReportingStore
 
-TOPICS = ["intake.events", "case.events", "advocacy.events"]
+TOPICS = CONSUMES["reporting"]  # the broker lets this service read these only (shared/kafka_auth.py)
 
 
 def make_handlers(db, publisher) -> dict:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from shared.config import Settings
 from shared.events import EventError, decode, validate_event
+from shared.kafka_auth import client_options
 from shared.mongo import connect
 
 from services.reporting import handlers
@@ -33,7 +34,7 @@ def _partitions(consumer: KafkaConsumer) -> list[TopicPartition]:
 def _end_offsets(settings: Settings, partitions: list[TopicPartition]) -> dict:
     """The partitions' current ends, asked by a consumer of its own (kafka-python 3.0 can fail to
     look up partitions its own consumer is not assigned to once it has an assignment)."""
-    probe = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, bootstrap_timeout_ms=10000)
+    probe = KafkaConsumer(**client_options(settings, "reporting"), group_id=None, bootstrap_timeout_ms=10000)
     try:
         return probe.end_offsets(partitions)
     finally:
@@ -76,7 +77,7 @@ def rebuild(settings: Settings, *, quiet: bool = False) -> dict:
     fresh = f"records_{time.strftime('%Y%m%d%H%M%S')}"
     target = ReportingStore(db, records=fresh)
     target.records.drop()
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = KafkaConsumer(**client_options(settings, "reporting"), group_id=None, enable_auto_commit=False,
                              bootstrap_timeout_ms=10000)
     try:
         partitions = _partitions(consumer)

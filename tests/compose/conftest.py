@@ -22,7 +22,7 @@ import pytest
 from pytest_docker.plugin import DockerComposeExecutor
 
 from tests.compose.compose_stack import ComposeStack
-from tests.support import ADMIN_PASSWORD, CHROMIUM, Api, chromium_missing
+from tests.support import ADMIN_PASSWORD, CHROMIUM, Api, chromium_missing, register_kafka
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,6 +201,7 @@ def compose_env():
     secrets = Path(env["NRW_SECRETS_HOST_DIR"])
     secrets.mkdir(parents=True, mode=0o700)
     make_key_files(secrets)
+    register_kafka(f"127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}", secrets)  # the tests log in as its admin
     ca = make_test_certificates(Path(env["NRW_TEST_TLS_DIR"]), env["NRW_DOMAIN"])
     with pytest.MonkeyPatch.context() as mp, resolving_to_loopback(env["NRW_DOMAIN"]):
         for name, value in env.items():

@@ -41,6 +41,11 @@ WEB = {f"{service}-web": service for service in SERVICES}
 # The NRW_* variables shared/config.py reads, by Settings field (kept by hand, checked below).
 SETTINGS_ENV = {
     "kafka_bootstrap": ["NRW_KAFKA_BOOTSTRAP"],
+    "kafka_security_protocol": ["NRW_KAFKA_SECURITY_PROTOCOL"],
+    "kafka_sasl_username": ["NRW_KAFKA_SASL_USERNAME"],
+    "kafka_sasl_password": ["NRW_KAFKA_SASL_PASSWORD"],
+    "kafka_sasl_password_file": ["NRW_KAFKA_SASL_PASSWORD_FILE"],
+    "kafka_ssl_cafile": ["NRW_KAFKA_SSL_CAFILE"],
     "mongo_uri": ["NRW_MONGO_URI"],
     "mongo_uri_file": ["NRW_MONGO_URI_FILE"],
     "db_prefix": ["NRW_DB_PREFIX"],
@@ -169,7 +174,10 @@ def test_project_containers_share_one_image(services):
 def test_settings_mirror_matches_shared_config(monkeypatch):
     """SETTINGS_ENV names every Settings field, and Settings.from_env reads each listed variable."""
     assert set(SETTINGS_ENV) == {f.name for f in dataclasses.fields(Settings)}
-    samples = {"kafka_bootstrap": "broker.example:1", "mongo_uri": "mongodb://db.example:2/", "db_prefix": "p_",
+    samples = {"kafka_bootstrap": "broker.example:1", "kafka_security_protocol": "SASL_SSL",
+               "kafka_sasl_username": "sample-user", "kafka_sasl_password": "sample-kafka-password",
+               "kafka_sasl_password_file": Path("/keys/kafka.password"), "kafka_ssl_cafile": Path("/keys/ca.pem"),
+               "mongo_uri": "mongodb://db.example:2/", "db_prefix": "p_",
                "admin_password": "sample-password", "token_ttl_seconds": 77, "trusted_proxies": 2,
                "token_private_key_file": Path("/keys/sample.key"), "token_public_key_file": Path("/keys/sample.pub"),
                "secrets_dir": Path("/keys"), "session_absolute_hours": 3.5, "twofa_roles": ("admin", "analyst"),
@@ -275,59 +283,42 @@ def test_start_order(services):
                 assert "healthcheck" in services[dep], f"{name} waits for {dep} to be healthy, which it never is"
 
 
-def _kafka_properties() -> dict[str, str]:
-    """The broker properties infra/kafka/start.sh writes (its heredoc), as key -> value."""
-    body = re.search(r"<<PROPS\n(.*?)\nPROPS\n", KAFKA_START.read_text(), re.S).group(1)
-    return dict(line.split("=", 1) for line in body.splitlines() if line.strip())
-
-
-def _image_variable(prop: str) -> str:
-    """The apache/kafka image's environment variable for a broker property."""
-    return "KAFKA_" + prop.replace("_", "__").replace("-", "___").replace(".", "_").upper()
-
-
-def test_kafka_settings_match_the_local_broker(services):
-    """Every broker property of start.sh that names no host or path has the same value in compose."""
-    env = service_env(services["kafka"])
-    fixed = {p: v for p, v in _kafka_properties().items() if "$" not in v}
-    assert {"num.partitions", "auto.create.topics.enable", "log.retention.hours"} <= fixed.keys()
-    differing = {p: (v, env.get(_image_variable(p))) for p, v in fixed.items() if env.get(_image_variable(p)) != v}
-    assert not differing, f"start.sh value vs compose value: {differing}"
-
-
-def test_kafka_is_a_single_node_kraft_broker_with_a_volume(compose, services):
-    """Official 4.x image, combined roles, listeners matching NRW_KAFKA_BOOTSTRAP, data on a volume."""
+def test_kafka_runs_the_local_start_script_in_the_official_image(compose, services):
+    """The broker in compose is configured by infra/kafka/start.sh itself (the same properties,
+    SASL logins and ACL authoriser as `make run`), on the apache/kafka image of the same release,
+    with its listeners at NRW_KAFKA_BOOTSTRAP and its data on a volume."""
     kafka = services["kafka"]
     env = service_env(kafka)
     local_version = re.search(r"<kafka.version>([^<]+)</kafka.version>", KAFKA_POM.read_text()).group(1)
     assert kafka["image"] == f"apache/kafka:{local_version}", "the same Kafka release as the local broker"
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
-    assert "CONTROLLER://:9093" in env["KAFKA_LISTENERS"] and "PLAINTEXT://:9092" in env["KAFKA_LISTENERS"]
+    assert kafka["command"] == ["bash", "/opt/nrw/kafka/start.sh"]
+    assert "./infra/kafka:/opt/nrw/kafka:ro" in kafka["volumes"]
+    assert env["NRW_KAFKA_HOME"] == "/opt/kafka" and env["NRW_SECRETS_DIR"] == "/run/secrets"
     bootstrap = {service_env(s)["NRW_KAFKA_BOOTSTRAP"] for s in project_services(services).values()}
-    assert {env["KAFKA_ADVERTISED_LISTENERS"]} == {f"PLAINTEXT://{b}" for b in bootstrap}
-    assert env["CLUSTER_ID"], "the image formats its storage with this id on the first start"
-    volume, _, path = kafka["volumes"][0].partition(":")
-    assert path == env["KAFKA_LOG_DIRS"] and volume in compose["volumes"]
+    assert bootstrap == {env["NRW_KAFKA_BOOTSTRAP"]}
+    volume = next(v for v in kafka["volumes"] if v.endswith(":" + env["NRW_KAFKA_DATA"]))
+    assert volume.split(":")[0] in compose["volumes"]
+    script = KAFKA_START.read_text()
+    for needed in ("authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                   "allow.everyone.if.no.acl.found=false", "CLIENT:SASL_PLAINTEXT", "SCRAM-SHA-512",
+                   "auto.create.topics.enable=false", "log.retention.hours=-1"):
+        assert needed in script, needed
+    assert "PLAINTEXT://" not in script, "no listener without a login"
 
 
 def test_the_host_overlay_only_adds_a_loopback_listener_to_kafka(compose, services):
-    """tests/compose/kafka-from-host.yml keeps every listener of the server file and adds one, published
-    on the host's loopback at the port the compose tier's tests read the topics from, through a
-    network of its own (the server file's `backend` is internal and can publish nothing)."""
+    """tests/compose/kafka-from-host.yml adds one listener (start.sh's NRW_KAFKA_HOST_LISTENER, the
+    same logins), published on the host's loopback at the port the compose tier's tests read the
+    topics from, through a network of its own (the server file's `backend` is internal and can
+    publish nothing)."""
     overlay_file = yaml.safe_load(KAFKA_FROM_HOST.read_text())
     overlay = overlay_file["services"]
     assert set(overlay) == {"kafka"}
-    server, extra = service_env(services["kafka"]), service_env(overlay["kafka"])
-    assert set(extra) == {"KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"}
-    for key, value in extra.items():
-        kept, added = set(server[key].split(",")), set(value.split(",")) - set(server[key].split(","))
-        assert kept <= set(value.split(",")) and len(added) == 1, key
+    extra = service_env(overlay["kafka"])
+    assert set(extra) == {"NRW_KAFKA_HOST_LISTENER"} and extra["NRW_KAFKA_HOST_LISTENER"].startswith("127.0.0.1:")
+    assert "NRW_KAFKA_HOST_LISTENER" in KAFKA_START.read_text()
     env = compose_test_env()
-    assert "HOST://:29092" in extra["KAFKA_LISTENERS"].split(",")
-    assert "HOST:PLAINTEXT" in extra["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
-    advertised = interpolate(extra["KAFKA_ADVERTISED_LISTENERS"], env).split(",")
-    assert f"HOST://127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}" in advertised
+    assert interpolate(extra["NRW_KAFKA_HOST_LISTENER"], env) == f"127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}"
     published = [interpolate(port, env) for port in overlay["kafka"]["ports"]]
     assert published == [f"127.0.0.1:{COMPOSE_KAFKA_HOST_PORT}:29092"]
     assert "ports" not in services["kafka"], "a server keeps Kafka inside the compose network"

@@ -39,7 +39,8 @@ CASE_NOTES_KEY = "case-notes.key"
 # Who may hold each key file (../shared/ARCHITECTURE.md, "Trust boundaries"): the issuer alone signs
 # tokens and sessions; every web process verifies them and signs its cookies; identifying data is
 # decrypted by intake's web process and consumer only; the audit trail is sealed by intake's web process
-# (where intake's commands run) alone; advocacy alone has its service key, which
+# (where intake's commands run) and its consumer (other services' audited writes) alone; advocacy alone
+# has its service key, which
 # intake alone checks. Consumers, relays, the topics job, Kafka, MongoDB and the proxy hold none.
 KEY_HOLDERS = {
     TOKEN_KEY: {"intake-web"},
@@ -48,13 +49,22 @@ KEY_HOLDERS = {
     DATA_KEYS: {"intake-web", "intake-consumer"},
     ADVOCACY_KEY: {"advocacy-web"},
     ADVOCACY_PUBLIC: {"intake-web"},
-    AUDIT_KEY: {"intake-web"},
+    AUDIT_KEY: {"intake-web", "intake-consumer"},
     CASE_NOTES_KEY: {"case-web"},
     # Database logins (shared/mongo_accounts.py): the operator's (MongoDB's root) to MongoDB, which
     # makes it on its first start, and to the one-shot job that gives the services their accounts;
     # each service's to that service's three containers and to that job alone.
     "mongo-operator.password": {"mongo", "mongo-accounts"},
     **{f"mongo-{s}.password": {f"{s}-web", f"{s}-consumer", f"{s}-relay", "mongo-accounts"} for s in SERVICES},
+    # Kafka logins (shared/kafka_auth.py): the broker's own and its admin's to the broker (the
+    # admin's also to the one-shot topics job, which sets every principal's credentials and ACLs);
+    # each service's to that service's three containers alone.
+    "kafka-admin.password": {"kafka", "topics"},
+    "kafka-broker.password": {"kafka"},
+    "kafka-controller.password": {"kafka"},
+    **{f"kafka-{s}.password": {f"{s}-web", f"{s}-consumer", f"{s}-relay", "topics"} for s in SERVICES},
+    "kafka-deadletters.password": {"topics"},
+    "kafka-operator.password": {"topics"},
 }
 
 # Words that make an environment variable's name look like it holds a secret.
@@ -179,6 +189,16 @@ def test_secrets_are_files_from_the_key_folder(compose):
         assert resolved(spec, SERVER_ENV)["file"] == f"/srv/nrw-keys/{name}"
         with pytest.raises(KeyError):
             resolved(spec, {})
+
+
+def test_kafka_password_files_are_the_ones_the_code_reads():
+    """Every Kafka principal's password file is a compose secret under the name shared.kafka_auth reads."""
+    from shared import kafka_auth
+
+    settings = Settings(secrets_dir=Path("/run/secrets"))
+    for principal in kafka_auth.SUPER_USERS + kafka_auth.SCRAM_PRINCIPALS:
+        path = kafka_auth.password_path(settings, principal)
+        assert path.parent == Path("/run/secrets") and path.name in KEY_HOLDERS, principal
 
 
 def test_key_file_names_are_the_ones_the_code_reads():

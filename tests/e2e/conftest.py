@@ -4,11 +4,12 @@ driven over HTTP and Kafka only. Each process runs on its own so tests can stop 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from infra.stack import Stack, service_urls
-from tests.support import Api, chromium, tier_env
+from tests.support import Api, chromium, register_kafka, tier_env
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +17,7 @@ def env():
     """The NRW_* settings of the end-to-end stack (fresh data each session)."""
     env = tier_env("e2e")
     shutil.rmtree(env["NRW_VAR"], ignore_errors=True)
+    register_kafka(env["NRW_KAFKA_BOOTSTRAP"], Path(env["NRW_VAR"]) / "secrets")
     return env
 
 

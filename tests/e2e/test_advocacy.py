@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from pymongo import MongoClient
 
-from tests.support import SYNTH, read_topic, synthetic_report, wait_for
+from tests.support import SYNTH, kafka_options, read_topic, synthetic_report, wait_for
 
 
 def _today() -> str:
@@ -133,8 +133,8 @@ def test_letters_name_only_named_cases_and_the_name_read_is_audited(api, tmp_pat
 
 def _caught_up(bootstrap: str, group: str, topic: str) -> bool:
     """True once the group's committed offsets reach the end of every partition of the topic."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000)
-    probe = KafkaConsumer(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000)
+    admin = KafkaAdminClient(**kafka_options(bootstrap), bootstrap_timeout_ms=5000)
+    probe = KafkaConsumer(**kafka_options(bootstrap), bootstrap_timeout_ms=5000)
     try:
         committed = admin.list_group_offsets(group)[group]
         partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic)]
@@ -154,7 +154,7 @@ def test_replaying_the_case_topic_opens_no_second_draft_for_the_same_episode(api
     try:
         # The consumer group back to the start of every partition, and advocacy's copy of the
         # cases dropped: everything is read again as if for the first time.
-        rewind = KafkaConsumer(bootstrap_servers=bootstrap, group_id="advocacy", enable_auto_commit=False,
+        rewind = KafkaConsumer(**kafka_options(bootstrap), group_id="advocacy", enable_auto_commit=False,
                                bootstrap_timeout_ms=5000)
         partitions = [TopicPartition("case.events", p) for p in sorted(rewind.partitions_for_topic("case.events"))]
         starts = rewind.beginning_offsets(partitions)

@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 
 from infra.stack import port_open
 from shared.config import all_topics
-from tests.support import read_topic, synthetic_report, topic_size, wait_for
+from tests.support import kafka_options, read_topic, synthetic_report, topic_size, wait_for
 
 
 def _case_events(bootstrap, case_id, event_type):
@@ -148,7 +148,7 @@ def test_with_the_database_down_reports_are_refused_cleanly_and_nothing_is_lost(
 
 
 def test_poison_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(api, bootstrap):
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_options(bootstrap), acks="all")
     key = f"poison-{uuid.uuid4().hex[:8]}".encode()
     bad_envelope = json.dumps({"event_id": "nope", "event_type": "case.reported", "case_id": key.decode()}).encode()
     try:

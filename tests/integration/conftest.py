@@ -16,7 +16,7 @@ from shared import identity, keys
 from shared.bus import ensure_topics
 from shared.config import Settings
 from shared.mongo import connect
-from tests.support import tier_env
+from tests.support import register_kafka, tier_env
 
 PASSWORD = "integration-password-1"  # every test user's
 
@@ -27,6 +27,7 @@ def infra():
     env = tier_env("integration")
     shutil.rmtree(env["NRW_VAR"], ignore_errors=True)
     os.environ.update(env)
+    register_kafka(env["NRW_KAFKA_BOOTSTRAP"], Settings.from_env().secrets_path)
     stack = Stack(env)
     stack.start("kafka", "ferretdb")
     try:

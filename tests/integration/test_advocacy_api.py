@@ -22,7 +22,7 @@ def advocacy(settings, mongo, advocacy_app):
     """What the advocacy consumer would use: its store, a producer, the settings."""
     store = AdvocacyStore(mongo[settings.database_name("advocacy")])
     store.ensure_indexes()
-    publisher = Publisher(settings, client_id="it-advocacy")
+    publisher = Publisher(settings, principal="admin", client_id="it-advocacy")
     yield {"store": store, "publisher": publisher, "settings": settings}
     publisher.close()
 

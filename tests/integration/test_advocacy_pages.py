@@ -27,7 +27,7 @@ def advocacy(settings, mongo, advocacy_app):
     """What the advocacy consumer would use: its store, a producer, the settings."""
     store = AdvocacyStore(mongo[settings.database_name("advocacy")])
     store.ensure_indexes()
-    publisher = Publisher(settings, client_id="it-advocacy-pages")
+    publisher = Publisher(settings, principal="admin", client_id="it-advocacy-pages")
     yield {"store": store, "publisher": publisher, "settings": settings}
     publisher.close()
 

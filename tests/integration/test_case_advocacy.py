@@ -29,8 +29,8 @@ def case_consumer(settings, mongo):
     CaseStore(db).ensure_indexes()
     group_id = f"it-case-adv-{uuid.uuid4().hex[:6]}"
     start_group_at_end(settings.kafka_bootstrap, group_id, case_consumer_module.TOPICS)
-    publisher = Publisher(settings, client_id="it-case-advocacy-consumer")
-    consumer = EventConsumer(settings, group_id=group_id, topics=case_consumer_module.TOPICS,
+    publisher = Publisher(settings, principal="admin", client_id="it-case-advocacy-consumer")
+    consumer = EventConsumer(settings, principal="admin", group_id=group_id, topics=case_consumer_module.TOPICS,
                              handlers=case_consumer_module.make_handlers(db, publisher), publisher=publisher,
                              retry_backoff_s=0.2)
     thread = threading.Thread(target=consumer.run, daemon=True)
@@ -44,7 +44,7 @@ def case_consumer(settings, mongo):
 @pytest.fixture
 def advocacy_publisher(settings):
     """A real producer, as the advocacy service's outbox uses."""
-    publisher = Publisher(settings, client_id="it-advocacy")
+    publisher = Publisher(settings, principal="admin", client_id="it-advocacy")
     yield publisher
     publisher.close()
 

@@ -192,8 +192,8 @@ def advocacy_consumer(settings, mongo):
     AdvocacyStore(db).ensure_indexes()
     group_id = f"it-consent-adv-{uuid.uuid4().hex[:6]}"
     start_group_at_end(settings.kafka_bootstrap, group_id, advocacy_consumer_module.TOPICS)
-    publisher = Publisher(settings, client_id="it-consent-advocacy-consumer")
-    consumer = EventConsumer(settings, group_id=group_id, topics=advocacy_consumer_module.TOPICS,
+    publisher = Publisher(settings, principal="admin", client_id="it-consent-advocacy-consumer")
+    consumer = EventConsumer(settings, principal="admin", group_id=group_id, topics=advocacy_consumer_module.TOPICS,
                              handlers=advocacy_consumer_module.make_handlers(db, publisher, settings),
                              publisher=publisher, retry_backoff_s=0.2)
     thread = threading.Thread(target=consumer.run, daemon=True)

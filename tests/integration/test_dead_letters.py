@@ -12,6 +12,7 @@ import uuid
 
 from kafka import KafkaProducer
 
+from shared.kafka_auth import client_options
 from shared.bus import EventConsumer, Publisher, ensure_topics
 from shared.config import dead_letter_topic
 from shared.deadletters import REPLAY_HEADER
@@ -31,7 +32,7 @@ def test_dead_letters_are_listed_replayed_once_mended_and_poison_stays_outstandi
     case_id = str(uuid.uuid4())
     event = new_event("case.status_changed", producer="case", case_id=case_id,
                       payload={"from": "reported", "to": "detained", "effective_on": "2023-04-20"})
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**client_options(settings, "admin"), acks="all")
     try:
         producer.send(topic, key=case_id.encode(), value=encode(event)).get(timeout=10)
         producer.send(topic, key=case_id.encode(), value=b"\x00poison").get(timeout=10)
@@ -45,8 +46,8 @@ def test_dead_letters_are_listed_replayed_once_mended_and_poison_stays_outstandi
             raise ValueError("a bug in the handler")
         applied.append(e["event_id"])
 
-    publisher = Publisher(settings, client_id=group)
-    consumer = EventConsumer(settings, group_id=group, topics=[topic], publisher=publisher,
+    publisher = Publisher(settings, principal="admin", client_id=group)
+    consumer = EventConsumer(settings, principal="admin", group_id=group, topics=[topic], publisher=publisher,
                              handlers={"case.status_changed": on_status_changed})
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()

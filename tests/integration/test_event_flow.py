@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 
 from services.case.consumer import make_handlers
 from services.case.store import CaseStore
+from shared.kafka_auth import client_options
 from shared.bus import (EventConsumer, Publisher, insert_with_outbox, outbox_pending, relay_once, run_relay,
                         with_outbox)
 from shared.events import encode, new_event
@@ -24,14 +25,14 @@ def case_consumer(settings, mongo):
     """The case service's consumer, running in a thread with a group of this test's own."""
     db = mongo[settings.database_name("case")]
     CaseStore(db).ensure_indexes()
-    publisher = Publisher(settings, client_id="it-case-consumer")
-    consumer = EventConsumer(settings, group_id=f"it-case-{uuid.uuid4().hex[:6]}", topics=["intake.events"],
+    publisher = Publisher(settings, principal="admin", client_id="it-case-consumer")
+    consumer = EventConsumer(settings, principal="admin", group_id=f"it-case-{uuid.uuid4().hex[:6]}", topics=["intake.events"],
                              handlers=make_handlers(db, publisher), publisher=publisher)
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     # Intake's relay too, as the stack runs it: on a broker that has only just started, the web's
     # own publish may time out, and then the relay sends the event.
-    relay_publisher = Publisher(settings, client_id="it-intake-relay")
+    relay_publisher = Publisher(settings, principal="admin", client_id="it-intake-relay")
     relay_stop = threading.Event()
     relay = threading.Thread(target=run_relay, daemon=True,
                              args=([mongo[settings.database_name("intake")]["reports"]], "intake.events",
@@ -48,7 +49,7 @@ def case_consumer(settings, mongo):
 
 @pytest.fixture
 def raw_producer(settings):
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**client_options(settings, "admin"), acks="all")
     yield producer
     producer.close()
 
@@ -132,7 +133,7 @@ def test_the_relay_publishes_what_the_fast_path_left_and_clears_it(settings, mon
     young = new_event("case.merged", producer="intake", case_id=f"{case_id}-young", payload={"into_case_id": "x"})
     # A writer's own publish of this one may still be under way: even with no grace, it is left alone.
     insert_with_outbox(coll, with_outbox({"_id": f"{case_id}-young"}, [young], utcnow() - dt.timedelta(seconds=1)))
-    publisher = Publisher(settings, client_id="it-relay")
+    publisher = Publisher(settings, principal="admin", client_id="it-relay")
     try:
         assert relay_once([coll], "intake.events", publisher, grace_s=0) == 1
         assert relay_once([coll], "intake.events", publisher, grace_s=1) == 0
@@ -151,7 +152,7 @@ def test_the_relay_drops_markers_whose_document_never_arrived(settings, mongo):
     markers = mongo[settings.database_name("intake")]["relay_orphans_outbox"]
     markers.insert_many([{"_id": "gone", "at": utcnow() - dt.timedelta(minutes=10)},
                          {"_id": "in-flight", "at": utcnow() - dt.timedelta(seconds=5)}])
-    publisher = Publisher(settings, client_id="it-relay-orphans")
+    publisher = Publisher(settings, principal="admin", client_id="it-relay-orphans")
     try:
         assert relay_once([coll], "intake.events", publisher, grace_s=1) == 0
     finally:
@@ -165,7 +166,7 @@ def test_concurrent_writers_never_lose_a_change(settings, mongo):
 
     store = VersionedStore(mongo[settings.database_name("case")], f"race{uuid.uuid4().hex[:6]}")
     store.ensure_indexes()
-    publisher = Publisher(settings, client_id="it-race")
+    publisher = Publisher(settings, principal="admin", client_id="it-race")
 
     def bump(_):
         for _ in range(25):
@@ -191,7 +192,7 @@ def test_a_version_stored_but_not_projected_is_projected_when_the_event_comes_ag
     store = VersionedStore(mongo[settings.database_name("case")], f"crash{uuid.uuid4().hex[:6]}")
     store.append("agg-1", 1, {"_id": "agg-1", "applied": ["e-1"]}, [], utcnow())  # killed before project()
     assert store.current.find_one({"_id": "agg-1"}) is None
-    publisher = Publisher(settings, client_id="it-crash")
+    publisher = Publisher(settings, principal="admin", client_id="it-crash")
     try:
         def decide(state):  # what a consumer's idempotent handler decides for event e-1
             return None if state and "e-1" in state["applied"] else ({"_id": "agg-1", "applied": ["e-1"]}, [])

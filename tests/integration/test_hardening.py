@@ -175,7 +175,7 @@ def advocacy_records(advocacy_app, settings, mongo, walker) -> dict:
 
     store = AdvocacyStore(mongo[settings.database_name("advocacy")])
     case_id = str(uuid.uuid4())
-    publisher = Publisher(settings, client_id="it-hardening")
+    publisher = Publisher(settings, principal="admin", client_id="it-hardening")
     try:
         event = new_event("case.opened", producer="case", case_id=case_id, payload={
             "status": "reported", "sex": "female", "birth_year": 1990, "nationality": "KP", "province": "Jilin",
@@ -245,7 +245,7 @@ def case_page_case(settings, mongo, intake_app, walker) -> dict:
     body = created.get_json()
     events = wait_for(lambda: [json.loads(r.value) for r in read_topic(settings.kafka_bootstrap, "intake.events")
                                if r.key == body["case_id"].encode()], what="intake's event")
-    publisher = Publisher(settings, client_id="it-hardening-case")
+    publisher = Publisher(settings, principal="admin", client_id="it-hardening-case")
     try:
         handlers = case_consumer.make_handlers(mongo[settings.database_name("case")], publisher)
         for event in events:

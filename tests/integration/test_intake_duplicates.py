@@ -22,10 +22,10 @@ from tests.support import (SYNTH, near_duplicate_pair, read_topic, start_group_a
 @pytest.fixture(scope="module", autouse=True)
 def intake_consumer(settings, mongo):
     """Intake's own consumer, as the stack runs it: it files reports in the near-match buckets."""
-    publisher = Publisher(settings, client_id="it-intake-consumer")
+    publisher = Publisher(settings, principal="admin", client_id="it-intake-consumer")
     group = f"it-intake-{uuid.uuid4().hex[:6]}"
     start_group_at_end(settings.kafka_bootstrap, group, ["intake.events"])  # not every earlier test's reports
-    consumer = EventConsumer(settings, group_id=group, topics=["intake.events"],
+    consumer = EventConsumer(settings, principal="admin", group_id=group, topics=["intake.events"],
                              handlers=make_handlers(mongo[settings.database_name("intake")], publisher),
                              publisher=publisher)
     thread = threading.Thread(target=consumer.run, daemon=True)

@@ -11,6 +11,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from shared.kafka_auth import client_options
 from shared.bus import ensure_topics
 from shared.config import all_topics
 from tests.support import ROOT
@@ -18,7 +19,7 @@ from tests.support import ROOT
 
 @pytest.fixture
 def admin(settings):
-    client = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, bootstrap_timeout_ms=10000)
+    client = KafkaAdminClient(**client_options(settings, "admin"), bootstrap_timeout_ms=10000)
     yield client
     client.close()
 
@@ -39,7 +40,9 @@ def test_the_script_creates_only_what_is_missing_and_says_so(admin, settings):
     again = subprocess.run([sys.executable, "-m", "shared.topics", "--timeout", "30"], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == f"topics: {len(all_topics())} already present"
+    assert again.stdout.strip().splitlines() == [
+        f"topics: {len(all_topics())} already present",
+        "topics: credentials and rights of every principal set (shared/kafka_auth.py)"]
     assert _layout(admin, all_topics()) == before
 
     fresh = [f"it-topics-{uuid.uuid4().hex[:6]}", f"it-topics-{uuid.uuid4().hex[:6]}.dlq"]
@@ -50,7 +53,7 @@ def test_the_script_creates_only_what_is_missing_and_says_so(admin, settings):
 
 def test_the_offsets_topic_has_one_replica(admin, settings):
     """Committing once makes sure the broker has created its offsets topic, as configured in start.sh."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"it-topics-{uuid.uuid4().hex[:6]}",
+    consumer = KafkaConsumer(**client_options(settings, "admin"), group_id=f"it-topics-{uuid.uuid4().hex[:6]}",
                              enable_auto_commit=False, bootstrap_timeout_ms=10000)
     try:
         tp = TopicPartition("intake.events", 0)

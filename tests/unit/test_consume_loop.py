@@ -22,7 +22,7 @@ class FakePublisher:
 
 def _consumer(handlers):
     publisher = FakePublisher()
-    return EventConsumer(Settings(), group_id="g", topics=["intake.events"], handlers=handlers,
+    return EventConsumer(Settings(), principal="admin", group_id="g", topics=["intake.events"], handlers=handlers,
                          publisher=publisher), publisher
 
 
@@ -185,7 +185,7 @@ def test_a_web_publisher_stops_waiting_on_a_broker_that_just_failed(monkeypatch)
 
     from shared.bus import BrokerCoolingDown, Publisher
 
-    publisher = Publisher(Settings(), client_id="unit", cooldown_s=60)
+    publisher = Publisher(Settings(), principal="admin", client_id="unit", cooldown_s=60)
     attempts = []
 
     def unreachable():

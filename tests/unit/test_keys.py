@@ -15,7 +15,10 @@ def test_init_makes_every_key_file_0600_in_a_0700_folder_and_keeps_existing_ones
     assert {p.name for p in made} == {"token-signing.key", "token-signing.pub", "service-advocacy.key",
                                       "service-advocacy.pub", "web-session.secret", "keys.json", "audit.key",
                                       "case-notes.key", "mongo-operator.uri",
-                                      *(f"mongo-{a}.password" for a in ("intake", "case", "advocacy", "reporting", "operator"))}
+                                      *(f"mongo-{a}.password" for a in ("intake", "case", "advocacy", "reporting", "operator")),
+                                      "kafka-client.properties",
+                                      *(f"kafka-{p}.password" for p in ("admin", "broker", "controller", "intake", "case",
+                                                                        "advocacy", "reporting", "deadletters", "operator"))}
     folder = settings.secrets_path
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
