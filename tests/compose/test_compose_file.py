@@ -34,7 +34,7 @@ PROCFILE = read_procfile()
 # (with the proxy, which the local stack does not have).
 REPLACED_BY_IMAGES = {"kafka", "ferretdb"}
 IMAGE_SERVICES = {"kafka", "mongo", "proxy"}
-ONE_SHOT = {"topics", "mongo-accounts"}
+ONE_SHOT = {"topics", "mongo-accounts", "deadletters"}
 PROJECT_PROCESSES = [name for name in PROCFILE if name not in REPLACED_BY_IMAGES]
 WEB = {f"{service}-web": service for service in SERVICES}
 

@@ -39,7 +39,8 @@ CASE_NOTES_KEY = "case-notes.key"
 # Who may hold each key file (../shared/ARCHITECTURE.md, "Trust boundaries"): the issuer alone signs
 # tokens and sessions; every web process verifies them and signs its cookies; identifying data is
 # decrypted by intake's web process and consumer only; the audit trail is sealed by intake's web process
-# (where intake's commands run) and its consumer (other services' audited writes) alone; advocacy alone
+# (where intake's commands run), its consumer (other services' audited writes) and the dead-letter tool
+# (each replay) alone; advocacy alone
 # has its service key, which
 # intake alone checks. Consumers, relays, the topics job, Kafka, MongoDB and the proxy hold none.
 KEY_HOLDERS = {
@@ -49,13 +50,15 @@ KEY_HOLDERS = {
     DATA_KEYS: {"intake-web", "intake-consumer"},
     ADVOCACY_KEY: {"advocacy-web"},
     ADVOCACY_PUBLIC: {"intake-web"},
-    AUDIT_KEY: {"intake-web", "intake-consumer"},
+    AUDIT_KEY: {"intake-web", "intake-consumer", "deadletters"},
     CASE_NOTES_KEY: {"case-web"},
     # Database logins (shared/mongo_accounts.py): the operator's (MongoDB's root) to MongoDB, which
     # makes it on its first start, and to the one-shot job that gives the services their accounts;
     # each service's to that service's three containers and to that job alone.
     "mongo-operator.password": {"mongo", "mongo-accounts"},
     **{f"mongo-{s}.password": {f"{s}-web", f"{s}-consumer", f"{s}-relay", "mongo-accounts"} for s in SERVICES},
+    # intake's also to the dead-letter tool, which writes each replay to intake's audit trail first
+    "mongo-intake.password": {"intake-web", "intake-consumer", "intake-relay", "mongo-accounts", "deadletters"},
     # Kafka logins (shared/kafka_auth.py): the broker's own and its admin's to the broker (the
     # admin's also to the one-shot topics job, which sets every principal's credentials and ACLs);
     # each service's to that service's three containers alone.
@@ -63,7 +66,7 @@ KEY_HOLDERS = {
     "kafka-broker.password": {"kafka"},
     "kafka-controller.password": {"kafka"},
     **{f"kafka-{s}.password": {f"{s}-web", f"{s}-consumer", f"{s}-relay", "topics"} for s in SERVICES},
-    "kafka-deadletters.password": {"topics"},
+    "kafka-deadletters.password": {"topics", "deadletters"},
     "kafka-operator.password": {"topics"},
 }
 
