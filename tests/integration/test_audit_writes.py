@@ -30,7 +30,7 @@ from shared.events import encode, new_event
 from shared.kafka_auth import client_options
 from tests.integration.conftest import PASSWORD
 from tests.integration import test_case_advocacy
-from tests.support import ROOT, SYNTH, read_topic, start_group_at_end, synthetic_report, wait_for
+from tests.support import ROOT, SYNTH, page_login, read_topic, start_group_at_end, synthetic_report, wait_for
 
 case_consumer = test_case_advocacy.case_consumer  # the case service's consumer, as a fixture here too
 
@@ -287,7 +287,7 @@ def _command_entries(client, tokens, action: str) -> list[dict]:
     return [e for e in _audit(client, tokens, action=action) if e.get("via") == "command"]
 
 
-def test_key_rotation_is_audited_with_the_server_login(client, tokens, settings):
+def test_key_rotation_is_audited_with_the_server_login(client, tokens, users, settings):
     before = len(_command_entries(client, tokens, "keys_rotated"))
     done = _command(settings, "services.intake.keys", "rotate")
     assert done.returncode == 0, done.stderr
@@ -295,6 +295,9 @@ def test_key_rotation_is_audited_with_the_server_login(client, tokens, settings)
     assert len(entries) == before + 1 and entries[0]["operator"] == getpass.getuser()
     assert entries[0]["detail"] == "reseal"
     _verifies(client, tokens)
+    page_login(client, users["admin"], PASSWORD)
+    row = client.get("/audit").get_data(as_text=True).split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    assert f"<td>{getpass.getuser()}</td>" in row  # the newest entry names the server login
 
 
 def test_an_import_is_audited_as_the_account_it_files_as(client, tokens, users, settings, tmp_path):
