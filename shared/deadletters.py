@@ -70,9 +70,13 @@ class DeadLetter:
 
     @property
     def source(self) -> tuple[str, int, int]:
-        """(topic, partition, offset) of the original record."""
-        return self.header("source.topic"), int(self.header("source.partition") or -1), \
-            int(self.header("source.offset") or -1)
+        """(topic, partition, offset) of the original record. The topic is the one whose dead
+        letters these are (the name of this topic, never a header a writer chose)."""
+        try:
+            partition, offset = int(self.header("source.partition") or -1), int(self.header("source.offset") or -1)
+        except ValueError:
+            partition, offset = -1, -1
+        return self.topic.removesuffix(".dlq"), partition, offset
 
     def event(self) -> tuple[str, str]:
         """(event type, event id) if the bytes are a valid event's, else ("", ""): nothing is read
@@ -182,6 +186,46 @@ def select(letters: list[DeadLetter], *, group: str | None = None, coordinates: 
             sources.add(letter.source)
             replay.append(letter)
     return replay, refused
+
+
+def check_sources(settings: Settings, replay: list[DeadLetter]) -> tuple[list[DeadLetter], list[tuple[DeadLetter, str]]]:
+    """(to replay, refused): a dead letter goes back only if its key and bytes are those of the
+    record its source topic holds at the place it names. Whoever may write a dead-letter topic (a
+    service's consumer may, for the topics it reads) could otherwise have the tool publish, in its
+    own name, an event that service may not write."""
+    if not replay:
+        return [], []
+    consumer = KafkaConsumer(**client_options(settings, PRINCIPAL), group_id=None, enable_auto_commit=False,
+                             bootstrap_timeout_ms=10000)
+    kept, refused = [], []
+    try:
+        for letter in replay:
+            topic, partition, offset = letter.source
+            original = _record_at(consumer, TopicPartition(topic, partition), offset) if offset >= 0 else None
+            if original is None:
+                refused.append((letter, f"its source {topic}:{partition}@{offset} holds no such record"))
+            elif (original.key, original.value) != (letter.key, letter.value):
+                refused.append((letter, f"not the record at its source {topic}:{partition}@{offset} (forged?)"))
+            else:
+                kept.append(letter)
+    finally:
+        consumer.close()
+    return kept, refused
+
+
+def _record_at(consumer: KafkaConsumer, tp: TopicPartition, offset: int):
+    """The record at one offset, or None if the partition does not hold it."""
+    if tp.partition not in (consumer.partitions_for_topic(tp.topic) or set()):
+        return None
+    consumer.assign([tp])
+    start, end = consumer.beginning_offsets([tp])[tp], consumer.end_offsets([tp])[tp]
+    if not start <= offset < end:
+        return None
+    consumer.seek(tp, offset)
+    for _ in range(20):
+        for record in consumer.poll(timeout_ms=500, max_records=1).get(tp, []):
+            return record if record.offset == offset else None
+    return None
 
 
 def send_back(settings: Settings, replay: list[DeadLetter], letters: list[DeadLetter], quiet: bool = True,
@@ -303,6 +347,8 @@ def _run(args, settings: Settings, topics: list[str]) -> int:
             print(f"\n{len(shown)} dead letters, {outstanding} outstanding (topics: {', '.join(topics)})")
         return 0
     replay, refused = select(letters, group=args.group, coordinates=args.dead_letters or None, again=args.again)
+    replay, mismatched = check_sources(settings, replay)
+    refused += mismatched
     for what, reason in refused:
         name = what.coordinate if isinstance(what, DeadLetter) else what
         print(f"not replayed: {name}: {reason}")

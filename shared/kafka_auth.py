@@ -4,11 +4,11 @@ Each service has a principal of its own name. It may write its own topic only, r
 its consumer reads (in the consumer group of its own name), and write the dead-letter topics of
 those (its consumer parks there what it cannot apply). `deadletters` (the dead-letter tool) reads
 every dead-letter topic and writes back to the source topics and the dead-letter topics (a
-replay). `operator` reads every topic and may describe every group (lag), for Kafka's own console
-tools through `var/secrets/kafka-client.properties`. `admin` and the broker are super users known
-only to the broker's own properties (SASL PLAIN, infra/kafka/start.sh): admin creates the topics,
-the other principals' SCRAM-SHA-512 credentials and the ACLs (`python -m shared.topics`), nothing
-else runs as admin. Whatever is not granted is refused (`allow.everyone.if.no.acl.found=false`),
+replay), and reads the source topics to check that what it sends back is what they held. `operator` reads every topic and may describe every group (lag), for Kafka's own console
+tools through `var/secrets/kafka-client.properties`. `admin` and the broker are super users whose
+SCRAM credentials are written when the broker's storage is formatted (infra/kafka/start.sh): admin
+creates the topics, the other principals' SCRAM-SHA-512 credentials and the ACLs
+(`python -m shared.topics`), nothing else runs as admin, and no service may log in as a super user. Whatever is not granted is refused (`allow.everyone.if.no.acl.found=false`),
 so an anonymous client, a wrong password, or a service writing another service's topic gets an
 authorisation error from the broker itself.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from shared.config import CONSUMES, SERVICES, TOPICS, Settings, all_topics, dead_letter_topic
 
-SUPER_USERS = ("admin", "broker", "controller")  # static users in the broker's own properties
+SUPER_USERS = ("admin", "broker", "controller")  # the broker's own logins and its admin
 TOOLS = ("deadletters", "operator")
 SCRAM_PRINCIPALS = SERVICES + TOOLS  # credentials kept in the cluster's metadata, set by admin
 MECHANISM = "SCRAM-SHA-512"
@@ -84,12 +84,14 @@ def client_options(settings: Settings, principal: str) -> dict:
     options["security_protocol"] = protocol
     if protocol.startswith("SASL_"):
         username = settings.kafka_sasl_username or principal
+        if username in SUPER_USERS and username != principal:
+            # A copied setting must not turn a service into a super user without a word.
+            raise CredentialsMissing(f"refusing to log in to Kafka as the super user {username!r} for {principal!r}")
         if settings.kafka_sasl_password:
             password = settings.kafka_sasl_password
         else:
             password = read_password(settings.kafka_sasl_password_file or password_path(settings, username))
-        options.update(sasl_mechanism="PLAIN" if username in SUPER_USERS else MECHANISM,
-                       sasl_plain_username=username, sasl_plain_password=password)
+        options.update(sasl_mechanism=MECHANISM, sasl_plain_username=username, sasl_plain_password=password)
     if protocol.endswith("SSL") and settings.kafka_ssl_cafile:
         options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
     return options
@@ -110,9 +112,7 @@ def acl_plan() -> set[tuple[str, str, str, str, str]]:
             topic(service, source, "READ", "DESCRIBE")
             topic(service, dead_letter_topic(source), "WRITE", "DESCRIBE")
         grants.add((service, "GROUP", "LITERAL", service, "READ"))
-    for source in TOPICS.values():
-        topic("deadletters", source, "WRITE", "DESCRIBE")
-        topic("deadletters", dead_letter_topic(source), "READ", "WRITE", "DESCRIBE")
+    grants |= dead_letter_tool_grants(TOPICS.values())
     for name in all_topics():
         topic("operator", name, "READ", "DESCRIBE")
     grants.add(("operator", "GROUP", "LITERAL", "*", "DESCRIBE"))
@@ -120,28 +120,67 @@ def acl_plan() -> set[tuple[str, str, str, str, str]]:
     return grants
 
 
-def _acl(grant):
+def dead_letter_tool_grants(source_topics) -> set[tuple[str, str, str, str, str]]:
+    """The dead-letter tool's rights over some source topics: read their dead letters and mark
+    them replayed; read the source topic (a letter is sent back only if it is the very record the
+    source holds at its place: a service that can write a dead-letter topic cannot make the tool
+    publish what it wrote) and write it (the replay)."""
+    grants = set()
+    for source in source_topics:
+        grants.update(("deadletters", "TOPIC", "LITERAL", source, op) for op in ("READ", "WRITE", "DESCRIBE"))
+        grants.update(("deadletters", "TOPIC", "LITERAL", dead_letter_topic(source), op)
+                      for op in ("READ", "WRITE", "DESCRIBE"))
+    return grants
+
+
+def grant(admin, grants) -> None:
+    """Create these ACLs (logged in as admin); RuntimeError if the broker refuses one."""
+    refused = admin.create_acls([_acl(g) for g in sorted(grants)])["failed"]
+    if refused:
+        raise RuntimeError(f"Kafka refused {len(refused)} of the ACLs: {refused[0]}")
+
+
+def _acl(spec):
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
 
-    principal, resource, pattern, name, operation = grant
+    principal, resource, pattern, name, operation = spec
     return ACL(principal=f"User:{principal}", host="*", operation=ACLOperation[operation],
                permission_type=ACLPermissionType.ALLOW,
                resource_pattern=ResourcePattern(ResourceType[resource], name, ACLResourcePatternType[pattern]))
 
 
-def _granted(acl) -> tuple[str, str, str, str, str] | None:
-    principal = acl.principal.split(":", 1)[1] if acl.principal.startswith("User:") else None
-    if principal is None or acl.permission_type.name != "ALLOW" or acl.host != "*":
-        return None
+def _granted(acl) -> tuple[str, str, str, str, str]:
+    principal = acl.principal.split(":", 1)[1] if acl.principal.startswith("User:") else acl.principal
     pattern = acl.resource_pattern
     return (principal, pattern.resource_type.name, pattern.pattern_type.name, pattern.resource_name,
             acl.operation.name)
 
 
+def _is_plan_grant(acl, plan) -> bool:
+    return acl.permission_type.name == "ALLOW" and acl.host == "*" and _granted(acl) in plan
+
+
+def _covers_ours(acl) -> bool:
+    """True if the grant's resource is one of ours (a topic or group of this system, the cluster,
+    or a wildcard or prefix that covers one); on a shared cluster, others' grants are not ours to
+    withdraw."""
+    pattern = acl.resource_pattern
+    kind, name = pattern.resource_type.name, pattern.resource_name
+    names = set(all_topics()) if kind == "TOPIC" else set(SERVICES) | {"operator"} if kind == "GROUP" else None
+    if kind == "CLUSTER":
+        return True
+    if names is None:
+        return False
+    if name == "*" or (pattern.pattern_type.name == "LITERAL" and name in names):
+        return True
+    return pattern.pattern_type.name == "PREFIXED" and any(n.startswith(name) for n in names)
+
+
 def apply_rights(settings: Settings, admin) -> dict[str, int]:
     """Logged in as admin: set every SCRAM principal's credentials from its password file, grant
-    the plan's ACLs and withdraw any other grant to our principals (a right a newer version no
-    longer gives). Idempotent; counts of what was done."""
+    the plan's ACLs and withdraw every other ALLOW on this system's topics, groups or the cluster
+    (a right a newer version no longer gives, one given to `User:*` or to a principal nobody
+    uses); a DENY an operator added (to lock out a compromised service) is kept. Idempotent; counts of what was done."""
     from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
                              ResourcePatternFilter, ResourceType, UserScramCredentialUpsertion)
 
@@ -155,16 +194,13 @@ def apply_rights(settings: Settings, admin) -> dict[str, int]:
                            permission_type=ACLPermissionType.ANY,
                            resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
     existing, _ = admin.describe_acls(everything)  # raises the broker's error if it refuses
-    have = {g for g in (_granted(a) for a in existing) if g}
     plan = acl_plan()
-    ours = set(SCRAM_PRINCIPALS)
-    extra = [a for a in existing if (g := _granted(a)) is None or (g[0] in ours and g not in plan)]
-    extra = [a for a in extra if a.principal.split(":", 1)[-1] in ours]
+    have = {_granted(a) for a in existing if _is_plan_grant(a, plan)}
+    extra = [a for a in existing if a.permission_type.name == "ALLOW" and not _is_plan_grant(a, plan)
+             and _granted(a)[0] not in SUPER_USERS and _covers_ours(a)]
     missing = sorted(plan - have)
     if missing:
-        refused = admin.create_acls([_acl(g) for g in missing])["failed"]
-        if refused:
-            raise RuntimeError(f"Kafka refused {len(refused)} of the ACLs: {refused[0]}")
+        grant(admin, missing)
     if extra:
         admin.delete_acls([ACLFilter(principal=a.principal, host=a.host, operation=a.operation,
                                      permission_type=a.permission_type,

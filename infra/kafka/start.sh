@@ -3,14 +3,16 @@
 # Data lives under $NRW_VAR/kafka, so a restart keeps every event. The storage directory is
 # formatted once, on the first start.
 #
-# Nobody talks to it without credentials. The services, the operator and the dead-letter tool
-# authenticate with SASL SCRAM-SHA-512, one principal each (shared/kafka_auth.py; their
-# credentials are created by `python -m shared.topics`, logged in as admin); the broker itself and
-# the admin log in with SASL PLAIN against the static users of this file, so they need nothing
-# from the cluster's metadata (and no password is ever put on a command line); the controller
-# listener knows only the controller. The ACL authoriser (StandardAuthorizer) refuses whatever a
-# principal was not granted. Passwords are files in the secrets folder (0600, made by
-# `python -m shared.keys init`); this properties file holds three of them and is 0600 too.
+# Nobody talks to it without credentials. Every client, the broker itself (between brokers) and
+# the admin log in with SASL SCRAM-SHA-512, one principal each (shared/kafka_auth.py), so no
+# password crosses the network (a program that took the port first learns nothing); the
+# broker's and the admin's credentials are written into the cluster's metadata when the storage
+# is formatted (their passwords reach Kafka's format tool in a 0600 argument file, never on a
+# command line), the other principals' by `python -m shared.topics`, logged in as admin. The
+# controller listener knows only the controller (SASL PLAIN, a static user of this file). The
+# ACL authoriser (StandardAuthorizer) refuses whatever a principal was not granted. Passwords are
+# files in the secrets folder (0600, made by `python -m shared.keys init`); the generated
+# properties hold two of them and are 0600 too.
 #
 # docker-compose.yml runs this same script in the apache/kafka image: NRW_KAFKA_HOME names the
 # image's Kafka (its jars, nothing to fetch), NRW_KAFKA_LISTEN_HOST the address to bind, and
@@ -63,14 +65,12 @@ advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=CLIENT
 listener.security.protocol.map=$protocols
-sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
-sasl.mechanism.inter.broker.protocol=PLAIN
-listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
-listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="$broker_password" user_broker="$broker_password" user_admin="$admin_password";
-listener.name.host.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$broker_password";
+listener.name.host.sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.host.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.host.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="$admin_password";
 sasl.mechanism.controller.protocol=PLAIN
 listener.name.controller.sasl.enabled.mechanisms=PLAIN
 listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="$controller_password" user_controller="$controller_password";
@@ -93,16 +93,43 @@ chmod 600 "$props"
 # What a health check logs in with (the broker's own login; 0600 like the properties).
 cat > "$conf/health.properties" <<PROPS
 security.protocol=SASL_PLAINTEXT
-sasl.mechanism=PLAIN
-sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="$broker_password";
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$broker_password";
 PROPS
+chmod 600 "$conf/health.properties"
 cp=("$libs/*")
 java_opts=(-Xms256m -Xmx${NRW_KAFKA_HEAP:-768m} -XX:+UseG1GC -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$here/log4j2.xml")
+if [ -e "$data/meta.properties" ] && [ ! -e "$data/nrw-scram" ]; then
+  echo "kafka: $data was formatted before the broker asked for SCRAM logins, so its admin cannot" >&2
+  echo "kafka: log in. Move it aside (mv $data $data.old) to start afresh; the services' databases" >&2
+  echo "kafka: keep their state, and reporting can be rebuilt from the new topics." >&2
+  exit 1
+fi
 if [ ! -e "$data/meta.properties" ]; then
   cluster_id=$(java -cp "${cp[*]}" "${java_opts[@]}" kafka.tools.StorageTool random-uuid)
   echo "kafka: formatting $data (cluster $cluster_id)"
-  java -cp "${cp[*]}" "${java_opts[@]}" kafka.tools.StorageTool format --standalone \
-    -t "$cluster_id" -c "$props" >/dev/null
+  # The main class and its arguments come from a 0600 file (the java launcher reads it), so the
+  # two passwords never show in the process list.
+  args="$conf/format.args"
+  trap 'rm -f "$args"' EXIT
+  cat > "$args" <<ARGS
+kafka.tools.StorageTool
+format
+--standalone
+-t
+$cluster_id
+-c
+"$props"
+--add-scram
+"SCRAM-SHA-512=[name=broker,password=$broker_password]"
+--add-scram
+"SCRAM-SHA-512=[name=admin,password=$admin_password]"
+ARGS
+  chmod 600 "$args"
+  java -cp "${cp[*]}" "${java_opts[@]}" "@$args" >/dev/null
+  rm -f "$args"
+  trap - EXIT
+  touch "$data/nrw-scram"
 fi
 exec java -cp "${cp[*]}" "${java_opts[@]}" kafka.Kafka "$props"

@@ -10,8 +10,9 @@ import sys
 import threading
 import uuid
 
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 
+from shared import kafka_auth
 from shared.kafka_auth import client_options
 from shared.bus import EventConsumer, Publisher, ensure_topics
 from shared.config import dead_letter_topic
@@ -25,10 +26,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+def _let_the_tool_at(settings, topic: str) -> None:
+    """Give the dead-letter tool (its own broker login) the rights over a test's own topic that
+    `python -m shared.topics` gives it over the system's."""
+    admin = KafkaAdminClient(**client_options(settings, "admin"), request_timeout_ms=10000, bootstrap_timeout_ms=5000)
+    try:
+        kafka_auth.grant(admin, kafka_auth.dead_letter_tool_grants([topic]))
+    finally:
+        admin.close()
+
+
 def test_dead_letters_are_listed_replayed_once_mended_and_poison_stays_outstanding(settings):
     topic, group = f"it-dlq-{uuid.uuid4().hex[:6]}", f"it-dlq-{uuid.uuid4().hex[:6]}"
     dlq = dead_letter_topic(topic)
     ensure_topics(settings, [topic, dlq])
+    _let_the_tool_at(settings, topic)
     case_id = str(uuid.uuid4())
     event = new_event("case.status_changed", producer="case", case_id=case_id,
                       payload={"from": "reported", "to": "detained", "effective_on": "2023-04-20"})

@@ -1,8 +1,7 @@
-"""Attacks on the broker's and the database's rights (issue 10 points 1 and 2) that succeed today.
-
-Each test asserts what should happen and is marked xfail(strict=True) with the weakness it shows:
-it passes as an expected failure while the weakness is there, and fails (XPASS) the day it is
-mended, so that the marker is taken off and the test guards the fix. Run them with --runxfail to
+"""Attacks on the broker's and the database's rights (issue 10 points 1 and 2), found by an
+adversarial review. The broker's are mended and these tests guard the fixes. A test still marked
+xfail(strict=True) shows a weakness that is there today: it passes as an expected failure, and
+fails (XPASS) the day it is mended, so that the marker is taken off. Run them with --runxfail to
 see each attack succeed.
 """
 
@@ -24,7 +23,8 @@ from pymongo.errors import OperationFailure
 from infra.stack import ROOT, Stack, port_open, wait_until
 from shared.bus import ensure_topics
 from shared.config import TOPICS, Settings, dead_letter_topic
-from shared.deadletters import DLQ_HEADER_PREFIX, REPLAYED_AT, REPLAYED_OF, read_dead_letters, select, send_back
+from shared.deadletters import (DLQ_HEADER_PREFIX, REPLAYED_AT, REPLAYED_OF, check_sources, read_dead_letters, select,
+                               send_back)
 from shared.events import encode
 from shared.kafka_auth import client_options
 from shared.mongo import connect
@@ -55,11 +55,6 @@ def _send(options: dict, topic: str, value: bytes, headers: list | None = None) 
         producer.close(timeout=1)
 
 
-@weakness((
-    "a service may write the dead-letter topic of what it reads, and the dead-letter tool "
-    "sends a letter to the topic named in its own header with the letter's own bytes, so advocacy "
-    "publishes, through an operator's routine `replay --all`, an event on intake.events (another "
-    "topic) or case.events (a topic it may only read)"))
 @pytest.mark.parametrize("target", [TOPICS["intake"], TOPICS["case"]])
 def test_a_service_cannot_publish_through_a_dead_letter_replay(settings, target):
     dlq = dead_letter_topic(TOPICS["case"])  # advocacy reads case.events, so it may write its dead letters
@@ -74,6 +69,8 @@ def test_a_service_cannot_publish_through_a_dead_letter_replay(settings, target)
     assert len(planted) == 1
     try:
         replay, _ = select(letters, coordinates=[planted[0].coordinate])  # what `replay <name>` / `--all` sends
+        replay, refused = check_sources(settings, replay)
+        assert replay == [] and len(refused) == 1  # not the record case.events holds at that place
         send_back(settings, replay, letters)
         assert [r for r in read_topic(settings.kafka_bootstrap, target) if r.value == forged] == []
     finally:
@@ -101,10 +98,6 @@ def _present(admin: KafkaAdminClient, acl: ACL) -> bool:
     return bool(found)
 
 
-@weakness((
-    "apply_rights withdraws every ACL of our principals that is not an ALLOW of the plan, "
-    "DENY included, so an operator's DENY that locks out a compromised service is removed at the "
-    "next `python -m shared.topics` (every start of the stack, every compose up)"))
 def test_an_operators_deny_survives_the_next_start(settings):
     deny = _topic_acl("User:advocacy", dead_letter_topic(TOPICS["case"]), ACLOperation.WRITE, ACLPermissionType.DENY)
     admin = KafkaAdminClient(**client_options(settings, "admin"), request_timeout_ms=10000, bootstrap_timeout_ms=5000)
@@ -119,9 +112,6 @@ def test_an_operators_deny_survives_the_next_start(settings):
         admin.close()
 
 
-@weakness((
-    "apply_rights only looks at grants to our principals by name: a grant to every "
-    "principal (User:*) stays, so `shared.topics` does not bring the rights back to its plan"))
 def test_the_next_start_withdraws_a_grant_to_every_principal(settings):
     wildcard = _topic_acl("User:*", TOPICS["intake"], ACLOperation.READ, ACLPermissionType.ALLOW)
     admin = KafkaAdminClient(**client_options(settings, "admin"), request_timeout_ms=10000, bootstrap_timeout_ms=5000)
