@@ -23,9 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from cryptography.exceptions import InvalidTag
 from pymongo.errors import DuplicateKeyError
 
 from shared.bus import Publisher, publish_outbox, with_outbox
+from shared.crypto import UnknownKeyError
 from shared.events import new_event
 
 from services.intake import domain
@@ -133,7 +135,11 @@ def erasure_reason(case_id: str, *, store: IntakeStore, keyring: IntakeKeyring) 
     doc = store.erasures.find_one({"_id": case_id}, {"reason_sealed": 1})
     if not doc or not doc.get("reason_sealed"):
         return None
-    return keyring.decrypt_lasting(doc["reason_sealed"], bound_to=f"erasure:{case_id}")["reason"]
+    try:
+        return keyring.decrypt_lasting(doc["reason_sealed"], bound_to=f"erasure:{case_id}")["reason"]
+    except (UnknownKeyError, InvalidTag):  # its master key retired before a rotation re-sealed it
+        log.warning("erasure reason of case %s cannot be opened with the configured master keys", case_id)
+        return None
 
 
 def with_erasure_reasons(entries: list[dict], *, store: IntakeStore, keyring: IntakeKeyring) -> list[dict]:

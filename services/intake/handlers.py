@@ -448,6 +448,8 @@ def merge_cases(case_id: str, into_case_id: str, *, actor: dict, store: IntakeSt
     if "admin" not in actor.get("roles", ()) and not all(store.is_assigned(c, actor["id"])
                                                          for c in (case_id, into_case_id)):
         raise MergeRefused(403, "not_assigned", "Only an admin or a caseworker assigned to both cases merges them.")
+    if previous is None and any(store.get_erasure(c) is not None for c in (case_id, into_case_id)):
+        raise MergeRefused(409, "erased", "One of these cases was erased: nothing can be known to be the same person.")
     if previous is None:
         event = new_event("case.merged", producer="intake", case_id=case_id, actor=actor["id"], now=now,
                           payload={"into_case_id": into_case_id})

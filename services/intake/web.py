@@ -22,7 +22,7 @@ from shared.mongo import is_server_internal, is_transient, utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
 
-from services.intake import domain, handlers
+from services.intake import domain, erasure, handlers
 from services.intake.audit import verify as verify_audit_trail
 from services.intake.schemas import ReportIn
 from services.intake.store import IntakeStore
@@ -134,6 +134,7 @@ def audit():
     flagged = request.args.get("out_of_assignment") == "1"
     store = IntakeStore(resources().db)
     items, total = store.audit_page(case_id=case_id or None, user_id=user_id, page=page, out_of_assignment=flagged)
+    items = erasure.with_erasure_reasons(items, store=store, keyring=_deps()["keyring"])
     alerts = store.read_limit_alerts(since=domain.read_hour(utcnow()) - ALERTS_SHOWN_FOR)
     filters = {name: value for name, value in (("case_id", case_id), ("user", user),
                                                 ("out_of_assignment", "1" if flagged else "")) if value}

@@ -18,6 +18,7 @@ from services.intake.datakeys import Erased, IntakeKeyring, is_record_sealed, mi
 from shared.crypto import Keyring
 from tests.integration import test_case_advocacy, test_intake_duplicates
 from tests.integration.test_consent import _case_consent, _command, _file, _name
+from tests.integration.test_intake_pages import page_login
 from tests.support import SYNTH, read_topic, synthetic_report, wait_for
 
 case_consumer = test_case_advocacy.case_consumer  # the case service's consumer, in a thread
@@ -145,6 +146,8 @@ def test_an_erased_person_cannot_be_read_from_the_database_nor_from_a_backup_tak
     [entry] = [e for e in audit["items"] if e["what"] == "erasure"]
     assert entry["username"] == users["admin"] and entry["reason"] == WHY
     assert client.get("/api/v1/audit/verify", headers=tokens["admin"]).get_json()["ok"] is True
+    page_login(client, users["admin"])
+    assert "lawyer, ticket 4411" in client.get(f"/audit?case_id={case_id}").get_data(as_text=True)  # escaped quote
 
     # Kafka: person.erased and the narrowed consent, never the reason or a name.
     events = _intake_events(settings, case_id)
@@ -215,12 +218,18 @@ def test_a_case_merged_into_another_is_erased_through_the_case_it_was_merged_int
                        json={"into_case_id": b["case_id"]}).status_code == 200
     refused = _erase(client, tokens["admin"], a["case_id"])
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "merged"
+    live = _file(client, tokens, synthetic_report())
     assert _erase(client, tokens["admin"], b["case_id"]).get_json()["reports_erased"] == 2
     [gone] = [e for e in _intake_events(settings, b["case_id"]) if e["event_type"] == "person.erased"]
     assert gone["payload"]["merged_case_ids"] == [a["case_id"]]  # the case service scrubs that case too
     reports = mongo[settings.database_name("intake")]["reports"]
     for report_id in (a["report_id"], b["report_id"]):
         assert reports.find_one({"_id": report_id})["sealed"] is None and not keyring.has_key(report_id)
+    # Nobody can know a live case to be the same person as an erased one.
+    merged = client.post(f"/api/v1/cases/{live['case_id']}/merge", headers=tokens["admin"],
+                         json={"into_case_id": b["case_id"]})
+    assert merged.status_code == 409 and merged.get_json()["error"]["code"] == "erased"
+    assert reports.find_one({"_id": live["report_id"]})["case_id"] == live["case_id"]
 
 
 def test_reports_sealed_before_per_record_keys_are_moved_to_keys_of_their_own(client, tokens, settings, mongo,
