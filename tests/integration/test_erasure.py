@@ -7,15 +7,21 @@ and only an admin with a reason may erase."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import shutil
+import uuid
 
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.intake.datakeys import Erased, IntakeKeyring, is_record_sealed, migrate_all
+from services.reporting import handlers as reporting_handlers
+from services.reporting.figures import counted_case_ids
+from services.reporting.store import ReportingStore
 from shared.crypto import Keyring
+from shared.events import validate_event
 from tests.integration import test_case_advocacy, test_intake_duplicates
 from tests.integration.test_consent import _case_consent, _command, _file, _name
 from tests.integration.test_intake_pages import page_login
@@ -44,6 +50,18 @@ def _dump(copy: dict) -> str:
 def _intake_events(settings, case_id: str) -> list[dict]:
     return [json.loads(r.value) for r in read_topic(settings.kafka_bootstrap, "intake.events")
             if r.key == case_id.encode()]
+
+
+def _counted_in_statistics(settings, mongo, case_id: str) -> bool:
+    """Whether reporting counts the case among those reported: its read model rebuilt, in a
+    database of this test's own, from the case's events on intake's and the case service's topics."""
+    store = ReportingStore(mongo[f"{settings.db_prefix}erasure_reporting_{uuid.uuid4().hex[:6]}"])
+    for topic in ("intake.events", "case.events"):
+        for record in read_topic(settings.kafka_bootstrap, topic):
+            event = json.loads(record.value)
+            if record.key == case_id.encode() and event["event_type"] in reporting_handlers.EVENT_TYPES:
+                reporting_handlers.on_event(validate_event(event), store=store)
+    return case_id in counted_case_ids(store.all_records(), measure="reported", as_of=dt.date.today(), since=None)
 
 
 def _every_key(keyring: IntakeKeyring, folder) -> list[bytes]:
@@ -161,6 +179,7 @@ def test_an_erased_person_cannot_be_read_from_the_database_nor_from_a_backup_tak
     # Statistics follow consent: the case still counts (statistics consent kept), named no more.
     assert wait_for(lambda: _case_consent(case_client, tokens, case_id) == ("anonymous", True, False),
                     what="the case service to take the consent after erasure")
+    assert _counted_in_statistics(settings, mongo, case_id)
     # The case service drops its own sealed free text about the person (the status reason).
     wait_for(lambda: not any("reason_sealed" in e for v in case_versions.find({"aggregate_id": case_id})
                              for e in v["state"]["history"]), what="the case service to drop the status reason")
@@ -175,24 +194,27 @@ def test_an_erased_person_cannot_be_read_from_the_database_nor_from_a_backup_tak
     assert len([e for e in audit["items"] if e["what"] == "erasure"]) == 1
 
 
-def test_an_erasure_that_withdraws_statistics_takes_the_case_out_of_them(client, tokens, settings, case_client,
-                                                                          case_consumer):
+def test_an_erasure_that_withdraws_statistics_takes_the_case_out_of_them(client, tokens, settings, mongo,
+                                                                          case_client, case_consumer):
     created = _file(client, tokens, synthetic_report(consent={"advocacy": "anonymous", "statistics": True}))
     case_id = created["case_id"]
     assert wait_for(lambda: _case_consent(case_client, tokens, case_id) == ("anonymous", True, False),
                     what="the case service to hold the case")
+    assert _counted_in_statistics(settings, mongo, case_id)
     res = _erase(client, tokens["admin"], case_id, withdraw_statistics=True)
     assert res.status_code == 200 and res.get_json()["consent"]["statistics"] is False
     [gone] = [e for e in _intake_events(settings, case_id) if e["event_type"] == "person.erased"]
     assert gone["payload"] == {"statistics_withdrawn": True, "merged_case_ids": []}
     assert wait_for(lambda: _case_consent(case_client, tokens, case_id) == ("anonymous", False, False),
                     what="the case service to withdraw the case from statistics")
+    assert not _counted_in_statistics(settings, mongo, case_id)
     # The person's newer word, recorded by a caseworker, counts again; a name it cannot bring back.
     recorded = _command(client, tokens["admin"], case_id, advocacy="named", statistics=True)
     assert recorded.status_code == 200, recorded.get_json()
     assert (recorded.get_json()["advocacy"], recorded.get_json()["statistics"]) == ("anonymous", True)
     assert wait_for(lambda: _case_consent(case_client, tokens, case_id) == ("anonymous", True, False),
                     what="the case to count again")
+    assert _counted_in_statistics(settings, mongo, case_id)
 
 
 def test_only_an_admin_with_a_reason_erases_a_case_intake_knows(client, tokens):
