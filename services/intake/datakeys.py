@@ -5,9 +5,9 @@ A report's identifying fields (and the free-text reason of a consent a caseworke
 sealed with AES-256-GCM under a 256-bit key made for that record alone. The key lives in a file
 `<record id>.key` in NRW_PERSON_KEYS_DIR (default: NRW_VAR/person-keys, a folder written at run
 time, so not among the read-only key files of NRW_SECRETS_DIR; 0700, each file 0600, written
-once, atomically; in compose a volume of intake-web's alone), wrapped (AES-GCM, bound to the record id) by the master
-key of the keyring (keys.json or NRW_DATA_KEYS, shared/crypto.py). The database holds only the
-ciphertext: {"v": 2, "nonce", "ct"}, bound to the record id.
+once, atomically; in compose a volume of intake-web's alone), wrapped (AES-GCM, bound to the
+record id) by the master key of the keyring (keys.json or NRW_DATA_KEYS, shared/crypto.py). The
+database holds only the ciphertext: {"v": 2, "nonce", "ct"}, bound to the record id.
 
 Erasing a record deletes its key file (after overwriting it). A copy of the database taken before
 the erasure then holds a ciphertext whose key no longer exists anywhere the server keeps keys: the
@@ -34,6 +34,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -124,7 +125,7 @@ class IntakeKeyring(Keyring):
                 raise Erased(record_id) from None
             if raw:
                 break
-            os.sched_yield()  # another process has just created it and is writing it
+            time.sleep(0.02)  # another process has just created it and is writing it
         else:
             raise Erased(record_id)
         wrapped = json.loads(raw)

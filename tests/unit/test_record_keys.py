@@ -134,3 +134,14 @@ def test_a_consent_recorded_after_the_erasure_outweighs_its_withdrawal_of_statis
     assert domain.erasure_withdraws_statistics(erasure, {"at": 5})
     assert not domain.erasure_withdraws_statistics(erasure, {"at": 11})
     assert not domain.erasure_withdraws_statistics({"at": 10, "statistics_withdrawn": False}, None)
+
+
+def test_processes_sealing_the_same_record_at_once_share_its_one_key(tmp_path):
+    """Every worker migrates older records on start, so several may seal the same record at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keyring = _keyring(tmp_path)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sealed = list(pool.map(lambda _: _keyring(tmp_path, keyring).encrypt(NAME, bound_to="r-same"), range(16)))
+    assert [p.name for p in (tmp_path / "person-keys").glob("*.key")] == ["r-same.key"]
+    assert all(keyring.decrypt(blob, bound_to="r-same") == NAME for blob in sealed)
