@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -90,6 +91,13 @@ func main() {
 	}
 	env := serverEnv(accounts[operator])
 
+	// A port another process holds (another stack's FerretDB, say) fails the start at once.
+	if l, err := net.Listen("tcp", *listen); err != nil {
+		fail(1, "%v", err)
+	} else {
+		l.Close()
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -118,10 +126,14 @@ func main() {
 	if *handler == "sqlite" {
 		go keepIDIndexes(ctx, logger, sqliteDir)
 	}
-	fmt.Fprintf(os.Stderr, "ferretdb: serving mongodb://%s/ (%s backend; %d accounts, authentication required)\n",
-		*listen, *handler, len(accounts))
-	ended := make(chan error, 1)
-	go func() { ended <- serving.Wait() }()
+	ended, exited := make(chan error, 1), make(chan struct{})
+	go func() {
+		err := serving.Wait()
+		close(exited)
+		ended <- err
+	}()
+	go announce(exited, *listen, fmt.Sprintf("ferretdb: serving mongodb://%s/ (%s backend; %d accounts, authentication required)",
+		*listen, *handler, len(accounts)))
 	select {
 	case err = <-ended:
 	case <-ctx.Done():
@@ -130,6 +142,23 @@ func main() {
 	}
 	if ctx.Err() == nil {
 		fail(exitCode(err), "FerretDB stopped: %v", err)
+	}
+}
+
+// announce prints the line once FerretDB accepts connections on its TCP address (not before:
+// a port taken by another process makes it exit instead).
+func announce(exited <-chan struct{}, address, line string) {
+	for {
+		if conn, err := net.DialTimeout("tcp", address, time.Second); err == nil {
+			conn.Close()
+			fmt.Fprintln(os.Stderr, line)
+			return
+		}
+		select {
+		case <-exited:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
