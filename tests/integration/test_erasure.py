@@ -166,6 +166,8 @@ def test_an_erased_person_cannot_be_read_from_the_database_nor_from_a_backup_tak
     assert client.get("/api/v1/audit/verify", headers=tokens["admin"]).get_json()["ok"] is True
     page_login(client, users["admin"])
     assert "lawyer, ticket 4411" in client.get(f"/audit?case_id={case_id}").get_data(as_text=True)  # escaped quote
+    page = client.get(f"/reports/{first['report_id']}")
+    assert page.status_code == 410 and "was erased on request" in page.get_data(as_text=True)
 
     # Kafka: person.erased and the narrowed consent, never the reason or a name.
     events = _intake_events(settings, case_id)
