@@ -43,7 +43,8 @@ CLAIMS = "audit_events"  # intake's database: event id -> the position its entry
 CLAIM_PENDING_SECONDS = 30
 # What each audited action is about (the entry's `what`).
 WHAT = {"status_changed": "case", "cases_merged": "merge", "snapshot_taken": "snapshot",
-        "letter_generated": "letter", "login_failed": "login", "login_locked": "login",
+        "letter_generated": "letter", "after_return_recorded": "after return", "asylum_recorded": "asylum",
+        "login_failed": "login", "login_locked": "login",
         "duplicate_ruled_out": "duplicate review", "keys_rotated": "keys", "reports_imported": "import",
         "dead_letter_replayed": "dead letters"}
 

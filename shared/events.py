@@ -50,6 +50,37 @@ CASE_STATUSES = (
     "closed_duplicate",
     "closed_unfounded",
 )
+# After a return (case.after_return_recorded): fixed choices, never free text about the person.
+CUSTODY = ("mss", "mps", "border_guards", "other", "unknown")
+RETURN_OUTCOMES = ("released", "labour_training_camp", "kyohwaso", "kwanliso", "died_in_custody", "disappeared",
+                   "unknown")
+SENTENCED_OUTCOMES = ("labour_training_camp", "kyohwaso")  # the outcomes a sentence in years goes with
+SENTENCE_YEARS_MAX = 50
+FORCED_LABOUR = ("yes", "no", "unknown")
+LABOUR_WORK = ("mining", "logging", "farming", "construction", "textiles", "wigs_eyelashes", "other")
+ILL_TREATMENT = ("torture", "sexual_violence", "forced_abortion", "other")
+# Products, facilities and companies a testimony names: things, never people; each trimmed, of
+# 1..NAMED_THING_MAX characters, at most NAMED_THINGS_MAX of each kind in a record.
+NAMED_THING_MAX = 120
+NAMED_THINGS_MAX = 20
+# Asylum and status determination (case.asylum_recorded): each procedure's steps.
+ASYLUM_STEPS = {
+    "art46": ("applied", "tic_issued", "refused", "no_answer", "granted"),
+    "unhcr_rsd": ("requested", "access_granted", "access_denied", "recognised", "rejected"),
+    "china_status": ("granted", "refused"),
+}
+ASYLUM_STEP_NAMES = tuple(sorted({step for steps in ASYLUM_STEPS.values() for step in steps}))
+_PHONE = re.compile(r"\+?\(?\d(?:[\s().-]*\d){6,}")  # seven digits or more, however grouped
+
+
+def looks_like_contact(text: str) -> str | None:
+    """What a name of a thing looks like instead ("e-mail address", "phone number"), or None: a
+    contact is about a person and never goes into a record of things."""
+    if "@" in text:
+        return "e-mail address"
+    if _PHONE.search(text):
+        return "phone number"
+    return None
 
 
 class EventError(ValueError):
@@ -156,6 +187,66 @@ class CaseStatusChanged(Schema):
     effective_on = fields.Date(required=True)
 
 
+class NamedThing(fields.String):
+    """A product, facility or company a testimony names: trimmed, bounded, one line, and never
+    anything that looks like a contact (a phone number, an e-mail address)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = " ".join(super()._deserialize(value, attr, data, **kwargs).split())
+        if not 1 <= len(text) <= NAMED_THING_MAX:
+            raise ValidationError(f"Between 1 and {NAMED_THING_MAX} characters.")
+        if (kind := looks_like_contact(text)) is not None:
+            raise ValidationError(f"Names things, never people: this looks like a {kind}.")
+        return text
+
+
+def _named_things() -> fields.List:
+    return fields.List(NamedThing(), load_default=list, validate=validate.Length(max=NAMED_THINGS_MAX))
+
+
+def _sentence_years(value: float | None) -> None:
+    if value is not None and not (0 <= value <= SENTENCE_YEARS_MAX and float(value * 2).is_integer()):
+        raise ValidationError(f"Years from 0 to {SENTENCE_YEARS_MAX}, in halves.")
+
+
+class CaseAfterReturnRecorded(Schema):
+    """case.events / case.after_return_recorded: one piece of news about a returned person, with
+    when it happened (`effective_on`, the business date; null if not known) and when it was
+    learned. Fixed choices and the names of things only (products, facilities, companies)."""
+
+    record_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    learned_on = fields.Date(required=True)
+    effective_on = fields.Date(allow_none=True, load_default=None)
+    source_type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
+    source_reliability = fields.String(required=True, validate=validate.OneOf(RELIABILITIES))
+    custody = fields.String(required=True, validate=validate.OneOf(CUSTODY))
+    outcome = fields.String(required=True, validate=validate.OneOf(RETURN_OUTCOMES))
+    sentence_years = fields.Float(allow_none=True, load_default=None, allow_nan=False, validate=_sentence_years)
+    forced_labour = fields.String(required=True, validate=validate.OneOf(FORCED_LABOUR))
+    work = fields.List(fields.String(validate=validate.OneOf(LABOUR_WORK)), load_default=list)
+    products = _named_things()
+    facilities = _named_things()
+    companies = _named_things()
+    ill_treatment = fields.List(fields.String(validate=validate.OneOf(ILL_TREATMENT)), load_default=list)
+
+
+class CaseAsylumRecorded(Schema):
+    """case.events / case.asylum_recorded: a step of an asylum procedure (article 46, UNHCR's
+    refugee status determination, a status granted by China) on its business date."""
+
+    record_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    procedure = fields.String(required=True, validate=validate.OneOf(tuple(ASYLUM_STEPS)))
+    step = fields.String(required=True, validate=validate.OneOf(ASYLUM_STEP_NAMES))
+    effective_on = fields.Date(required=True)
+    source_type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
+    source_reliability = fields.String(required=True, validate=validate.OneOf(RELIABILITIES))
+
+    @validates_schema
+    def _step_of_its_procedure(self, data, **_kwargs):
+        if data.get("step") not in ASYLUM_STEPS.get(data.get("procedure"), (data.get("step"),)):
+            raise ValidationError("Not a step of this procedure.", "step")
+
+
 class CaseFactsUpdated(Schema):
     """case.events / case.facts_updated: only the attributes that changed."""
 
@@ -239,6 +330,8 @@ AUDIT_DETAILS = {
     "cases_merged": None,
     "snapshot_taken": r"as_of=\d{4}-\d{2}-\d{2}",
     "letter_generated": r"(appeal|unhcr_access) (en|ko) (md|html|pdf)",
+    "after_return_recorded": rf"({'|'.join(RETURN_OUTCOMES)})",
+    "asylum_recorded": rf"({'|'.join(ASYLUM_STEPS)}) ({'|'.join(ASYLUM_STEP_NAMES)})",
 }
 AUDITED_ACTIONS = tuple(AUDIT_DETAILS)
 
@@ -269,6 +362,8 @@ PAYLOAD_SCHEMAS: dict[str, type[Schema]] = {
     "case.opened": CaseOpened,
     "case.status_changed": CaseStatusChanged,
     "case.facts_updated": CaseFactsUpdated,
+    "case.after_return_recorded": CaseAfterReturnRecorded,
+    "case.asylum_recorded": CaseAsylumRecorded,
     "unhcr_access.requested": UnhcrAccessRequested,
     "unhcr_access.responded": UnhcrAccessResponded,
     "appeal.drafted": AppealDrafted,

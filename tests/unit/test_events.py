@@ -81,5 +81,5 @@ def test_a_json_value_that_is_not_an_object_is_refused():
 def test_every_event_type_of_the_contract_has_a_schema():
     assert set(PAYLOAD_SCHEMAS) == {
         "case.reported", "consent.changed", "case.merged", "person.erased", "case.opened", "case.status_changed",
-        "case.facts_updated", "unhcr_access.requested", "unhcr_access.responded", "appeal.drafted",
-        "appeal.issued", "appeal.answered", "upr.snapshot_taken", "audit.recorded"}
+        "case.facts_updated", "case.after_return_recorded", "case.asylum_recorded", "unhcr_access.requested",
+        "unhcr_access.responded", "appeal.drafted", "appeal.issued", "appeal.answered", "upr.snapshot_taken", "audit.recorded"}
