@@ -6,14 +6,22 @@
 // (--test-enable-new-auth, --setup-*): the embeddable package github.com/FerretDB/FerretDB/ferretdb
 // has no option for them. With them, every command but the handshake, saslStart/saslContinue,
 // ping, buildInfo and a few like them is refused to a client that has not authenticated with
-// SCRAM; the first account ("operator", in the admin database) is created by FerretDB itself when
-// the admin database does not exist yet. FerretDB v1.24 has no authorisation: createUser refuses
-// any role (FerretDB issue #174), and every authenticated account may read and write every
-// database. Each start therefore runs in two steps: FerretDB listens first on a Unix socket only
-// (in the private run folder), where this program logs in as the operator and creates or updates
-// one account per password file (<secrets>/mongo-<account>.password, written by
-// `python -m shared.keys init`); then FerretDB is restarted on its TCP address, so that no service
-// ever connects before its account exists.
+// SCRAM. FerretDB v1.24 has no authorisation: createUser refuses any role (FerretDB issue #174),
+// every authenticated account may read and write every database, and may create, change or drop
+// any account (admin.system.users is an ordinary collection to it). So the accounts the database
+// holds are never trusted: each start rebuilds them from the password files alone, on a Unix
+// socket in the private run folder, before FerretDB listens on its TCP address. Step 1: FerretDB
+// without authentication (its older mode, which asks the SQLite backend for no login) on the
+// socket; this program drops admin.system.users, every account with it (one a service or a former
+// insider made, an operator whose password a service changed) and any index a service put on it.
+// Step 2: FerretDB with authentication on the socket, with --setup-* naming a database that does
+// not exist (a random name) and an account with a random password made for this start, which
+// FerretDB then creates itself as it creates its first user; logged in with it, this program
+// creates one account per password file (<secrets>/mongo-<account>.password, written by
+// `python -m shared.keys init`), then drops its own account and database. Step 3: FerretDB with
+// authentication on the TCP address, without any setup flag or password in its environment. No
+// service ever connects before its account exists, and nothing a service did to the accounts
+// outlives a restart.
 //
 // Indexes. Queries by _id filter on `_ferretdb_sjson->'$._id'`, while the _id index FerretDB
 // creates is on `_ferretdb_sjson->"_id"`, so SQLite cannot use it and every lookup by _id scans
@@ -23,6 +31,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,8 +56,12 @@ import (
 	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses
 )
 
-// operator is the account FerretDB creates at its first start; it creates the others.
+// operator is the account the launcher and people log in with; its password file must be there.
 const operator = "operator"
+
+// startPrefix names the database of each start's own account (FerretDB's setup account); a
+// database of that name left by a start that was killed is dropped by the next.
+const startPrefix = "nrw_start_"
 
 func main() {
 	// FerretDB's processes are started from this thread: the kernel kills them when it ends (Pdeathsig).
@@ -84,12 +98,10 @@ func main() {
 	args := []string{
 		"--handler=" + *handler, "--sqlite-url=" + *sqliteURL, "--state-dir=" + sqliteDir,
 		"--log-level=" + *logLevel, "--telemetry=disable", "--debug-addr=-",
-		"--test-enable-new-auth", "--setup-database=admin", "--setup-username=" + operator,
 	}
 	if *handler == "postgresql" {
 		args = append(args, "--postgresql-url="+*postgresURL)
 	}
-	env := serverEnv(accounts[operator])
 
 	// A port another process holds (another stack's FerretDB, say) fails the start at once.
 	if l, err := net.Listen("tcp", *listen); err != nil {
@@ -101,25 +113,46 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Step 1: on a Unix socket only, create or update every account.
+	// Steps 1 and 2, on a Unix socket only.
 	socket := filepath.Join(*runDir, "ferretdb-setup.sock")
-	_ = os.Remove(socket) // left by a process that was killed
-	setup, err := startServer(*server, append(args, "--listen-addr=", "--listen-unix="+socket), env)
-	if err != nil {
-		fail(1, "%v", err)
+	onSocket := func(step string, extra []string, env []string, credential *options.Credential,
+		work func(context.Context, *mongo.Client) error) {
+		_ = os.Remove(socket) // left by a process that was killed
+		setup, err := startServer(*server, append(append(append([]string{}, args...), extra...),
+			"--listen-addr=", "--listen-unix="+socket), env)
+		if err != nil {
+			fail(1, "%v", err)
+		}
+		ended := make(chan error, 1)
+		go func() { ended <- setup.Wait() }()
+		err = onSetupSocket(ctx, socket, ended, credential, work)
+		_ = setup.Process.Signal(syscall.SIGTERM)
+		<-ended
+		if err != nil {
+			fail(1, "%s: %v", step, err)
+		}
+		if ctx.Err() != nil {
+			os.Exit(0)
+		}
 	}
-	err = ensureAccounts(ctx, socket, accounts, setup)
-	_ = setup.Process.Signal(syscall.SIGTERM)
-	_ = setup.Wait()
-	if err != nil {
-		fail(1, "%v", err)
-	}
-	if ctx.Err() != nil {
-		return
-	}
+	// Step 1: without authentication, delete every account and the start accounts' databases.
+	onSocket("deleting the accounts", nil, serverEnv(), nil, func(ctx context.Context, client *mongo.Client) error {
+		return clearAccounts(ctx, client, accounts)
+	})
+	// Step 2: with an account FerretDB's setup makes for this start, create one account per
+	// password file, then drop this start's own account and database. FerretDB reads the setup
+	// password from its environment (an argument would show in `ps`).
+	start := options.Credential{AuthMechanism: "SCRAM-SHA-256", AuthSource: startPrefix + randomHex(8),
+		Username: "nrw-start-" + randomHex(4), Password: randomHex(32)}
+	onSocket("creating the accounts", []string{"--test-enable-new-auth",
+		"--setup-database=" + start.AuthSource, "--setup-username=" + start.Username},
+		append(serverEnv(), "FERRETDB_SETUP_PASSWORD="+start.Password), &start,
+		func(ctx context.Context, client *mongo.Client) error {
+			return createAccounts(ctx, client, start, accounts)
+		})
 
-	// Step 2: serve clients on the TCP address.
-	serving, err := startServer(*server, append(args, "--listen-addr="+*listen), env)
+	// Step 3: serve clients on the TCP address.
+	serving, err := startServer(*server, append(args, "--test-enable-new-auth", "--listen-addr="+*listen), serverEnv())
 	if err != nil {
 		fail(1, "%v", err)
 	}
@@ -200,16 +233,24 @@ func readAccounts(dir string) (map[string]string, error) {
 	return accounts, nil
 }
 
-// serverEnv is this process's environment without FerretDB's own settings, plus the operator's
-// password for the setup (an environment variable, not an argument that `ps` would show).
-func serverEnv(operatorPassword string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "FERRETDB_") {
-			env = append(env, kv)
+// serverEnv is the little of this process's environment FerretDB needs: no FERRETDB_* setting
+// of a caller's, and no secret a caller's environment might hold.
+func serverEnv() []string {
+	env := []string{"DO_NOT_TRACK=1"}
+	for _, name := range []string{"PATH", "HOME", "TMPDIR", "TZ"} {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
 		}
 	}
-	return append(env, "FERRETDB_SETUP_PASSWORD="+operatorPassword, "DO_NOT_TRACK=1")
+	return env
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		fail(1, "no randomness: %v", err)
+	}
+	return hex.EncodeToString(b)
 }
 
 func startServer(path string, args []string, env []string) (*exec.Cmd, error) {
@@ -225,58 +266,120 @@ func startServer(path string, args []string, env []string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// ensureAccounts logs in as the operator on the setup socket and creates every other account, or
-// sets its password to the one in its file (a file made anew, say); SCRAM-SHA-256 only.
-func ensureAccounts(ctx context.Context, socket string, accounts map[string]string, setup *exec.Cmd) error {
+// onSetupSocket waits for FerretDB's setup socket, connects to it (with the credential, if any)
+// and runs work.
+func onSetupSocket(ctx context.Context, socket string, ended chan error, credential *options.Credential,
+	work func(context.Context, *mongo.Client) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		if _, err := os.Stat(socket); err == nil {
 			break
 		}
-		if setup.ProcessState != nil || ctx.Err() != nil {
-			return errors.New("FerretDB did not start (its output above says why)")
+		select {
+		case err := <-ended:
+			ended <- err // for the caller
+			return fmt.Errorf("FerretDB stopped before it listened on its setup socket (%v; its output above says why)", err)
+		case <-ctx.Done():
+			return errors.New("FerretDB did not listen on its setup socket within 60 s (its output above may say why)")
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	client, err := mongo.Connect(ctx, options.Client().SetHosts([]string{socket}).SetAuth(options.Credential{
-		AuthMechanism: "SCRAM-SHA-256", AuthSource: "admin", Username: operator, Password: accounts[operator],
-	}).SetServerSelectionTimeout(30*time.Second))
+	// One connection: FerretDB checks an account only when a connection logs in, and this one
+	// must go on working once its own account is dropped.
+	opts := options.Client().SetHosts([]string{socket}).SetMaxPoolSize(1).SetServerSelectionTimeout(30 * time.Second)
+	if credential != nil {
+		opts.SetAuth(*credential)
+	}
+	client, err := mongo.Connect(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("could not connect to FerretDB's setup socket: %w", err)
 	}
 	defer client.Disconnect(context.Background())
-	admin := client.Database("admin")
+	return work(ctx, client)
+}
 
+// clearAccounts, on a FerretDB that asks no login, drops admin.system.users (every account, and
+// any index a service made on it: a unique one could refuse the next accounts) and the databases
+// of the start accounts of starts that were killed. It logs how many accounts no password file
+// names (not their names: those are a service's choice).
+func clearAccounts(ctx context.Context, client *mongo.Client, accounts map[string]string) error {
+	users := client.Database("admin").Collection("system.users")
+	unknown, err := unknownAccounts(ctx, users, accounts)
+	if err != nil {
+		return fmt.Errorf("could not list the accounts in admin.system.users: %w", err)
+	}
+	if err := users.Drop(ctx); err != nil {
+		return fmt.Errorf("could not drop admin.system.users: %w", err)
+	}
+	if unknown > 0 {
+		fmt.Fprintf(os.Stderr, "ferretdb: dropped %d account(s) that have no password file\n", unknown)
+	}
+	databases, err := client.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("could not list the databases: %w", err)
+	}
+	for _, name := range databases {
+		if strings.HasPrefix(name, startPrefix) {
+			if err := client.Database(name).Drop(ctx); err != nil {
+				return fmt.Errorf("could not drop %s, the database of a former start's account: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// createAccounts, logged in with this start's own account on a FerretDB that holds no other,
+// creates one account per password file (SCRAM-SHA-256 only), then drops its own account and
+// database.
+func createAccounts(ctx context.Context, client *mongo.Client, start options.Credential, accounts map[string]string) error {
+	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "connectionStatus", Value: 1}}).Err(); err != nil {
+		return fmt.Errorf("this start's own account (made by FerretDB's setup) did not log in: %w", err)
+	}
 	names := make([]string, 0, len(accounts))
 	for name := range accounts {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		var info struct {
-			Users []bson.M `bson:"users"`
-		}
-		if err := admin.RunCommand(ctx, bson.D{{Key: "usersInfo", Value: name}}).Decode(&info); err != nil {
-			if name == operator {
-				return fmt.Errorf("the operator account does not log in with the password in mongo-operator.password "+
-					"(was var/secrets made anew while var/ferretdb was kept?): %w", err)
-			}
-			return fmt.Errorf("usersInfo %s: %w", name, err)
-		}
-		command := "createUser"
-		if len(info.Users) > 0 {
-			command = "updateUser"
-		}
-		err := admin.RunCommand(ctx, bson.D{
-			{Key: command, Value: name}, {Key: "pwd", Value: accounts[name]},
+		err := client.Database("admin").RunCommand(ctx, bson.D{
+			{Key: "createUser", Value: name}, {Key: "pwd", Value: accounts[name]},
 			{Key: "roles", Value: bson.A{}}, {Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
 		}).Err()
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", command, name, err)
+			return fmt.Errorf("could not create the account %q: %w", name, err)
 		}
 	}
+	own := client.Database(start.AuthSource)
+	if err := own.RunCommand(ctx, bson.D{{Key: "dropUser", Value: start.Username}}).Err(); err != nil {
+		return fmt.Errorf("could not drop this start's own account: %w", err)
+	}
+	if err := own.Drop(ctx); err != nil {
+		return fmt.Errorf("could not drop this start's own database: %w", err)
+	}
 	return nil
+}
+
+// unknownAccounts counts the accounts that no password file names.
+func unknownAccounts(ctx context.Context, users *mongo.Collection, accounts map[string]string) (int, error) {
+	cursor, err := users.Find(ctx, bson.D{})
+	if err != nil {
+		return 0, err
+	}
+	var found []struct {
+		ID any `bson:"_id"`
+	}
+	if err := cursor.All(ctx, &found); err != nil {
+		return 0, err
+	}
+	unknown := 0
+	for _, user := range found {
+		id, ok := user.ID.(string)
+		if !ok || !strings.HasPrefix(id, "admin.") || accounts[strings.TrimPrefix(id, "admin.")] == "" {
+			unknown++
+		}
+	}
+	return unknown, nil
 }
 
 func envOr(name, fallback string) string {

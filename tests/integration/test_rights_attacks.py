@@ -1,8 +1,7 @@
 """Attacks on the broker's and the database's rights (issue 10 points 1 and 2), found by an
-adversarial review. The broker's are mended and these tests guard the fixes. A test still marked
-xfail(strict=True) shows a weakness that is there today: it passes as an expected failure, and
-fails (XPASS) the day it is mended, so that the marker is taken off. Run them with --runxfail to
-see each attack succeed.
+adversarial review. All are mended and these tests guard the fixes. A weakness found later is shown
+by a test marked @weakness (xfail(strict=True)): it passes as an expected failure, and fails (XPASS)
+the day it is mended, so that the marker is taken off; --runxfail shows the attack succeed.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import os
 import socket
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
@@ -28,7 +28,7 @@ from shared.deadletters import (DLQ_HEADER_PREFIX, REPLAYED_AT, REPLAYED_OF, che
 from shared.events import encode
 from shared.kafka_auth import client_options
 from shared.mongo import connect
-from shared.mongo_accounts import OPERATOR, password_path
+from shared.mongo_accounts import ACCOUNTS, OPERATOR, password_path
 from tests.support import read_topic
 
 
@@ -165,16 +165,17 @@ def _as_case_then_stop(stack: Stack, settings: Settings, command: str, user: str
     stack.stop()
 
 
-@weakness((
-    "FerretDB 1.24 lets any account create accounts, and the start only creates or "
-    "updates the accounts of the password files: one made by a service (a former insider's, say) "
-    "keeps logging in after every restart and every password rotation"))
-def test_an_account_made_by_a_service_does_not_outlive_a_restart(own_ferretdb):
+@pytest.mark.parametrize("database", ["admin", "nrw_case"])
+def test_an_account_made_by_a_service_does_not_outlive_a_restart(own_ferretdb, database):
     stack, settings = own_ferretdb
     backdoor = uuid.uuid4().hex
-    _as_case_then_stop(stack, settings, "createUser", "backdoor", backdoor)
     _start(stack, settings)
-    with MongoClient(settings.mongo_uri, username="backdoor", password=backdoor, authSource="admin",
+    with connect(settings, "case") as case:
+        case[database].command("createUser", "backdoor", pwd=backdoor, roles=[])
+    stack.stop()
+    _start(stack, settings)
+    assert "dropped 1 account(s) that have no password file" in (stack.logs / "ferretdb.log").read_text()
+    with MongoClient(settings.mongo_uri, username="backdoor", password=backdoor, authSource=database,
                      serverSelectionTimeoutMS=3000) as kept:
         try:
             kept.list_database_names()
@@ -183,10 +184,6 @@ def test_an_account_made_by_a_service_does_not_outlive_a_restart(own_ferretdb):
     raise AssertionError("the account a service made still reads every database after a restart")
 
 
-@weakness((
-    "any account may set the operator's password, and the start logs in as the operator "
-    "with its file's password to set up the accounts, so one command from a service keeps the "
-    "database from ever starting again"))
 def test_a_service_cannot_keep_the_database_from_starting(own_ferretdb):
     stack, settings = own_ferretdb
     _as_case_then_stop(stack, settings, "updateUser", OPERATOR, uuid.uuid4().hex)
@@ -197,4 +194,69 @@ def test_a_service_cannot_keep_the_database_from_starting(own_ferretdb):
         raise AssertionError(str(exc)) from None
     with connect(settings, "intake") as intake:
         assert intake.admin.command("ping")["ok"] == 1
+    with connect(settings, OPERATOR) as operator:  # its file's password again
+        assert operator.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"] == [
+            {"user": OPERATOR, "db": "admin"}]
     assert password_path(settings, OPERATOR).exists()
+
+
+def test_an_index_a_service_puts_on_the_accounts_cannot_keep_the_database_from_starting(own_ferretdb):
+    """A unique index on a field every account has the same value of refuses every account but one."""
+    stack, settings = own_ferretdb
+    _start(stack, settings)
+    with connect(settings, "case") as case:
+        users = case.admin["system.users"]
+        users.delete_many({"_id": {"$ne": "admin.case"}})
+        users.create_index("roles", unique=True, name="blocks_accounts")
+        assert "blocks_accounts" in users.index_information()
+        with pytest.raises(OperationFailure):  # the attack works: no other account can be made
+            case.admin.command("createUser", "intake-again", pwd=uuid.uuid4().hex, roles=[])
+    stack.stop()
+    stack.start("ferretdb")
+    try:
+        wait_until(lambda: port_open(settings.mongo_uri), 30, "FerretDB after an index on the accounts")
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
+    for account in ACCOUNTS:
+        with connect(settings, account) as client:
+            assert client.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"] == [
+                {"user": account, "db": "admin"}]
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def test_the_serving_database_holds_no_password_and_no_start_account(own_ferretdb):
+    """The long-running FerretDB has no password in its environment or arguments, and the account
+    and database each start makes for itself are gone once it serves (with those of a start that
+    was killed)."""
+    stack, settings = own_ferretdb
+    _start(stack, settings)
+    with connect(settings, OPERATOR) as operator:  # what a killed start leaves: its database
+        operator["nrw_start_0badc0ffee"]["setup"].insert_one({"_id": 1})
+    stack.stop()
+    _start(stack, settings)
+    servers = _children(stack.procs["ferretdb"].pid)
+    assert len(servers) == 1
+    exposed = Path(f"/proc/{servers[0]}/environ").read_bytes() + Path(f"/proc/{servers[0]}/cmdline").read_bytes()
+    assert b"FERRETDB_SETUP" not in exposed and b"--setup" not in exposed
+    secrets = [p.read_bytes().strip() for p in settings.secrets_path.iterdir() if p.is_file()]
+    assert secrets and not [s for s in secrets if s and s in exposed]
+    with connect(settings, OPERATOR) as operator:
+        assert not [n for n in operator.list_database_names() if n.startswith("nrw_start_")]
+        users = operator.admin.command("usersInfo", {"forAllDBs": True})["users"]
+        assert sorted((u["db"], u["user"]) for u in users) == sorted(("admin", a) for a in ACCOUNTS)
+
+
+def test_a_start_that_cannot_make_its_accounts_says_why(own_ferretdb):
+    stack, settings = own_ferretdb
+    _start(stack, settings)
+    stack.stop()
+    (stack.var / "ferretdb" / "admin.sqlite").write_bytes(b"not a database")
+    stack.start("ferretdb")
+    wait_until(lambda: not stack.running("ferretdb"), 20, "the failed start to end")
+    log = (stack.logs / "ferretdb.log").read_text()
+    assert "file is not a database" in log  # FerretDB's own words, then ours
+    assert "ferretdb: deleting the accounts: FerretDB stopped before it listened on its setup socket" in log
+    assert "password" not in log.lower()  # the cause, not a guess about passwords
