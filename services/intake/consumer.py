@@ -37,7 +37,8 @@ def make_handlers(db, publisher, settings: Settings | None = None) -> dict:
     store = IntakeStore(db)
     settings = settings or Settings.from_env()
     trail = audit_trail(db, settings)
-    identity_db = db.client[settings.database_name("identity")]
+    # the users database beside intake's (the same prefix), to name the account of an audit event
+    identity_db = db.client[db.name.removesuffix("intake") + "identity"]
 
     def audited(event: dict) -> None:
         handlers.on_audit_recorded(event, trail=trail, claims=db[audit_events.CLAIMS],
