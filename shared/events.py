@@ -73,6 +73,10 @@ ASYLUM_STEP_NAMES = tuple(sorted({step for steps in ASYLUM_STEPS.values() for st
 _PHONE = re.compile(r"\+?\(?\d(?:[\s().-]*\d){6,}")  # seven digits or more, however grouped
 
 
+CONTACT_REFUSED = {"e-mail address": "Name things, never people: this looks like an e-mail address.",
+                   "phone number": "Name things, never people: this looks like a phone number."}
+
+
 def looks_like_contact(text: str) -> str | None:
     """What a name of a thing looks like instead ("e-mail address", "phone number"), or None: a
     contact is about a person and never goes into a record of things."""
@@ -196,7 +200,7 @@ class NamedThing(fields.String):
         if not 1 <= len(text) <= NAMED_THING_MAX:
             raise ValidationError(f"Between 1 and {NAMED_THING_MAX} characters.")
         if (kind := looks_like_contact(text)) is not None:
-            raise ValidationError(f"Names things, never people: this looks like a {kind}.")
+            raise ValidationError(CONTACT_REFUSED[kind])
         return text
 
 
@@ -204,7 +208,8 @@ def _named_things() -> fields.List:
     return fields.List(NamedThing(), load_default=list, validate=validate.Length(max=NAMED_THINGS_MAX))
 
 
-def _sentence_years(value: float | None) -> None:
+def sentence_in_halves(value: float | None) -> None:
+    """A sentence in years: 0 to SENTENCE_YEARS_MAX, in halves of a year (or not known: None)."""
     if value is not None and not (0 <= value <= SENTENCE_YEARS_MAX and float(value * 2).is_integer()):
         raise ValidationError(f"Years from 0 to {SENTENCE_YEARS_MAX}, in halves.")
 
@@ -221,7 +226,7 @@ class CaseAfterReturnRecorded(Schema):
     source_reliability = fields.String(required=True, validate=validate.OneOf(RELIABILITIES))
     custody = fields.String(required=True, validate=validate.OneOf(CUSTODY))
     outcome = fields.String(required=True, validate=validate.OneOf(RETURN_OUTCOMES))
-    sentence_years = fields.Float(allow_none=True, load_default=None, allow_nan=False, validate=_sentence_years)
+    sentence_years = fields.Float(allow_none=True, load_default=None, allow_nan=False, validate=sentence_in_halves)
     forced_labour = fields.String(required=True, validate=validate.OneOf(FORCED_LABOUR))
     work = fields.List(fields.String(validate=validate.OneOf(LABOUR_WORK)), load_default=list)
     products = _named_things()

@@ -12,7 +12,8 @@ from shared.http import doc, load_body, load_query
 from shared.web import resources
 
 from services.case import domain, handlers
-from services.case.schemas import CaseList, CaseOut, CaseQuery, TransitionIn
+from services.case.schemas import (AfterReturnIn, AfterReturnOut, AsylumIn, AsylumOut, CaseList, CaseOut, CaseQuery,
+                                   TransitionIn)
 from services.case.store import CaseStore
 
 bp = Blueprint("case_api", __name__)
@@ -79,3 +80,42 @@ def transition(case_id: str):
         raise ApiError(422, "validation_error", "Some fields are missing or invalid.",
                        fields={"effective_on": [str(exc)]}) from None
     return jsonify(_out(case))
+
+
+def _created(record: dict, replayed: bool, schema):
+    """201 with the record; a repeat of the same command answers the record it stored the first time."""
+    return jsonify(schema().dump(record)), 201, ({"Idempotent-Replayed": "true"} if replayed else {})
+
+
+def _recorded(write, case_id: str, cmd: dict):
+    try:
+        return write(case_id, cmd, actor=current_user()["id"], store=_store(), publisher=resources().publisher,
+                     now=utcnow())
+    except handlers.NotFound:
+        raise ApiError(404, "not_found", "No case with that id.") from None
+    except domain.NotReturned:
+        raise ApiError(409, "not_returned", "Only a case that has been repatriated has news after return.") from None
+    except domain.InvalidRecord as exc:
+        raise ApiError(422, "validation_error", "Some fields are missing or invalid.", fields=exc.fields) from None
+
+
+@bp.post("/api/v1/cases/<case_id>/after-return")
+@require_roles("caseworker")
+@doc(summary="Record what became known of a person after their return (a case that has been repatriated; "
+             "409 not_returned otherwise). The same record sent again answers the one stored "
+             "(Idempotent-Replayed: true)", body=AfterReturnIn, responses={201: AfterReturnOut, 404: None, 409: None})
+def record_after_return(case_id: str):
+    """Add an after-return record (custody, outcome, forced labour, ill-treatment) to a returned person's case."""
+    record, replayed = _recorded(handlers.record_after_return, case_id, load_body(AfterReturnIn()))
+    return _created(record, replayed, AfterReturnOut)
+
+
+@bp.post("/api/v1/cases/<case_id>/asylum")
+@require_roles("caseworker")
+@doc(summary="Record a step of an asylum procedure: article 46, UNHCR's refugee status determination, a status "
+             "granted by China. The same record sent again answers the one stored (Idempotent-Replayed: true)",
+     body=AsylumIn, responses={201: AsylumOut, 404: None})
+def record_asylum(case_id: str):
+    """Add an asylum record to a case."""
+    record, replayed = _recorded(handlers.record_asylum, case_id, load_body(AsylumIn()))
+    return _created(record, replayed, AsylumOut)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
+
+from shared.events import ASYLUM_STEPS, ILL_TREATMENT, LABOUR_WORK, SENTENCED_OUTCOMES
+from shared.i18n import N_
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "reported": ("detained", "deportation_imminent", "repatriated", "released", "in_third_country",
@@ -320,3 +325,154 @@ def record_snapshot(case: dict, payload: dict) -> dict:
     if any(s["snapshot_id"] == mark["snapshot_id"] for s in case.get("upr_snapshots", [])):
         return case
     return {**case, "upr_snapshots": case.get("upr_snapshots", []) + [mark]}
+
+
+# --- after return and asylum: what became known of a returned person, and asylum procedures -------
+
+RECORD_NAMESPACE = uuid.UUID("3f0c7a52-5d0e-4c39-9a53-2d6b1e1f6a11")
+NAMED_LISTS = ("products", "facilities", "companies")
+NOT_RETURNED = N_("Only a case that has been repatriated has news after return.")
+FUTURE_DATE = N_("Must not be in the future.")
+EFFECTIVE_AFTER_LEARNED = N_("Cannot be after the date it was learned.")
+SENTENCE_WITHOUT_CAMP = N_("A sentence goes only with a labour training camp or a kyohwaso.")
+LABOUR_DENIED = N_("Forced labour is recorded as no: leave the kinds of work and products empty.")
+NOT_A_STEP = N_("Not a step of this procedure.")
+
+
+class NotReturned(Exception):
+    """News after return for a case that has never been repatriated."""
+
+
+class InvalidRecord(Exception):
+    """A record whose fields contradict each other or the calendar; `fields` maps each field to
+    its messages (fixed words, never the value)."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()))
+        self.fields = fields
+
+
+def _in_order(values, choices: tuple[str, ...]) -> list[str]:
+    """Fixed choices de-duplicated, in the list's own order (so the same record reads the same)."""
+    return [c for c in choices if c in set(values)]
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _distinct_names(names) -> list[str]:
+    """Names of things de-duplicated regardless of case and spacing (the first spelling kept), in
+    alphabetical order: the order they were typed in says nothing."""
+    out: dict[str, str] = {}
+    for name in names:
+        out.setdefault(_name_key(name), " ".join(name.split()))
+    return [out[key] for key in sorted(out)]
+
+
+def record_id(case_id: str, kind: str, record: dict) -> str:
+    """A record's id from its case and its content (names of things regardless of case): the
+    same command sent again (a retry, a double click, a replay) names the same record, which the
+    case then already holds."""
+    content = {k: ([_name_key(n) for n in v] if k in NAMED_LISTS else v) for k, v in record.items()}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return str(uuid.uuid5(RECORD_NAMESPACE, f"{case_id}\n{kind}\n{canonical}"))
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def after_return_record(case_id: str, cmd: dict, today: dt.date) -> dict:
+    """A validated after-return record (the API's fields, dates as ISO strings, lists
+    de-duplicated, its deterministic record_id) from a loaded command (dates as dates, choices
+    and names already checked one by one); InvalidRecord says what contradicts what."""
+    errors: dict[str, list[str]] = {}
+    learned_on, effective_on = cmd["learned_on"], cmd.get("effective_on")
+    for name, value in (("learned_on", learned_on), ("effective_on", effective_on)):
+        if value is not None and value > today:
+            errors.setdefault(name, []).append(FUTURE_DATE)
+    if effective_on is not None and effective_on > learned_on and "effective_on" not in errors:
+        errors["effective_on"] = [EFFECTIVE_AFTER_LEARNED]
+    outcome = cmd.get("outcome", "unknown")
+    if cmd.get("sentence_years") is not None and outcome not in SENTENCED_OUTCOMES:
+        errors["sentence_years"] = [SENTENCE_WITHOUT_CAMP]
+    forced_labour = cmd.get("forced_labour", "unknown")
+    if forced_labour == "no":
+        for name in ("work", "products"):
+            if cmd.get(name):
+                errors[name] = [LABOUR_DENIED]
+    if errors:
+        raise InvalidRecord(errors)
+    sentence = cmd.get("sentence_years")
+    record = {
+        "learned_on": learned_on.isoformat(), "effective_on": _iso(effective_on),
+        "source_type": cmd["source_type"], "source_reliability": cmd["source_reliability"],
+        "custody": cmd.get("custody", "unknown"), "outcome": outcome,
+        "sentence_years": float(sentence) if sentence is not None else None, "forced_labour": forced_labour,
+        "work": _in_order(cmd.get("work", []), LABOUR_WORK),
+        **{name: _distinct_names(cmd.get(name, [])) for name in NAMED_LISTS},
+        "ill_treatment": _in_order(cmd.get("ill_treatment", []), ILL_TREATMENT),
+    }
+    return {"record_id": record_id(case_id, "after_return", record), **record}
+
+
+def asylum_record(case_id: str, cmd: dict, today: dt.date) -> dict:
+    """A validated asylum record (the API's fields, its deterministic record_id); InvalidRecord
+    for a step of another procedure or a date in the future."""
+    errors: dict[str, list[str]] = {}
+    if cmd["step"] not in ASYLUM_STEPS[cmd["procedure"]]:
+        errors["step"] = [NOT_A_STEP]
+    if cmd["effective_on"] > today:
+        errors["effective_on"] = [FUTURE_DATE]
+    if errors:
+        raise InvalidRecord(errors)
+    record = {"procedure": cmd["procedure"], "step": cmd["step"], "effective_on": cmd["effective_on"].isoformat(),
+              "source_type": cmd["source_type"], "source_reliability": cmd["source_reliability"]}
+    return {"record_id": record_id(case_id, "asylum", record), **record}
+
+
+def has_been_returned(case: dict) -> bool:
+    """Whether the case was ever repatriated (it may have moved on, to whereabouts_unknown)."""
+    return any(entry["status"] == "repatriated" for entry in case["history"])
+
+
+def _after_return_order(record: dict) -> tuple:
+    # By the date it happened (a record without one where it was learned), then when learned.
+    return record["effective_on"] or record["learned_on"], record["learned_on"], record["record_id"]
+
+
+def _asylum_order(record: dict) -> tuple:
+    steps = ASYLUM_STEPS[record["procedure"]]
+    return record["effective_on"], tuple(ASYLUM_STEPS).index(record["procedure"]), steps.index(record["step"]), \
+        record["record_id"]
+
+
+def add_after_return(case: dict, record: dict, now: dt.datetime) -> dict:
+    """The case with an after-return record (NotReturned unless it was ever repatriated), or the
+    very same case if it already holds that record (the same command again)."""
+    if not has_been_returned(case):
+        raise NotReturned(case["_id"])
+    return _add(case, "after_return", record, now, _after_return_order)
+
+
+def add_asylum(case: dict, record: dict, now: dt.datetime) -> dict:
+    """The case with an asylum record, or the very same case if it already holds it."""
+    return _add(case, "asylum", record, now, _asylum_order)
+
+
+def _add(case: dict, key: str, record: dict, now: dt.datetime, order) -> dict:
+    held = case.get(key) or []
+    if any(r["record_id"] == record["record_id"] for r in held):
+        return case
+    return {**case, key: sorted(held + [{**record, "recorded_at": now}], key=order)}
+
+
+def find_record(case: dict, key: str, record_id: str) -> dict | None:
+    """One of the case's after_return or asylum records by its id."""
+    return next((r for r in case.get(key) or [] if r["record_id"] == record_id), None)
+
+
+def record_payload(record: dict) -> dict:
+    """A stored record as its event carries it (the API's fields and the record_id, no more)."""
+    return {k: v for k, v in record.items() if k != "recorded_at"}

@@ -170,3 +170,48 @@ def readable_history(case: dict, roles, notes: Keyring) -> dict:
     opened = [notes.decrypt(e["reason_sealed"], bound_to=case["_id"])["reason"]
               if may_read and e.get("reason_sealed") else None for e in case["history"]]
     return {**case, "history": domain.history_for(case, roles, opened)}
+
+
+def record_after_return(case_id: str, cmd: dict, *, actor: str, store: CaseStore, publisher: Publisher,
+                        now: dt.datetime) -> tuple[dict, bool]:
+    """Add what became known of a returned person to the case, with its case.after_return_recorded
+    and its audit.recorded in the same version: (the stored record, True if the case already held
+    it: the same command again adds nothing). NotFound, domain.NotReturned, domain.InvalidRecord."""
+    record = domain.after_return_record(case_id, cmd, now.date())
+    return _record(case_id, "after_return", record, domain.add_after_return, "case.after_return_recorded",
+                   record["outcome"], actor=actor, store=store, publisher=publisher, now=now)
+
+
+def record_asylum(case_id: str, cmd: dict, *, actor: str, store: CaseStore, publisher: Publisher,
+                  now: dt.datetime) -> tuple[dict, bool]:
+    """Add a step of an asylum procedure to the case, with its case.asylum_recorded and its
+    audit.recorded in the same version: (the stored record, True if it was already there)."""
+    record = domain.asylum_record(case_id, cmd, now.date())
+    return _record(case_id, "asylum", record, domain.add_asylum, "case.asylum_recorded",
+                   f"{record['procedure']} {record['step']}", actor=actor, store=store, publisher=publisher, now=now)
+
+
+_AUDIT_ACTION = {"after_return": "after_return_recorded", "asylum": "asylum_recorded"}
+
+
+def _record(case_id: str, key: str, record: dict, add, event_type: str, detail: str, *, actor: str,
+            store: CaseStore, publisher: Publisher, now: dt.datetime) -> tuple[dict, bool]:
+    held = False  # whether the case already held the record, as of the decision that stood
+
+    def decide(case: dict | None):
+        nonlocal held
+        if case is None:
+            raise NotFound(case_id)
+        updated = add(case, record, now)
+        held = updated is case
+        if held:
+            return None
+        recorded = new_event(event_type, producer="case", case_id=case_id, actor=actor, now=now,
+                             payload=domain.record_payload(record))
+        audited = audit_events.recorded(_AUDIT_ACTION[key], producer="case", actor=actor, case_ids=[case_id],
+                                        object_id=record["record_id"], detail=detail, now=now,
+                                        correlation_id=recorded["correlation_id"], causation_id=recorded["event_id"])
+        return updated, [recorded, audited]
+
+    case = store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
+    return domain.find_record(case, key, record["record_id"]), held

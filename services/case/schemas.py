@@ -5,6 +5,9 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from shared import unhcr_offices
+from shared.events import (ASYLUM_STEP_NAMES, ASYLUM_STEPS, CUSTODY, FORCED_LABOUR, ILL_TREATMENT, LABOUR_WORK,
+                           NAMED_THINGS_MAX, RELIABILITIES, RETURN_OUTCOMES, SENTENCE_YEARS_MAX, SOURCE_TYPES,
+                           NamedThing, sentence_in_halves)
 
 from services.case.domain import STATUSES
 
@@ -66,6 +69,77 @@ class AdvocacySummary(Schema):
     drafts = fields.Integer(metadata={"description": "appeals still in draft"})
 
 
+class AfterReturnIn(Schema):
+    """POST /api/v1/cases/{case_id}/after-return: what became known of a returned person."""
+
+    learned_on = fields.Date(required=True, metadata={"description": "when the organisation learned it"})
+    effective_on = fields.Date(load_default=None, allow_none=True, metadata={
+        "description": "when it happened (the business date counted); on or before learned_on"})
+    source_type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
+    source_reliability = fields.String(required=True, validate=validate.OneOf(RELIABILITIES))
+    custody = fields.String(load_default="unknown", validate=validate.OneOf(CUSTODY),
+                            metadata={"description": "the first custodial authority"})
+    outcome = fields.String(load_default="unknown", validate=validate.OneOf(RETURN_OUTCOMES))
+    sentence_years = fields.Float(load_default=None, allow_none=True, allow_nan=False,
+                                  validate=[validate.Range(min=0, max=SENTENCE_YEARS_MAX), sentence_in_halves],
+                                  metadata={
+                                      "description": "in halves of a year; only with labour_training_camp or kyohwaso",
+                                      "multipleOf": 0.5})
+    forced_labour = fields.String(load_default="unknown", validate=validate.OneOf(FORCED_LABOUR))
+    work = fields.List(fields.String(validate=validate.OneOf(LABOUR_WORK)), load_default=list,
+                       validate=validate.Length(max=len(LABOUR_WORK) * 2))
+    products = fields.List(NamedThing(), load_default=list, validate=validate.Length(max=NAMED_THINGS_MAX),
+                           metadata={"description": "things, never people: no phone number or e-mail address"})
+    facilities = fields.List(NamedThing(), load_default=list, validate=validate.Length(max=NAMED_THINGS_MAX))
+    companies = fields.List(NamedThing(), load_default=list, validate=validate.Length(max=NAMED_THINGS_MAX))
+    ill_treatment = fields.List(fields.String(validate=validate.OneOf(ILL_TREATMENT)), load_default=list,
+                                validate=validate.Length(max=len(ILL_TREATMENT) * 2))
+
+
+class AfterReturnOut(Schema):
+    """An after-return record of a case."""
+
+    record_id = fields.String()
+    learned_on = fields.String()
+    effective_on = fields.String(allow_none=True)
+    source_type = fields.String()
+    source_reliability = fields.String()
+    custody = fields.String()
+    outcome = fields.String()
+    sentence_years = fields.Float(allow_none=True)
+    forced_labour = fields.String()
+    work = fields.List(fields.String())
+    products = fields.List(fields.String())
+    facilities = fields.List(fields.String())
+    companies = fields.List(fields.String())
+    ill_treatment = fields.List(fields.String())
+    recorded_at = fields.DateTime()
+
+
+class AsylumIn(Schema):
+    """POST /api/v1/cases/{case_id}/asylum: a step of an asylum procedure."""
+
+    procedure = fields.String(required=True, validate=validate.OneOf(tuple(ASYLUM_STEPS)))
+    step = fields.String(required=True, validate=validate.OneOf(ASYLUM_STEP_NAMES), metadata={
+        "description": "art46: " + ", ".join(ASYLUM_STEPS["art46"]) + "; unhcr_rsd: "
+                       + ", ".join(ASYLUM_STEPS["unhcr_rsd"]) + "; china_status: " + ", ".join(ASYLUM_STEPS["china_status"])})
+    effective_on = fields.Date(required=True)
+    source_type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
+    source_reliability = fields.String(required=True, validate=validate.OneOf(RELIABILITIES))
+
+
+class AsylumOut(Schema):
+    """An asylum record of a case."""
+
+    record_id = fields.String()
+    procedure = fields.String()
+    step = fields.String()
+    effective_on = fields.String()
+    source_type = fields.String()
+    source_reliability = fields.String()
+    recorded_at = fields.DateTime()
+
+
 class CaseOut(Schema):
     """A case: non-identifying attributes only, never a name."""
 
@@ -90,6 +164,9 @@ class CaseOut(Schema):
     history = fields.List(fields.Nested(HistoryEntry))
     upr_snapshots = fields.List(fields.Dict())
     advocacy = fields.Nested(AdvocacySummary)
+    after_return = fields.List(fields.Nested(AfterReturnOut), dump_default=list, metadata={
+        "description": "news after return, by the date it happened, then the date it was learned"})
+    asylum = fields.List(fields.Nested(AsylumOut), dump_default=list, metadata={"description": "by effective date"})
     allowed_transitions = fields.List(fields.String())
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
