@@ -113,7 +113,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Steps 1 and 2, on a Unix socket only.
+	// Steps 1 and 2, on a Unix socket only, in a folder no other user may enter (step 1 asks no login).
+	if err := os.MkdirAll(*runDir, 0o700); err != nil {
+		fail(1, "%v", err)
+	}
+	if err := os.Chmod(*runDir, 0o700); err != nil {
+		fail(1, "the run folder must be private (0700): %v", err)
+	}
 	socket := filepath.Join(*runDir, "ferretdb-setup.sock")
 	onSocket := func(step string, extra []string, env []string, credential *options.Credential,
 		work func(context.Context, *mongo.Client) error) {
