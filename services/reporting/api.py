@@ -11,9 +11,9 @@ from shared.mongo import utcnow
 from shared.http import doc, load_body, load_query
 from shared.web import resources
 
-from services.reporting import figures, handlers
-from services.reporting.schemas import (AnnexQuery, QuestionList, QuestionsQuery, SnapshotIn, SnapshotList,
-                                        SnapshotOut, StatisticsQuery, Table)
+from services.reporting import evidence, figures, handlers
+from services.reporting.schemas import (AnnexQuery, EvidenceQuery, EvidenceRegister, QuestionList, QuestionsQuery,
+                                        SnapshotIn, SnapshotList, SnapshotOut, StatisticsQuery, Table)
 from services.reporting.store import ReportingStore
 
 bp = Blueprint("reporting_api", __name__)
@@ -59,6 +59,17 @@ def upr_questions():
     level = _disclosure(query["disclosure"])
     return jsonify({"items": figures.questions(_store().all_records(), as_of=query["as_of"], since=query.get("since"),
                                                disclosure_level=level)})
+
+
+@bp.get("/api/v1/evidence/supply-chain")
+@require_roles(*ANY_ROLE)
+@doc(summary="Products, facilities and companies named in after-return testimonies (public: names given by "
+             "fewer than 5 persons withheld)", query=EvidenceQuery, responses={200: EvidenceRegister})
+def supply_chain():
+    """The evidence register, from after-return records only; never a person."""
+    query = load_query(EvidenceQuery())
+    level = _disclosure(query["disclosure"])
+    return jsonify(evidence.register(_store().all_records(), as_of=query["as_of"].isoformat(), disclosure_level=level))
 
 
 @bp.post("/api/v1/upr/snapshots")

@@ -18,6 +18,19 @@ from shared.people import AGE_GROUPS, age_group
 
 MEASURES = ("detained", "deportation_imminent", "repatriated", "reported", "unhcr_access_requested",
             "unhcr_access_granted", "appeals_issued")
+# Measures of the after-return and asylum records (API.md): each read from the case's latest
+# after-return record effective on or before as_of, or from the asylum steps reached by then.
+AFTER_RETURN_MEASURES = ("returned_fate_known", "held_by_mss", "sent_to_kyohwaso", "sent_to_kwanliso",
+                         "sent_to_labour_training_camp", "died_or_disappeared", "forced_labour_reported",
+                         "ill_treatment_reported")
+ASYLUM_MEASURE_STEPS = {"art46_applied": ("art46", None), "art46_tic_issued": ("art46", "tic_issued"),
+                "art46_granted": ("art46", "granted"), "unhcr_recognised": ("unhcr_rsd", "recognised"),
+                "china_status_granted": ("china_status", "granted")}  # measure -> (procedure, step; None: any)
+ASYLUM_MEASURES = tuple(ASYLUM_MEASURE_STEPS)
+ALL_MEASURES = MEASURES + AFTER_RETURN_MEASURES + ASYLUM_MEASURES
+AFTER_RETURN_FIELDS = ("learned_on", "effective_on", "source_type", "source_reliability", "custody", "outcome",
+                       "sentence_years", "forced_labour", "work", "products", "facilities", "companies",
+                       "ill_treatment")
 DIMENSIONS = ("sex", "age_group", "province", "nationality", "status")
 DETAINED = ("detained", "deportation_imminent")
 NOT_A_PERSON = ("closed_duplicate", "closed_unfounded")  # a merged duplicate, or a report found untrue
@@ -40,7 +53,7 @@ def new_record(case_id: str) -> dict:
     """An empty record: filled in by whichever event about the case arrives first."""
     return {"_id": case_id, "sex": "unknown", "birth_year": None, "nationality": "KP", "province": None,
             "consent_statistics": True, "reported_on": None, "timeline": [], "merged_into": None,
-            "requests": {}, "appeals": {}, "upr_snapshots": []}
+            "requests": {}, "appeals": {}, "upr_snapshots": [], "after_return": {}, "asylum": {}}
 
 
 def apply_event(record: dict | None, event: dict) -> dict:
@@ -97,6 +110,17 @@ def apply_event(record: dict | None, event: dict) -> dict:
         if answer not in appeal["answers"]:
             appeal = {**appeal, "answers": appeal["answers"] + [answer]}
         record["appeals"] = {**record["appeals"], payload["appeal_id"]: appeal}
+    elif kind == "case.after_return_recorded":
+        # Keyed by record id: a redelivery rewrites the same entry, and the order news arrives in
+        # does not matter (which record is latest is decided by its business date when counting).
+        entry = {k: payload.get(k) for k in AFTER_RETURN_FIELDS}
+        entry.update({k: _day(entry[k]) for k in ("learned_on", "effective_on")})
+        entry.update({k: list(entry[k] or []) for k in ("work", "products", "facilities", "companies", "ill_treatment")})
+        record["after_return"] = {**record.get("after_return", {}), payload["record_id"]: entry}
+    elif kind == "case.asylum_recorded":
+        entry = {"procedure": payload["procedure"], "step": payload["step"], "effective_on": _day(payload["effective_on"]),
+                 "source_reliability": payload.get("source_reliability")}
+        record["asylum"] = {**record.get("asylum", {}), payload["record_id"]: entry}
     elif kind == "upr.snapshot_taken":
         mark = {"snapshot_id": payload["snapshot_id"], "cycle": payload["cycle"], "as_of": _day(payload["as_of"])}
         if mark not in record["upr_snapshots"]:
@@ -128,6 +152,43 @@ def _within(day: str | None, since: str | None, as_of: str) -> bool:
     return day is not None and day <= as_of and (since is None or day > since)
 
 
+def after_return_on(entry: dict) -> str | None:
+    """The business date of an after-return record: when the outcome happened, or, not known, when
+    the organisation learned of it (the first date it can be said to hold)."""
+    return entry.get("effective_on") or entry.get("learned_on")
+
+
+def latest_after_return(record: dict, as_of: str) -> tuple[str, dict] | None:
+    """(record id, record) of the case's latest after-return record effective on or before as_of;
+    ties by the date learned, then the record id, so every delivery order gives the same one."""
+    dated = [(after_return_on(e), e.get("learned_on") or "", rid, e) for rid, e in (record.get("after_return") or {}).items()
+             if after_return_on(e) is not None and after_return_on(e) <= as_of]
+    if not dated:
+        return None
+    _, _, rid, entry = max(dated, key=lambda t: t[:3])
+    return rid, entry
+
+
+AFTER_RETURN_TESTS = {
+    "returned_fate_known": lambda e: e.get("outcome") not in (None, "unknown"),
+    "held_by_mss": lambda e: e.get("custody") == "mss",
+    "sent_to_kyohwaso": lambda e: e.get("outcome") == "kyohwaso",
+    "sent_to_kwanliso": lambda e: e.get("outcome") == "kwanliso",
+    "sent_to_labour_training_camp": lambda e: e.get("outcome") == "labour_training_camp",
+    "died_or_disappeared": lambda e: e.get("outcome") in ("died_in_custody", "disappeared"),
+    "forced_labour_reported": lambda e: e.get("forced_labour") == "yes",
+    "ill_treatment_reported": lambda e: bool(e.get("ill_treatment")),
+}
+
+
+def step_reached_on(record: dict, measure: str) -> str | None:
+    """The first business date on which the case reached an asylum measure's step, or None."""
+    procedure, step = ASYLUM_MEASURE_STEPS[measure]
+    days = [e["effective_on"] for e in (record.get("asylum") or {}).values()
+            if e["procedure"] == procedure and (step is None or e["step"] == step) and e.get("effective_on")]
+    return min(days) if days else None
+
+
 def in_measure(record: dict, measure: str, as_of: str, since: str | None) -> bool:
     """Whether a (countable) case is in a measure: on `as_of`, or for event measures in (since, as_of]."""
     if measure == "detained":
@@ -145,6 +206,12 @@ def in_measure(record: dict, measure: str, as_of: str, since: str | None) -> boo
                    for r in record["requests"].values() for o in r["outcomes"])
     if measure == "appeals_issued":
         return any(_within(a.get("issued_on"), since, as_of) for a in record["appeals"].values())
+    if measure in AFTER_RETURN_TESTS:
+        latest = latest_after_return(record, as_of)
+        return latest is not None and _within(after_return_on(latest[1]), since, as_of) and \
+            AFTER_RETURN_TESTS[measure](latest[1])
+    if measure in ASYLUM_MEASURE_STEPS:
+        return _within(step_reached_on(record, measure), since, as_of)
     raise ValueError(f"unknown measure {measure!r}")
 
 

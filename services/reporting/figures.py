@@ -82,15 +82,32 @@ def series(records: list[dict], *, as_of: dt.date, months: int = 24, disclosure_
 # --- the UPR questions --------------------------------------------------------------------------
 
 QUESTIONS = (
-    ("detained_now", "How many North Korean nationals (disaggregated by age and gender) are currently detained in "
-                     "China?", "detained"),
+    ("detained_by_age_sex", "How many North Korean nationals (disaggregated by age and gender) are currently "
+                            "detained in China?", "detained"),
     ("facing_deportation", "How many of them will be deported to North Korea?", "deportation_imminent"),
     ("returned", "How many North Koreans were forcibly returned to the DPRK in the period?", "repatriated"),
+    ("pattern_after_return", "For the purpose of article 3 of the Convention against Torture, is there no "
+                             "consistent pattern of gross, flagrant or mass violations of human rights in North "
+                             "Korea?", "returned_fate_known"),
+    ("art46", "How many persons, disaggregated by nationality, have applied for refugee status under article 46 of "
+              "the Exit and Entry Administration Law, been issued temporary identity certificates, been granted "
+              "refugee status?", "art46_applied"),
+    ("unhcr_recognition", "How many persons, disaggregated by nationality, have been granted refugee status "
+                          "through UNHCR review since 2018?", "unhcr_recognised"),
     ("unhcr_access", "How many persons did UNHCR get access to, and how many requests for access were made?",
      "unhcr_access_requested"),
     ("appeals", "How many urgent appeals were issued to UN mechanisms and governments for persons at risk of "
                 "return?", "appeals_issued"),
+    ("business", "How many Chinese businesses have trade and/or investment interests in North Korea, what is the "
+                 "volume and type of that trade, and how does the government ensure that its corporations abide "
+                 "by the Guiding Principles on Business and Human Rights?", None),
 )
+PATTERN = ("held_by_mss", "sent_to_kyohwaso", "sent_to_kwanliso", "sent_to_labour_training_camp",
+           "died_or_disappeared", "forced_labour_reported", "ill_treatment_reported")
+ART46 = ("art46_applied", "art46_tic_issued", "art46_granted", "china_status_granted")
+UNHCR_SINCE = dt.date(2017, 12, 31)  # "since 2018": the period (31 December 2017, as_of]
+WORK_WORDS = {"mining": "mining", "logging": "logging", "farming": "farming", "construction": "construction",
+              "textiles": "textiles", "wigs_eyelashes": "wigs and false eyelashes", "other": "other work"}
 
 
 def _amount(value: int | None) -> str:
@@ -103,25 +120,75 @@ def _by_sex(records: list[dict], *, measure: str, as_of: dt.date, since: dt.date
     """'12 women or girls, 30 men or boys' from the measure's own table by sex (a suppressed cell
     may be a secondary one, so it is not called small: just unpublished)."""
     by_sex = table(records, measure=measure, as_of=as_of, since=since, by=["sex"], disclosure_level=disclosure_level)
+    return _sexes_of(by_sex)
+
+
+def _sexes_of(by_sex: dict) -> str:
     words = {"female": "women or girls", "male": "men or boys", "unknown": "of unrecorded sex"}
     parts = [f"{'an unpublished number of' if c['count'] is None else c['count']} {words[c['sex']]}"
              for c in by_sex["cells"] if c["count"] != 0]
     return ", ".join(parts) or "none"
 
 
+def _small(count: int, disclosure_level: str) -> int | None:
+    """A count that stands alone (not a cell of a table with a total): 1 to 4 unpublished in public."""
+    return None if disclosure_level == "public" and 0 < count < disclosure.THRESHOLD else count
+
+
+def after_return_facts(records: list[dict], *, as_of: dt.date, since: dt.date | None, disclosure_level: str) -> dict:
+    """What the tables cannot hold: the median kyohwaso sentence and the kinds of forced labour,
+    from the latest after-return record of each counted case (the records the measures read)."""
+    day, start = as_of.isoformat(), since.isoformat() if since else None
+    sentences, work = [], dict.fromkeys(WORK_WORDS, 0)
+    for record in records:
+        if not domain.counts_as_person(record):
+            continue
+        if domain.in_measure(record, "sent_to_kyohwaso", day, start):
+            years = domain.latest_after_return(record, day)[1].get("sentence_years")
+            if years is not None:
+                sentences.append(float(years))
+        if domain.in_measure(record, "forced_labour_reported", day, start):
+            for kind in set(domain.latest_after_return(record, day)[1].get("work") or []):
+                if kind in work:
+                    work[kind] += 1
+    known = len(sentences)
+    hidden = disclosure_level == "public" and 0 < known < disclosure.THRESHOLD
+    ordered = sorted(sentences)
+    median = None if not ordered or hidden else (
+        ordered[known // 2] if known % 2 else (ordered[known // 2 - 1] + ordered[known // 2]) / 2)
+    return {"median_sentence": {"years": median, "sentences": None if hidden else known, "suppressed": hidden},
+            "work": {"cells": [{"work": k, "count": _small(v, disclosure_level),
+                                **({"suppressed": True} if _small(v, disclosure_level) is None else {})}
+                               for k, v in work.items()],
+                     "note": "A case may name several kinds of work; each count 1 to 4 is unpublished in public."}}
+
+
+def _years(value: float) -> str:
+    return f"{value:g}"
+
+
 def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, disclosure_level: str) -> list[dict]:
-    """The submission's questions to China that case data can answer, each with a sentence ready
-    to paste and the tables behind it (the same tables the statistics endpoint gives)."""
+    """The submission's questions to China, each with a sentence ready to paste that says the
+    figures are of documented cases, and the tables behind it (the same tables the statistics
+    endpoint gives, keyed by measure); the business question says what case data cannot answer."""
+    from services.reporting import evidence  # the register, for the post-return and business answers
+
     when = format_date(as_of, "long", locale="en")
     period = (f"between {format_date(since + dt.timedelta(days=1), 'long', locale='en')} and {when}" if since
               else f"up to {when}")
+    register = evidence.register(records, as_of=as_of.isoformat(), disclosure_level=disclosure_level)
     items = []
     for qid, question, measure in QUESTIONS:
-        main = table(records, measure=measure, as_of=as_of, since=since, by=["sex", "age_group"],
-                     disclosure_level=disclosure_level)
-        figures = {measure: main}
-        total = _amount(main["total"])
-        if qid == "detained_now":
+        def tab(name, by=("sex", "age_group"), start=since):
+            return table(records, measure=name, as_of=as_of, since=start, by=list(by), disclosure_level=disclosure_level)
+
+        figures: dict = {}
+        if measure is not None:
+            main = tab(measure, by=("nationality",) if qid in ("art46", "unhcr_recognition") else ("sex", "age_group"),
+                       start=(since or UNHCR_SINCE) if qid == "unhcr_recognition" else since)
+            figures[measure] = main
+            total = _amount(main["total"])
+        if qid == "detained_by_age_sex":
             sexes = _by_sex(records, measure=measure, as_of=as_of, since=since, disclosure_level=disclosure_level)
             text = (f"As of {when}, the cases documented by Non-Refoulement Watch include {total} North Korean "
                     f"nationals detained in China ({sexes}); the age breakdown is in the table.")
@@ -130,14 +197,63 @@ def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, dis
         elif qid == "returned":
             sexes = _by_sex(records, measure=measure, as_of=as_of, since=since, disclosure_level=disclosure_level)
             text = f"{total} documented persons were forcibly returned to the DPRK {period} ({sexes})."
+        elif qid == "pattern_after_return":
+            figures[f"{measure}_by_sex"] = tab(measure, by=("sex",))
+            for name in PATTERN:
+                figures[name] = tab(name, by=("sex",))
+            facts = after_return_facts(records, as_of=as_of, since=since, disclosure_level=disclosure_level)
+            figures.update(facts)
+            figures["products"] = {"names": [p["name"] for p in register["products"]],
+                                   "source": "/api/v1/evidence/supply-chain"}
+            n = {name: _amount(figures[name]["total"]) for name in PATTERN}
+            median = facts["median_sentence"]
+            sentence = ("" if not median["sentences"] and not median["suppressed"] else
+                        " Too few kyohwaso sentences are documented to publish their median." if median["years"] is None
+                        else f" The median kyohwaso sentence documented is {_years(median['years'])} years "
+                             f"({median['sentences']} sentences known).")
+            kinds = [WORK_WORDS[c["work"]] for c in facts["work"]["cells"] if c["count"] != 0]
+            products = figures["products"]["names"]
+            text = (f"Of the persons documented by Non-Refoulement Watch as forcibly returned to the DPRK whose fate "
+                    f"after return was known as of {when}{' (the latest news dated ' + period + ')' if since else ''}, {total} in all ({_sexes_of(figures[f'{measure}_by_sex'])}"
+                    f"), according to the latest news of each: {n['held_by_mss']} were held by the Ministry of State "
+                    f"Security; {n['sent_to_kyohwaso']} were sent to a kyohwaso (reform-through-labour prison), "
+                    f"{n['sent_to_kwanliso']} to a kwanliso (political prison camp) and "
+                    f"{n['sent_to_labour_training_camp']} to a labour training camp; {n['died_or_disappeared']} died "
+                    f"in custody or disappeared.{sentence} {n['forced_labour_reported']} were reported to have been "
+                    f"made to do forced labour" + (f" ({', '.join(kinds)})" if kinds else "")
+                    + (f", producing goods including {', '.join(products)}" if products else "")
+                    + f"; {n['ill_treatment_reported']} reported torture, sexual violence, forced abortion or other "
+                      "ill-treatment. The tables give each figure by sex.")
+        elif qid == "art46":
+            for name in ART46[1:]:
+                figures[name] = tab(name, by=("nationality",))
+            text = (f"{period[0].upper()}{period[1:]}, {total} persons documented by Non-Refoulement Watch applied "
+                    f"for refugee status under article 46 of the Exit and Entry Administration Law; "
+                    f"{_amount(figures['art46_tic_issued']['total'])} were issued temporary identity certificates "
+                    f"and {_amount(figures['art46_granted']['total'])} were granted refugee status; "
+                    f"{_amount(figures['china_status_granted']['total'])} were granted a status by China. The tables "
+                    "give each figure by nationality.")
+        elif qid == "unhcr_recognition":
+            start = since or UNHCR_SINCE
+            text = (f"Between {format_date(start + dt.timedelta(days=1), 'long', locale='en')} and {when}, {total} "
+                    "persons documented by Non-Refoulement Watch were recognised as refugees by UNHCR; the table "
+                    "gives them by nationality.")
         elif qid == "unhcr_access":
-            granted = table(records, measure="unhcr_access_granted", as_of=as_of, since=since, by=["sex", "age_group"],
-                            disclosure_level=disclosure_level)
+            granted = tab("unhcr_access_granted")
             figures["unhcr_access_granted"] = granted
             text = (f"UNHCR access was requested for {total} documented persons {period}; access was granted for "
                     f"{_amount(granted['total'])} of them.")
-        else:
+        elif qid == "appeals":
             text = f"Urgent appeals were issued for {total} documented persons at risk of return {period}."
+        else:
+            listed = {kind: len(register[kind]) for kind in evidence.KINDS}
+            figures["evidence_register"] = {**listed, "source": "/api/v1/evidence/supply-chain"}
+            text = ("Case data cannot answer this question: the cases documented by Non-Refoulement Watch say "
+                    "nothing of businesses' trade or investment, its volume or type, or what the government does "
+                    "to hold its corporations to the Guiding Principles. What they hold instead is the evidence "
+                    f"register of forced labour after return, which as of {when} lists the names given in "
+                    f"testimonies of returned persons: products: {listed['products']}; facilities: "
+                    f"{listed['facilities']}; companies: {listed['companies']} (the supply-chain evidence register).")
         items.append({"id": qid, "question": question, "answer_text": text, "figures": figures})
     return items
 

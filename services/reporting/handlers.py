@@ -17,7 +17,7 @@ TOPIC = "reporting.events"
 # What the read model is built from: intake's, the case service's and advocacy's events.
 EVENT_TYPES = ("case.reported", "consent.changed", "case.merged", "case.opened", "case.status_changed",
                "case.facts_updated", "unhcr_access.requested", "unhcr_access.responded", "appeal.issued",
-               "appeal.answered")
+               "appeal.answered", "case.after_return_recorded", "case.asylum_recorded")
 
 
 def on_event(event: dict, *, store: ReportingStore) -> None:

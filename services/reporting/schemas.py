@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from shared.events import UPR_CYCLE
 from shared.people import not_future
 
-from services.reporting.domain import DIMENSIONS, MEASURES
+from services.reporting.domain import ALL_MEASURES, DIMENSIONS
 
 
 class ByField(fields.Field):
@@ -33,7 +33,7 @@ class ByField(fields.Field):
 class StatisticsQuery(Schema):
     """GET /api/v1/statistics."""
 
-    measure = fields.String(required=True, validate=validate.OneOf(MEASURES))
+    measure = fields.String(required=True, validate=validate.OneOf(ALL_MEASURES))
     as_of = fields.Date(load_default=None, validate=not_future)
     since = fields.Date(load_default=None)
     by = ByField(load_default=list)
@@ -82,7 +82,45 @@ class Question(Schema):
     id = fields.String()
     question = fields.String()
     answer_text = fields.String()
-    figures = fields.Dict(keys=fields.String(), values=fields.Nested(Table))
+    figures = fields.Dict(keys=fields.String(), metadata={
+        "description": "each measure's table (as /api/v1/statistics gives it), keyed by measure (or measure and "
+                       "breakdown); beside them figures that are not tables (median sentence, kinds of work, what "
+                       "the evidence register holds), each an object"})
+
+
+class EvidenceQuery(Schema):
+    """GET /api/v1/evidence/supply-chain."""
+
+    as_of = fields.Date(load_default=None, validate=not_future)
+    disclosure = fields.String(load_default="public", validate=validate.OneOf(("public", "internal")))
+
+    @post_load
+    def _today(self, data, **_kwargs):
+        return {**data, "as_of": data["as_of"] or dt.date.today()}
+
+
+class EvidenceItem(Schema):
+    """A product, facility or company named in after-return testimonies (never a person)."""
+
+    name = fields.String()
+    testimonies = fields.Integer(metadata={"description": "after-return records naming it"})
+    first_on = fields.String(metadata={"description": "the earliest business date among them (public: the month)"})
+    last_on = fields.String(metadata={"description": "the latest business date among them (public: the month)"})
+    reliability = fields.Dict(keys=fields.String(), values=fields.Integer(allow_none=True), metadata={
+        "description": "testimonies by source reliability (public: 1 to 4 published as null)"})
+
+
+class EvidenceRegister(Schema):
+    """The supply-chain evidence register."""
+
+    as_of = fields.String()
+    disclosure = fields.String()
+    products = fields.List(fields.Nested(EvidenceItem))
+    facilities = fields.List(fields.Nested(EvidenceItem))
+    companies = fields.List(fields.Nested(EvidenceItem))
+    withheld = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "public: how many names of each kind were left out, being named by fewer than 5 persons"})
+    note = fields.String()
 
 
 class QuestionList(Schema):

@@ -23,8 +23,8 @@ from shared.mongo import utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
 
-from services.reporting import domain, figures, handlers
-from services.reporting.schemas import AnnexQuery, QuestionsQuery, SnapshotIn
+from services.reporting import domain, evidence, figures, handlers
+from services.reporting.schemas import AnnexQuery, EvidenceQuery, QuestionsQuery, SnapshotIn
 from services.reporting.store import ReportingStore
 
 log = logging.getLogger(__name__)
@@ -331,6 +331,29 @@ def dashboard():
         chart_over_time=_chart("chart_over_time", series),
         chart_by_age=_chart("chart_by_age_and_sex", detained["chart_table"]),
         questions=question_views(records, as_of=as_of, since=since, level=level), **context)
+
+
+# --- the evidence register ----------------------------------------------------------------------
+
+EVIDENCE_KINDS = {"products": N_("Products"), "facilities": N_("Facilities"), "companies": N_("Companies")}
+
+
+@bp.get("/evidence")
+@login_required(*READERS)
+def evidence_register():
+    """Products, facilities and companies named in after-return testimonies (public: names given by
+    fewer than 5 persons withheld), as the API's register; never a person."""
+    exact_allowed = _sees_exact()
+    values = _present(request.args, ("as_of", "disclosure") if exact_allowed else ("as_of",))
+    context = {"values": values, "exact_allowed": exact_allowed, "today": dt.date.today().isoformat(),
+               "kinds": EVIDENCE_KINDS, "reliabilities": evidence.RELIABILITIES}
+    try:
+        query = EvidenceQuery().load(values)
+    except ValidationError as exc:
+        return render_template("evidence.html", errors=_errors(exc), **context), 422
+    register = evidence.register(_store().all_records(), as_of=query["as_of"].isoformat(),
+                                 disclosure_level=query["disclosure"])
+    return render_template("evidence.html", errors={}, register=register, as_of=query["as_of"], **context)
 
 
 # --- snapshots ----------------------------------------------------------------------------------

@@ -226,10 +226,36 @@ def suppression_note(table: dict, lang: str) -> str:
 
 # The submission's questions (reporting's figures.QUESTIONS) in Korean, and the answer said from
 # the totals of the tables that come with each. A question not listed here keeps its own words.
+KO_DETAINED = ("중국에 현재 구금되어 있는 북한 국적자는 몇 명입니까? (연령·성별 구분)",
+               "{as_of} 현재 기록된 사건 중 중국에 구금된 북한 국적자는 {detained}입니다. 성별·연령대별 "
+               "내역은 표와 같습니다.")
 KO_QUESTIONS = {
-    "detained_now": ("중국에 현재 구금되어 있는 북한 국적자는 몇 명입니까? (연령·성별 구분)",
-                     "{as_of} 현재 기록된 사건 중 중국에 구금된 북한 국적자는 {detained}입니다. 성별·연령대별 "
-                     "내역은 표와 같습니다."),
+    "detained_by_age_sex": KO_DETAINED,
+    "pattern_after_return": (
+        "고문방지협약 제3조의 목적상, 북한에는 ‘일관된 형태의 중대하거나 명백하거나 대규모의 인권 침해’가 없습니까?",
+        "{as_of} 현재 Non-Refoulement Watch가 기록한 강제송환자 중 송환 후 소식이 알려진 사람은 "
+        "{returned_fate_known}이며, 각자의 최근 소식에 따르면 {held_by_mss}이 국가보위성에 구금되었고, "
+        "{sent_to_kyohwaso}이 교화소, {sent_to_kwanliso}이 관리소(정치범수용소), {sent_to_labour_training_camp}이 "
+        "노동단련대로 보내졌으며, {died_or_disappeared}이 구금 중 사망하거나 실종되었습니다.{median} "
+        "{forced_labour_reported}이 강제노동을 한 것으로 보고되었고, {ill_treatment_reported}이 고문, 성폭력, 강제 "
+        "낙태 등의 가혹행위를 보고했습니다. 성별 내역은 표와 같습니다."),
+    "art46": (
+        "국적별로, 출입국관리법 제46조에 따라 난민 지위를 신청한 사람, 임시 신분증명서를 발급받은 사람, 난민 지위를 "
+        "인정받은 사람은 몇 명입니까?",
+        "{period} Non-Refoulement Watch가 기록한 사람 중 {art46_applied}이 출입국관리법 제46조에 따라 난민 지위를 "
+        "신청했고, {art46_tic_issued}이 임시 신분증명서를 발급받았으며, {art46_granted}이 난민 지위를 인정받았습니다. "
+        "중국이 지위를 부여한 사람은 {china_status_granted}입니다. 국적별 내역은 표와 같습니다."),
+    "unhcr_recognition": (
+        "국적별로, 2018년 이후 UNHCR 심사를 통해 난민 지위를 인정받은 사람은 몇 명입니까?",
+        "{table_period} Non-Refoulement Watch가 기록한 사람 중 {unhcr_recognised}이 UNHCR에서 난민으로 "
+        "인정받았습니다. 국적별 내역은 표와 같습니다."),
+    "business": (
+        "북한과 무역·투자 관계가 있는 중국 기업은 몇 개이며, 그 연간 규모와 종류는 무엇입니까? 정부는 기업이 기업과 "
+        "인권 이행원칙을 지키도록 어떻게 보장합니까?",
+        "사건 기록으로는 이 질문에 답할 수 없습니다. 기록된 사건은 기업의 무역·투자, 그 규모와 종류, 정부의 조치에 대해 "
+        "아무것도 말하지 않습니다. 대신 송환 후 강제노동 증거 목록이 있습니다. {as_of} 현재 송환된 사람들의 증언에 "
+        "나온 제품 {products}개, 시설 {facilities}개, 기업 {companies}개입니다(공급망 증거 목록)."),
+    "detained_now": KO_DETAINED,  # the id snapshots taken before issue 11 carry
     "facing_deportation": ("그중 북한으로 송환될 사람은 몇 명입니까?",
                            "{as_of} 현재 기록된 구금자 중 {deportation_imminent}이 북한으로의 송환이 임박한 상태였습니다."),
     "returned": ("기간 중 북한으로 강제송환된 북한 주민은 몇 명입니까?",
@@ -250,7 +276,15 @@ def question_text(question: dict, *, as_of, since, lang: str) -> tuple[str, str]
     ask, answer = KO_QUESTIONS[question["id"]]
     figures = question.get("figures") or {}
     values = {"as_of": date_text(as_of, lang), "period": period_text(as_of, since, lang)}
-    values.update({measure: amount(table.get("total"), lang) for measure, table in figures.items()})
+    values.update({measure: amount(table.get("total"), lang) for measure, table in figures.items()
+                   if isinstance(table, dict) and "total" in table})
+    main = next((t for t in figures.values() if isinstance(t, dict) and "total" in t), None)
+    values["table_period"] = period_text(as_of, main.get("since") if main else since, lang)
+    median = figures.get("median_sentence") or {}
+    values["median"] = (f" 기록된 교화소 형량의 중앙값은 {median['years']:g}년입니다({median['sentences']}건)."
+                        if median.get("years") is not None else
+                        " 기록된 교화소 형량이 너무 적어 중앙값을 공개하지 않습니다." if median.get("suppressed") else "")
+    values.update((figures.get("evidence_register") or {}).items())
     try:
         return ask, answer.format(**values)
     except KeyError:

@@ -219,7 +219,7 @@ def test_the_charts_are_inlined_as_svg_from_numbers_only(reporting_client, users
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), "an id appears twice in the page"
     # The questions, ready to copy.
-    assert page.count('class="answer"') == 5 and "As of December 31, 2020" in page
+    assert page.count('class="answer"') == 9 and "As of December 31, 2020" in page
 
 
 def test_the_dashboard_in_korean(reporting_client, users, tokens, world):
