@@ -6,14 +6,19 @@ import datetime as dt
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from marshmallow import ValidationError
 
 from shared import unhcr_offices
+from shared.events import (ASYLUM_STEPS, CUSTODY, FORCED_LABOUR, ILL_TREATMENT, LABOUR_WORK, RELIABILITIES,
+                           RETURN_OUTCOMES, SOURCE_TYPES)
+from shared.forms import form_errors
 from shared.mongo import utcnow
 from shared.ui import N_, login_required
 from shared.web import resources
 
 from services.case import domain, handlers
 from services.case.api import case_notes
+from services.case.schemas import AfterReturnIn, AsylumIn
 from services.case.store import CaseStore
 
 bp = Blueprint("case_web", __name__)
@@ -67,11 +72,18 @@ def _term(value: str | None) -> str:
     return _(ADVOCACY_TERMS[value]) if value in ADVOCACY_TERMS else value
 
 
-def _render_case(case: dict, errors: dict | None = None, values: dict | None = None, status: int = 200):
+def _render_case(case: dict, errors: dict | None = None, values: dict | None = None, status: int = 200,
+                 record_form: str | None = None):
+    """The case page; `errors` and `values` belong to the status form, or to the after-return or
+    asylum form when `record_form` names it."""
     case = handlers.readable_history(case, g.user["roles"], case_notes())
+    status_errors, status_values = ({}, {}) if record_form else (errors or {}, values or {})
     return render_template("case.html", case=case, allowed=domain.allowed_moves(case["status"]),
-                           advocacy=_advocacy(case), term=_term, office_name=unhcr_offices.name, errors=errors or {}, values=values or {},
-                           today=dt.date.today().isoformat()), status
+                           advocacy=_advocacy(case), term=_term, office_name=unhcr_offices.name, errors=status_errors,
+                           values=status_values, today=dt.date.today().isoformat(),
+                           returned=domain.has_been_returned(case), label=_label, choices=RECORD_CHOICES,
+                           record_form=record_form, record_errors=(errors or {}) if record_form else {},
+                           record_values=(values or {}) if record_form else {}), status
 
 
 @bp.get("/cases/<case_id>")
@@ -116,3 +128,109 @@ def transition(case_id: str):
         else:
             return redirect(url_for("case_web.case", case_id=case_id))
     return _render_case(found, errors, values, 422)
+
+
+# --- after return and asylum ---------------------------------------------------------------------
+
+# The words people read for the records' codes (the codes themselves are not words), by field.
+RECORD_TERMS = {
+    "source_type": {"family": N_("family"), "fellow_escapee": N_("fellow escapee"), "broker": N_("broker"),
+                    "church_partner": N_("church partner"), "ngo_partner": N_("NGO partner"), "media": N_("media"),
+                    "other": N_("other")},
+    "source_reliability": {"confirmed": N_("confirmed"), "probable": N_("probable"), "unverified": N_("unverified")},
+    "custody": {"mss": N_("Ministry of State Security (MSS)"), "mps": N_("Ministry of People's Safety (MPS)"),
+                "border_guards": N_("border guards"), "other": N_("other"), "unknown": N_("unknown")},
+    "outcome": {"released": N_("released"), "labour_training_camp": N_("labour training camp"),
+                "kyohwaso": N_("kyohwaso (reform-through-labour prison)"),
+                "kwanliso": N_("kwanliso (political prison camp)"), "died_in_custody": N_("died in custody"),
+                "disappeared": N_("disappeared"), "unknown": N_("unknown")},
+    "forced_labour": {"yes": N_("Yes"), "no": N_("No"), "unknown": N_("unknown")},
+    "work": {"mining": N_("mining"), "logging": N_("logging"), "farming": N_("farming"),
+             "construction": N_("construction"), "textiles": N_("textiles"), "wigs_eyelashes": N_("wigs and eyelashes"),
+             "other": N_("other")},
+    "ill_treatment": {"torture": N_("torture"), "sexual_violence": N_("sexual violence"),
+                      "forced_abortion": N_("forced abortion"), "other": N_("other")},
+    "procedure": {"art46": N_("Article 46 application (Exit and Entry Administration Law)"),
+                  "unhcr_rsd": N_("UNHCR refugee status determination"),
+                  "china_status": N_("Refugee status granted by China")},
+    "step": {"applied": N_("applied"), "tic_issued": N_("temporary identity certificate issued"),
+             "refused": N_("refused"), "no_answer": N_("no answer"), "granted": N_("status granted"),
+             "requested": N_("requested"), "access_granted": N_("access granted"),
+             "access_denied": N_("access denied"), "recognised": N_("recognised as a refugee"),
+             "rejected": N_("rejected")},
+}
+RECORD_CHOICES = {"source_type": SOURCE_TYPES, "source_reliability": RELIABILITIES, "custody": CUSTODY,
+                  "outcome": RETURN_OUTCOMES, "forced_labour": FORCED_LABOUR, "work": LABOUR_WORK,
+                  "ill_treatment": ILL_TREATMENT, "procedure": tuple(ASYLUM_STEPS), "steps": ASYLUM_STEPS}
+# Messages the records' schemas give that are not marshmallow's own (shared/forms.py has those).
+RECORD_MESSAGES = (N_("Between 1 and 120 characters."), N_("Years from 0 to 50, in halves."),
+                   N_("Not a valid number."), N_("Name things, never people: this looks like a phone number."),
+                   N_("Name things, never people: this looks like an e-mail address."))
+NAMED_FIELDS = ("products", "facilities", "companies")  # one name a line on the form
+
+
+def _label(field: str, code) -> str:
+    """A record's code as people read it in the page's language ("—" for none)."""
+    if code is None or code == "":
+        return "—"
+    words = RECORD_TERMS.get(field, {}).get(code)
+    return _(words) if words else str(code)
+
+
+def _after_return_command(form) -> dict:
+    """The after-return form as the API's body: blanks left out, lists from checkboxes and lines."""
+    body: dict = {k: form.get(k, "").strip() for k in ("learned_on", "effective_on", "source_type",
+                                                       "source_reliability", "custody", "outcome", "forced_labour",
+                                                       "sentence_years")}
+    body = {k: v for k, v in body.items() if v}
+    body["effective_on"] = body.get("effective_on")
+    body["sentence_years"] = body.get("sentence_years")
+    for name in ("work", "ill_treatment"):
+        body[name] = form.getlist(name)
+    for name in NAMED_FIELDS:
+        body[name] = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
+    return body
+
+
+def _asylum_command(form) -> dict:
+    return {k: v for k in ("procedure", "step", "effective_on", "source_type", "source_reliability")
+            if (v := form.get(k, "").strip())}
+
+
+def _record_from_form(case_id: str, form_name: str, schema, command, write):
+    """Load a record form with the API's schema and store it; the case page again with each
+    field's error (in the page's language) if it cannot be."""
+    store = CaseStore(resources().db)
+    found = store.get(case_id)
+    if found is None:
+        return render_template("error.html", code=404, title=_("Not found"), message=_("No case with that id.")), 404
+    errors: dict[str, list[str]] = {}
+    try:
+        cmd = schema.load(command(request.form))
+    except ValidationError as exc:
+        errors = form_errors(exc, lambda path: path.split(".")[0])
+    else:
+        try:
+            write(case_id, cmd, actor=g.user["id"], store=store, publisher=resources().publisher, now=utcnow())
+        except domain.NotReturned:
+            errors["_form"] = [_(domain.NOT_RETURNED)]
+        except domain.InvalidRecord as exc:
+            errors = {name: [_(m) for m in messages] for name, messages in exc.fields.items()}
+        else:
+            return redirect(url_for("case_web.case", case_id=case_id, _anchor=form_name.replace("_", "-")))
+    return _render_case(found, errors, request.form, 422, record_form=form_name)
+
+
+@bp.post("/cases/<case_id>/after-return")
+@login_required("caseworker")
+def after_return(case_id: str):
+    """Record news after return from the form; what is wrong is shown beside its field."""
+    return _record_from_form(case_id, "after_return", AfterReturnIn(), _after_return_command,
+                             handlers.record_after_return)
+
+
+@bp.post("/cases/<case_id>/asylum")
+@login_required("caseworker")
+def asylum(case_id: str):
+    """Record a step of an asylum procedure from the form."""
+    return _record_from_form(case_id, "asylum", AsylumIn(), _asylum_command, handlers.record_asylum)
