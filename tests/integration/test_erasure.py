@@ -273,7 +273,7 @@ def test_reports_sealed_before_per_record_keys_are_moved_to_keys_of_their_own(cl
     shown = client.get(f"/api/v1/reports/{report_id}", headers=tokens["caseworker"])
     assert shown.status_code == 200 and shown.get_json()["person"]["full_name"] == body["person"]["full_name"]
 
-    assert migrate_all(mongo[settings.database_name("intake")], keyring) >= 1
+    migrate_all(mongo[settings.database_name("intake")], keyring)  # as every intake process does on start
     migrated = reports.find_one({"_id": report_id})["sealed"]
     assert is_record_sealed(migrated) and keyring.has_key(report_id)
     assert migrate_all(mongo[settings.database_name("intake")], keyring) == 0
