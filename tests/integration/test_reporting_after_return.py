@@ -21,6 +21,7 @@ import pytest
 from services.reporting import handlers
 from services.reporting.store import ReportingStore
 from shared.events import PAYLOAD_SCHEMAS, SCHEMA_VERSION, new_event, validate_event
+from tests.integration.test_reporting_statistics import interleave  # one stream per topic, each in order
 from tests.support import page_login
 
 PASSWORD = "integration-password-1"  # the users fixture's
@@ -170,18 +171,6 @@ def events_of(p: Person, clock) -> list[list[dict]]:
     if p.merged:
         intake.append(ev("case.merged", "intake", {"into_case_id": str(uuid.uuid4())}))
     return [intake, case]
-
-
-def interleave(rng: random.Random, streams: list[list[dict]]) -> list[dict]:
-    """Merge streams in a random order that keeps each stream's own order (as a topic's partition does)."""
-    streams = [list(s) for s in streams if s]
-    out = []
-    while streams:
-        s = rng.choice(streams)
-        out.append(s.pop(0))
-        if not s:
-            streams.remove(s)
-    return out
 
 
 def deliver(store: ReportingStore, events: list[dict]) -> None:
