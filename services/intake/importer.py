@@ -5,7 +5,15 @@ person.sex, person.birth_year, person.nationality, person.hometown, person.famil
 detention.detained_on, detention.province, detention.city, detention.facility, detention.authority,
 risk.deportation_imminent, risk.expected_deportation_on, risk.vulnerabilities (comma-separated),
 risk.trafficking_victim, source.type, source.reliability, source.received_on, consent.advocacy,
-consent.statistics, notes. Yes/no columns take yes, no, true, false, 1, 0.
+consent.statistics, notes. A sheet with headers of its own (Korean or English) gives a column
+mapping: --columns FILE (JSON or YAML, {"성명": "person.full_name", "비고": null}: null leaves a
+column out) or --column HEADER=FIELD; the dry run shows which column feeds which field.
+
+What sheets hold is read as people write it: empty cells (or a dash) are missing; yes/no columns
+take yes, no, true, false, 1, 0, 예, 아니오; sex takes female, male, unknown, F, M, 여, 남, 여성,
+남성; dates take 2023-01-05, 2023-1-5, 2023.01.05, 2023년 1월 5일 and date cells, and 05/01/2023
+only with the sheet's order stated (--day-first or --month-first: a sheet holding such dates is
+refused without it).
 
 Each row is checked by the same rules as the API and becomes one report, saved in one write: a
 bad row is never half imported. --dry-run says row by row what would be created, matched to an
@@ -24,7 +32,6 @@ import datetime as dt
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from marshmallow import ValidationError
 from tqdm import tqdm
@@ -42,11 +49,10 @@ from shared.mongo import connect, utcnow
 from services.intake import domain, handlers
 from services.intake.datakeys import IntakeKeyring
 from services.intake.schemas import ReportIn
+from services.intake.sheet import DAY_FIRST, IDENTITY, MONTH_FIRST, ColumnMap, row_to_report, year_last_columns
 from services.intake.store import IntakeStore
 
-YES = {"yes", "true", "1", "y"}
-NO = {"no", "false", "0", "n", ""}
-BOOLEANS = {"risk.deportation_imminent", "risk.trafficking_victim", "consent.statistics"}
+__all__ = ["import_rows", "main", "read_sheet", "row_to_report"]
 
 
 @dataclass
@@ -62,20 +68,22 @@ MAX_ROWS = 10_000  # an organisation's whole spreadsheet; more is a mistake or a
 MAX_BYTES = 20_000_000
 
 
-def read_rows(path: Path) -> Iterator[dict]:
-    """The rows of a CSV or XLSX file as {column: text}."""
+def read_sheet(path: Path, limit: int) -> tuple[list[str], list[dict]]:
+    """The headers and (at most `limit`) rows of a CSV or XLSX file, each row {header: text}."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         from openpyxl import load_workbook
 
         sheet = load_workbook(path, read_only=True, data_only=True).active
         rows = sheet.iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(rows)]
-        for values in rows:
-            yield {h: _text(v) for h, v in zip(header, values) if h}
-    else:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            for row in csv.DictReader(fh):
-                yield {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        headers = [str(h).strip() if h is not None else "" for h in next(rows, ())]
+        found = ({h: _text(v) for h, v in itertools.zip_longest(headers, values[:len(headers)]) if h}
+                 for values in rows)
+        return headers, list(itertools.islice(found, limit))
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        headers = [h.strip() for h in reader.fieldnames or []]
+        found = ({k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader)
+        return headers, list(itertools.islice(found, limit))
 
 
 def _text(value) -> str:
@@ -90,46 +98,21 @@ def _text(value) -> str:
     return str(value).strip()
 
 
-def row_to_report(row: dict) -> dict:
-    """A report body from a row's columns (types converted, empty cells left out)."""
-    body: dict = {}
-    problems: dict[str, list[str]] = {}
-    for column, text in row.items():
-        if column in BOOLEANS:
-            if text.lower() not in YES | NO:
-                problems[column] = ["Use yes or no."]
-                continue
-            value = text.lower() in YES
-        elif text == "":
-            continue
-        elif column == "risk.vulnerabilities":
-            value = [v.strip() for v in text.split(",") if v.strip()]
-        elif column == "person.birth_year":
-            value = int(text) if text.isdigit() else text
-        else:
-            value = text
-        section, dot, field = column.partition(".")
-        if dot:
-            body.setdefault(section, {})[field] = value
-        else:
-            body[section] = value
-    if problems:
-        raise ValidationError(problems)
-    return body
-
-
 def import_rows(rows, *, store: IntakeStore, keyring: Keyring, publisher: Publisher | None, actor: str,
                 dry_run: bool, progress: bool = False, total: int | None = None,
-                actor_name: str | None = None) -> list[Outcome]:
+                actor_name: str | None = None, columns: ColumnMap = IDENTITY,
+                order: str | None = None) -> list[Outcome]:
     """Check every row and save the valid ones (or, in a dry run, say what would be done). The
-    importing user (`actor`, `actor_name`: user id and username) is assigned to each case it opens."""
+    importing user (`actor`, `actor_name`: user id and username) is assigned to each case it opens.
+    `columns` says which header feeds which field, `order` how to read dates like 05/01/2023."""
     outcomes = []
     seen: set[str] = set()  # a dry run also matches people who appear twice in the same file
     for number, row in enumerate(tqdm(rows, total=total, unit="row", disable=not progress), start=2):
         try:
-            report = ReportIn().load(row_to_report(row))
-        except ValidationError as exc:
-            reasons = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in flatten_messages(exc.messages).items())
+            report = ReportIn().load(row_to_report(row, columns, order))
+        except ValidationError as exc:  # named by the sheet's header and the field, never the value
+            reasons = "; ".join(f"{columns.describe(field, list(row))}: {' '.join(msgs)}"
+                                for field, msgs in flatten_messages(exc.messages).items())
             outcomes.append(Outcome(number, "rejected", reasons))
             continue
         if dry_run:
@@ -155,6 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", type=Path, help="the spreadsheet (.csv or .xlsx)")
     parser.add_argument("--as", dest="username", required=True, help="the caseworker the reports are filed as")
     parser.add_argument("--dry-run", action="store_true", help="check and report row by row; save nothing")
+    parser.add_argument("--columns", type=Path, metavar="FILE",
+                        help="column mapping, JSON or YAML: {header: field, ...} (null leaves a column out)")
+    parser.add_argument("--column", action="append", default=[], metavar="HEADER=FIELD",
+                        help="map one column (after --columns; repeat it); HEADER= leaves a column out")
+    order = parser.add_mutually_exclusive_group()
+    order.add_argument("--day-first", dest="order", action="store_const", const=DAY_FIRST,
+                       help="read dates like 05/01/2023 as 5 January 2023")
+    order.add_argument("--month-first", dest="order", action="store_const", const=MONTH_FIRST,
+                       help="read dates like 05/01/2023 as 1 May 2023")
     parser.add_argument("--report", type=Path, help="also write the row-by-row outcome to this CSV file")
     parser.add_argument("--max-rows", type=int, default=MAX_ROWS,
                         help=f"refuse a file with more rows than this, importing nothing (default {MAX_ROWS})")
@@ -165,6 +157,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.file} does not exist")
     if args.file.stat().st_size > args.max_bytes:
         parser.error(f"{args.file} is larger than {args.max_bytes} bytes (--max-bytes); nothing imported")
+    headers, rows = read_sheet(args.file, args.max_rows + 1)
+    if len(rows) > args.max_rows:
+        parser.error(f"{args.file} has more than {args.max_rows} rows (--max-rows); nothing imported")
+    columns = _column_map(parser, args)
+    plan, problems = columns.plan(headers)
+    if problems:
+        parser.error("; ".join(problems) + "; nothing imported")
+    needs_order = year_last_columns(rows, columns)
+    if needs_order and args.order is None:
+        parser.error("dates like 05/01/2023 can be read two ways: say whether the day or the month comes first "
+                     "(--day-first or --month-first) for " + ", ".join(f"column {h!r} ({n} rows)"
+                                                                     for h, n in needs_order.items())
+                     + "; nothing imported")
     settings = Settings.from_env()
     client = connect(settings, "intake")
     publisher = None
@@ -174,9 +179,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no caseworker or admin named {args.username!r}")
         store = IntakeStore(client[settings.database_name("intake")])
         store.ensure_indexes()
-        rows = list(itertools.islice(read_rows(args.file), args.max_rows + 1))
-        if len(rows) > args.max_rows:
-            parser.error(f"{args.file} has more than {args.max_rows} rows (--max-rows); nothing imported")
         if not args.dry_run:  # written before anything is imported: no import leaves no trace
             digest = hashlib.sha256(args.file.read_bytes()).hexdigest()[:16]  # not the file's name: it may name someone
             try:
@@ -187,11 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         publisher = None if args.dry_run else Publisher(settings, principal="intake", client_id="nrw-intake-import", max_block_ms=5000)
         outcomes = import_rows(rows, store=store, keyring=IntakeKeyring.from_settings(settings), publisher=publisher,
                                actor=user["user_id"], actor_name=user["_id"], dry_run=args.dry_run,
-                               progress=sys.stderr.isatty(), total=len(rows))
+                               progress=sys.stderr.isatty(), total=len(rows), columns=columns, order=args.order)
     finally:
         if publisher:
             publisher.close()
         client.close()
+    if args.dry_run:
+        for header, target in plan:
+            print(f"column {header!r} -> {target or 'left out'}")
     for outcome in outcomes:
         if outcome.action == "rejected" or args.dry_run:
             print(f"row {outcome.row}: {outcome.action.replace('_', ' ')}{': ' + outcome.detail if outcome.detail else ''}")
@@ -204,6 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     print("import: " + ", ".join(f"{n} {a.replace('_', ' ')}" for a, n in counts.items())
           + (" (dry run: nothing saved)" if args.dry_run else ""))
     return 1 if counts.get("rejected") else 0
+
+
+def _column_map(parser: argparse.ArgumentParser, args) -> ColumnMap:
+    """The column mapping of --columns and --column (a bad one stops the command)."""
+    pairs: list[tuple[str, str | None]] = []
+    try:
+        if args.columns:
+            pairs += ColumnMap.from_text(args.columns.read_text(encoding="utf-8-sig"), args.columns.name).pairs()
+        for option in args.column:
+            header, equals, target = option.partition("=")
+            if not equals:
+                parser.error(f"--column {option!r}: write HEADER=FIELD")
+            pairs.append((header.strip(), target.strip() or None))
+        return ColumnMap.from_pairs(dict(pairs).items(), "the column mapping")
+    except (OSError, ValueError) as exc:
+        parser.error(f"{exc}; nothing imported")
 
 
 if __name__ == "__main__":
