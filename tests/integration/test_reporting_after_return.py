@@ -13,6 +13,7 @@ import datetime as dt
 import itertools
 import json
 import random
+import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -431,3 +432,39 @@ def test_the_evidence_register_counts_testimonies_and_names_no_one(reporting_cli
         page = reporting_client.get("/evidence?as_of=2024-06-30&disclosure=internal")
         assert page.status_code == 200 and RARE_PRODUCT in page.get_data(as_text=True)
         assert ("증거 목록" in page.get_data(as_text=True)) == (lang == "ko")
+
+
+def test_the_reporting_consumer_takes_both_events_from_the_broker(settings, mongo):
+    """The real path: the events on case.events through the broker, applied by reporting's consumer
+    (its handler table lists them), a redelivery changing nothing."""
+    from services.reporting.consumer import make_handlers
+    from shared.bus import EventConsumer, Publisher
+    from tests.support import start_group_at_end, wait_for
+
+    group = f"it-reporting-{uuid.uuid4().hex[:6]}"
+    start_group_at_end(settings.kafka_bootstrap, group, ["case.events"])
+    db = mongo[settings.database_name("reporting")]
+    publisher = Publisher(settings, principal="admin", client_id="it-reporting-consumer")
+    consumer = EventConsumer(settings, principal="admin", group_id=group, topics=["case.events"],
+                             handlers=make_handlers(db, publisher), publisher=publisher)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        case_id, now = str(uuid.uuid4()), dt.datetime.now(UTC)
+        news = News(str(uuid.uuid4()), dt.date(2024, 3, 1), dt.date(2024, 1, 10), "mss", "kwanliso", None, "yes",
+                    ["mining"], ["coal"], ["torture"], "probable")
+        events = [event("case.after_return_recorded", "case", case_id, news_payload(news), now),
+                  event("case.asylum_recorded", "case", case_id, {
+                      "record_id": str(uuid.uuid4()), "procedure": "unhcr_rsd", "step": "recognised",
+                      "effective_on": "2023-05-02", "source_type": "ngo_partner", "source_reliability": "confirmed"}, now)]
+        publisher.publish("case.events", events + events)  # the second copy is a redelivery
+        store = ReportingStore(db)
+        record = wait_for(lambda: (r := store.get(case_id)) and len(r.get("applied_event_ids", [])) == 2 and r,
+                          timeout_s=30, what="reporting's record of both events")
+        assert list(record["after_return"]) == [news.record_id]
+        assert record["after_return"][news.record_id]["outcome"] == "kwanliso"
+        assert [a["step"] for a in record["asylum"].values()] == ["recognised"]
+    finally:
+        consumer.stop.set()
+        thread.join(timeout=15)
+        publisher.close()
