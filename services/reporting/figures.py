@@ -7,7 +7,7 @@ import datetime as dt
 
 from babel.dates import format_date
 
-from services.reporting import disclosure, domain
+from services.reporting import disclosure, domain, evidence
 
 MEASURE_WORDS = {
     "detained": "detained in China",
@@ -171,8 +171,6 @@ def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, dis
     """The submission's questions to China, each with a sentence ready to paste that says the
     figures are of documented cases, and the tables behind it (the same tables the statistics
     endpoint gives, keyed by measure); the business question says what case data cannot answer."""
-    from services.reporting import evidence  # the register, for the post-return and business answers
-
     when = format_date(as_of, "long", locale="en")
     period = (f"between {format_date(since + dt.timedelta(days=1), 'long', locale='en')} and {when}" if since
               else f"up to {when}")
@@ -264,7 +262,8 @@ def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, dis
 def snapshot(records: list[dict], *, snapshot_id: str, cycle: str, as_of: dt.date, since: dt.date | None,
              title: str, actor: str, now: dt.datetime) -> dict:
     """Frozen figures for a submission: every measure by sex and age (public, and exact for
-    analysts), the monthly series, the questions answered, and the cases counted."""
+    analysts), the monthly series, the questions answered, the public evidence register, and the
+    cases counted."""
     public, exact, counted = {}, {}, {}
     for measure in domain.MEASURES:
         args = {"measure": measure, "as_of": as_of, "since": since, "by": ["sex", "age_group"]}
@@ -278,4 +277,10 @@ def snapshot(records: list[dict], *, snapshot_id: str, cycle: str, as_of: dt.dat
         "figures": public, "exact": exact, "counted": counted, "case_ids": case_ids, "case_count": len(case_ids),
         "series": series(records, as_of=as_of), "questions": questions(records, as_of=as_of, since=since,
                                                                         disclosure_level="public"),
+        "evidence": _public_register(records, as_of),
     }
+
+
+def _public_register(records: list[dict], as_of: dt.date) -> dict:
+    """The evidence register as published on the snapshot's date, frozen with it for the annex."""
+    return evidence.register(records, as_of=as_of.isoformat(), disclosure_level="public")

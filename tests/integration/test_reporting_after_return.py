@@ -468,3 +468,13 @@ def test_the_reporting_consumer_takes_both_events_from_the_broker(settings, mong
         consumer.stop.set()
         thread.join(timeout=15)
         publisher.close()
+
+
+def test_a_snapshot_freezes_the_public_register_for_the_annex(reporting_client, tokens, world):
+    public = _get(reporting_client, tokens["analyst"], "/api/v1/evidence/supply-chain", as_of="2024-06-30")
+    res = reporting_client.post("/api/v1/upr/snapshots", headers=tokens["analyst"],
+                                json={"cycle": "CN-5", "as_of": "2024-06-30", "title": "After-return annex"})
+    assert res.status_code == 201, res.get_json()
+    frozen = world["store"].get_snapshot(res.get_json()["snapshot_id"])["evidence"]
+    assert frozen == public and frozen["disclosure"] == "public" and frozen["products"]
+    assert [q["id"] for q in res.get_json()["questions"]] == QUESTION_IDS
