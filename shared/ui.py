@@ -360,6 +360,11 @@ def init_ui(app: Flask, service: str) -> None:
             return  # the page's login_required sends the browser to the login page
         session["seen"] = now
 
+    @app.template_filter("label")
+    def _label(code: str | None) -> str:
+        """A code of the API (a status, a vulnerability, a source type) as a word in the page's language."""
+        return _(LABELS.get(code, code)) if code else "—"
+
     @app.template_filter("format_date_iso")
     def _format_date_iso(value: str | None) -> str:
         """An ISO business date as people read it in the page's language."""
@@ -385,3 +390,13 @@ TERMS = (
     N_("whereabouts_unknown"), N_("repatriated"), N_("resettled"), N_("deceased"), N_("closed_duplicate"),
     N_("closed_unfounded"), N_("first report"),
 )
+# The words people read for the codes that are not words themselves (the `label` filter; a code
+# that is a word, such as "female", is its own label).
+LABELS = {
+    "fellow_escapee": N_("fellow escapee"), "church_partner": N_("church partner"), "ngo_partner": N_("NGO partner"),
+    "prior_repatriation": N_("prior repatriation"), "religious_contact": N_("religious contact"),
+    "contact_with_south_koreans": N_("contact with South Koreans"), "trafficking_victim": N_("victim of trafficking"),
+    "deportation_imminent": N_("deportation imminent"), "in_third_country": N_("in a third country"),
+    "whereabouts_unknown": N_("whereabouts unknown"), "closed_duplicate": N_("closed as a duplicate"),
+    "closed_unfounded": N_("closed as unfounded"),
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pycountry
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from shared.audit_events import WRITE_ACTIONS
 from shared.events import CONSENT_ADVOCACY, CONSENT_GIVEN_BY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
@@ -65,6 +65,16 @@ class RiskIn(Schema):
     def _unique(self, value, **_):
         if len(set(value)) != len(value):
             raise ValidationError("List each vulnerability once.")
+
+    @post_load
+    def _one_trafficking_answer(self, data, **_):
+        """trafficking_victim and the vulnerability of that name say one thing: either makes both true
+        (the form has only the vulnerability's box; the API keeps both fields)."""
+        if data["trafficking_victim"] or "trafficking_victim" in data["vulnerabilities"]:
+            data["trafficking_victim"] = True
+            if "trafficking_victim" not in data["vulnerabilities"]:
+                data["vulnerabilities"] = [*data["vulnerabilities"], "trafficking_victim"]
+        return data
 
 
 class SourceIn(Schema):

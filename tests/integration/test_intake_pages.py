@@ -227,3 +227,34 @@ def test_the_form_sent_twice_files_one_report_and_a_changed_resend_is_refused(cl
                                                "detention.province": other_province})
     assert resent.status_code == 302
     assert resent.headers["Location"].split("?")[0] != first.headers["Location"].split("?")[0]  # a new report
+
+
+# --- labels, not codes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang, words", [
+    ("en", ["prior repatriation", "contact with South Koreans", "victim of trafficking", "fellow escapee",
+            "NGO partner", "religious contact"]),
+    ("ko", ["송환 전력", "한국인 접촉", "인신매매 피해자", "동료 탈북민", "협력 NGO", "종교 접촉"]),
+])
+def test_the_report_form_shows_words_not_codes_and_one_trafficking_box(client, users, lang, words):
+    page_login(client, users["caseworker"], lang=lang, next_path="/reports/new")
+    html = client.get("/reports/new").get_data(as_text=True)
+    shown = re.sub(r"<[^>]+>", " ", html)  # what the reader sees (not the values sent back)
+    for word in words:
+        assert word in shown
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", shown), re.findall(r"\b[a-z]+_[a-z_]+\b", shown)
+    assert 'name="risk.trafficking_victim"' not in html
+    assert html.count('value="trafficking_victim"') == 1  # the vulnerability's box, once
+
+
+def test_the_trafficking_box_of_the_form_sets_the_apis_field_too(client, users, mongo, settings):
+    page_login(client, users["caseworker"], next_path="/reports/new")
+    hidden = _form_fields(client.get("/reports/new").get_data(as_text=True))
+    report = synthetic_report()
+    sent = client.post("/reports/new", data={**_filled(report, hidden), "risk.vulnerabilities": ["trafficking_victim"]})
+    assert sent.status_code == 302
+    report_id = sent.headers["Location"].split("?")[0].rsplit("/", 1)[1]
+    outbox = mongo[settings.database_name("intake")]["reports"].find_one({"_id": report_id})
+    event = next(e for e in outbox["outbox"] if e["event_type"] == "case.reported")["payload"]
+    assert event["trafficking_victim"] is True and event["vulnerabilities"] == ["trafficking_victim"]

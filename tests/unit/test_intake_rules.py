@@ -207,3 +207,15 @@ def test_reads_count_per_clock_hour_and_retry_after_reaches_the_next():
     assert domain.seconds_to_next_hour(dt.datetime(2026, 11, 28, 15, 59, 59, 999000, tzinfo=utc)) == 1
     seoul = dt.timezone(dt.timedelta(hours=9))
     assert domain.read_hour(dt.datetime(2026, 11, 29, 0, 10, tzinfo=seoul)) == dt.datetime(2026, 11, 28, 15, tzinfo=utc)
+
+
+@pytest.mark.parametrize("risk", [{"trafficking_victim": True}, {"vulnerabilities": ["ill", "trafficking_victim"]},
+                                  {"trafficking_victim": True, "vulnerabilities": ["ill"]}])
+def test_trafficking_victim_and_the_vulnerability_of_that_name_say_one_thing(risk):
+    loaded = ReportIn().load(synthetic_report(risk=risk))["risk"]
+    assert loaded["trafficking_victim"] is True and loaded["vulnerabilities"].count("trafficking_victim") == 1
+
+
+def test_without_either_trafficking_answer_neither_is_set():
+    loaded = ReportIn().load(synthetic_report(risk={"trafficking_victim": False, "vulnerabilities": ["ill"]}))["risk"]
+    assert loaded["trafficking_victim"] is False and loaded["vulnerabilities"] == ["ill"]
