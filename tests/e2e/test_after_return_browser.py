@@ -6,18 +6,11 @@ field, with what she typed kept. Screenshots in artifacts/browser/."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.e2e.test_browser import log_in, shot
+from tests.e2e import test_browser
 from tests.support import synthetic_report, wait_for
 
-
-@pytest.fixture
-def page(browser, api):
-    context = browser.new_context(locale="en-GB")
-    page = context.new_page()
-    yield page
-    context.close()
+page = test_browser.page  # a browser tab (the fixture), as the other browser tests have it
+log_in, shot = test_browser.log_in, test_browser.shot
 
 
 def _returned_case(api) -> str:
@@ -69,7 +62,7 @@ def test_a_caseworker_records_news_after_return_and_an_article_46_application(pa
     asylum = page.locator("#asylum form")
     asylum.get_by_label("Procedure").select_option("art46")
     asylum.get_by_label("Step").select_option("applied")
-    asylum.get_by_label("Date it happened").fill("2024-01-05")
+    asylum.get_by_label("Date").fill("2024-01-05")
     asylum.get_by_label("Source type").select_option("family")
     asylum.get_by_label("Reliability").select_option("confirmed")
     asylum.get_by_role("button", name="Record asylum step").click()
@@ -108,7 +101,7 @@ def test_the_same_in_korean(page, api):
     asylum = page.locator("#asylum form")
     asylum.get_by_label("절차").select_option("art46")
     asylum.get_by_label("단계").select_option("tic_issued")
-    asylum.get_by_label("발생일").fill("2024-03-05")
+    asylum.get_by_label("날짜").fill("2024-03-05")
     asylum.get_by_label("출처 유형").select_option("church_partner")
     asylum.get_by_label("신뢰도").select_option("probable")
     asylum.get_by_role("button", name="망명 절차 단계 기록").click()
