@@ -46,7 +46,7 @@ WHAT = {"status_changed": "case", "cases_merged": "merge", "snapshot_taken": "sn
         "letter_generated": "letter", "after_return_recorded": "after return", "asylum_recorded": "asylum",
         "login_failed": "login", "login_locked": "login",
         "duplicate_ruled_out": "duplicate review", "keys_rotated": "keys", "reports_imported": "import",
-        "dead_letter_replayed": "dead letters"}
+        "dead_letter_replayed": "dead letters", "recommendation_saved": "recommendation"}
 
 # The actions of the trail's entries that are writes (every other entry is a read): "write"
 # (assignments, consent, erasure), account changes (shared/accounts.py) and the writes above.

@@ -337,6 +337,7 @@ AUDIT_DETAILS = {
     "letter_generated": r"(appeal|unhcr_access) (en|ko) (md|html|pdf)",
     "after_return_recorded": rf"({'|'.join(RETURN_OUTCOMES)})",
     "asylum_recorded": rf"({'|'.join(ASYLUM_STEPS)}) ({'|'.join(ASYLUM_STEP_NAMES)})",
+    "recommendation_saved": r"added|changed",
 }
 AUDITED_ACTIONS = tuple(AUDIT_DETAILS)
 

@@ -28,13 +28,14 @@ from shared.events import SEXES
 from shared.exports import csv_row
 from shared.people import AGE_GROUPS
 
-FORMATS = ("md", "html", "csv", "xlsx", "pdf")
+FORMATS = ("md", "html", "csv", "xlsx", "pdf", "docx")
 MIME_TYPES = {
     "md": "text/markdown; charset=utf-8",
     "html": "text/html; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 CSV_COLUMNS = ("measure", "sex", "age_group", "count", "suppressed", "as_of", "since", "measure_title")
 CSV_TOTAL = "total"  # the sex and age_group of a table's total row
@@ -95,7 +96,7 @@ class Annex:
 
 
 def render_annex(snapshot: dict, *, fmt: str, lang: str = "en") -> tuple[bytes, str]:
-    """fmt in md | html | csv | xlsx | pdf -> (bytes, MIME type)."""
+    """fmt in md | html | csv | xlsx | pdf | docx -> (bytes, MIME type)."""
     if fmt not in FORMATS:
         raise AnnexError(f"format must be one of {', '.join(FORMATS)}")
     if lang not in wording.LANGS:
@@ -109,6 +110,10 @@ def render_annex(snapshot: dict, *, fmt: str, lang: str = "en") -> tuple[bytes, 
         body = to_csv(annex).encode("utf-8")
     elif fmt == "xlsx":
         body = annex_xlsx.build_xlsx(annex, author=AUTHOR, created=snapshot.get("taken_at"))
+    elif fmt == "docx":
+        from services.reporting import annex_docx  # python-docx loads only when a draft is made
+
+        body = annex_docx.build_docx(annex, snapshot, author=AUTHOR)
     else:
         body = annex_pdf.build_pdf(annex, author=AUTHOR)
     return body, MIME_TYPES[fmt]

@@ -109,10 +109,11 @@ def get_snapshot(snapshot_id: str):
 
 @bp.get("/api/v1/upr/snapshots/<snapshot_id>/annex")
 @require_roles(*ANY_ROLE)
-@doc(summary="The snapshot's annex: md, html, csv, xlsx or pdf, with charts", query=AnnexQuery,
+@doc(summary="The snapshot's annex: md, html, csv, xlsx or pdf, with charts, or docx (a draft to edit)", query=AnnexQuery,
      responses={200: {"text/markdown": None, "text/html": None, "text/csv": None,
                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": None,
-                   "application/pdf": None}, 404: None})
+                   "application/pdf": None,
+                   "application/vnd.openxmlformats-officedocument.wordprocessingml.document": None}, 404: None})
 def annex(snapshot_id: str):
     """Public figures only, in the chosen format and language."""
     query = load_query(AnnexQuery())

@@ -9,7 +9,8 @@ from shared import audit_events
 from shared.bus import Publisher, applied, mark_applied, publish_outbox, with_outbox
 from shared.events import new_event
 
-from services.reporting import domain, figures
+from services.reporting import domain, figures, recommendations
+from services.reporting.recommendation_store import RecommendationStore
 from services.reporting.store import ReportingStore
 
 TOPIC = "reporting.events"
@@ -33,8 +34,12 @@ def take_snapshot(cmd: dict, *, actor: str, store: ReportingStore, publisher: Pu
     """Freeze the figures as of a date for a submission; each counted case hears of it through
     upr.snapshot_taken (one event per case, in the same write as the snapshot)."""
     snapshot_id = str(uuid.uuid4())
-    doc = figures.snapshot(store.all_records(), snapshot_id=snapshot_id, cycle=cmd["cycle"], as_of=cmd["as_of"],
+    records = store.all_records()
+    doc = figures.snapshot(records, snapshot_id=snapshot_id, cycle=cmd["cycle"], as_of=cmd["as_of"],
                            since=cmd.get("since"), title=cmd.get("title") or "", actor=actor, now=now)
+    # The recommendations followed, each with its figures since its date, as of the snapshot.
+    doc["recommendations"] = recommendations.snapshot_part(records, RecommendationStore(store.db).all(),
+                                                           as_of=cmd["as_of"])
     correlation = str(uuid.uuid4())
     events = [new_event("upr.snapshot_taken", producer="reporting", case_id=case_id, actor=actor, now=now,
                         correlation_id=correlation,

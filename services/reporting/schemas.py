@@ -166,6 +166,9 @@ class SnapshotOut(Schema):
     questions = fields.List(fields.Nested(Question))
     case_ids = fields.List(fields.String(), metadata={"description": "analysts and admins only"})
     exact = fields.Dict(metadata={"description": "exact figures; analysts and admins only"})
+    recommendations = fields.List(fields.Dict(), metadata={
+        "description": "the recommendations followed as of the snapshot, each with the public figures of its "
+                       "linked measures since its date"})
 
 
 class SnapshotList(Schema):
@@ -177,5 +180,5 @@ class SnapshotList(Schema):
 class AnnexQuery(Schema):
     """Which annex to export."""
 
-    format = fields.String(load_default="md", validate=validate.OneOf(("md", "html", "csv", "xlsx", "pdf")))
+    format = fields.String(load_default="md", validate=validate.OneOf(("md", "html", "csv", "xlsx", "pdf", "docx")))
     lang = fields.String(load_default="en", validate=validate.OneOf(("en", "ko")))

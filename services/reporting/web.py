@@ -33,7 +33,8 @@ bp = Blueprint("reporting_web", __name__)
 
 READERS = ("caseworker", "advocate", "analyst")  # admin always passes
 EXACT_ROLES = {"analyst", "admin"}
-ANNEX_FORMATS = (("pdf", "PDF"), ("xlsx", "Excel (XLSX)"), ("csv", "CSV"), ("html", "HTML"), ("md", "Markdown"))
+ANNEX_FORMATS = (("pdf", "PDF"), ("xlsx", "Excel (XLSX)"), ("csv", "CSV"), ("html", "HTML"), ("md", "Markdown"),
+                 ("docx", "Word (DOCX)"))
 ANNEX_LANGUAGES = (("en", "English"), ("ko", "한국어"))
 
 # Each measure as the dashboard names it (the API's measure names are not words).

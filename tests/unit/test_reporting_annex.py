@@ -458,7 +458,7 @@ def test_the_same_figures_give_the_same_svg_charts():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"fmt": "docx"}, "format must be one of"), ({"fmt": "md", "lang": "fr"}, "lang must be one of"),
+    ({"fmt": "odt"}, "format must be one of"), ({"fmt": "md", "lang": "fr"}, "lang must be one of"),
 ])
 def test_an_unknown_format_or_language_is_refused(kwargs, message):
     with pytest.raises(AnnexError, match=message):

@@ -1,0 +1,106 @@
+"""The recommendations' pages (ko/en): the list with analysts' form to add one, and a page per
+recommendation with the documented cases and figures since its date that bear on it (the API's
+own tables, public for everyone and exact for analysts who ask)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from marshmallow import ValidationError
+
+from shared.mongo import utcnow
+from shared.ui import login_required
+from shared.web import resources
+
+from services.reporting import domain
+from services.reporting import recommendation_words as rw
+from services.reporting import recommendations as recs
+from services.reporting.recommendation_store import Duplicate, RecommendationStore
+from services.reporting.schemas import EvidenceQuery
+from services.reporting.store import ReportingStore
+from services.reporting.web import _errors  # the reporting forms' one way to put schema errors on a page
+
+bp = Blueprint("recommendation_pages", __name__)
+
+READERS = ("caseworker", "advocate", "analyst")
+EXACT_ROLES = {"analyst", "admin"}
+TEXT_FIELDS = ("mechanism", "kind", "cycle", "number", "symbol", "paragraph", "text", "recommending_state",
+               "response", "issued_on")
+
+
+def _lang() -> str:
+    return "ko" if str(get_locale() or "en").startswith("ko") else "en"
+
+
+def _sees_exact() -> bool:
+    return bool(EXACT_ROLES.intersection(g.user["roles"]))
+
+
+def _context(lang: str) -> dict:
+    return {"w": rw.words(lang), "lang": lang, "label": lambda m: rw.measure_label(m, lang),
+            "question_label": lambda q: rw.question_label(q, lang), "reference": lambda r: rw.reference(r, lang),
+            "response_text": lambda r: rw.response_text(r, lang)}
+
+
+def _render_list(*, values=None, errors=None, status: int = 200):
+    lang = _lang()
+    return render_template("recommendations.html", items=RecommendationStore(resources().db).all(),
+                           writer=_sees_exact(), values=values or {}, errors=errors or {},
+                           measures=domain.ALL_MEASURES, question_ids=recs.QUESTION_IDS,
+                           today=dt.date.today().isoformat(), **_context(lang)), status
+
+
+@bp.get("/recommendations")
+@login_required(*READERS)
+def recommendations():
+    """Every recommendation followed; for analysts, the form that adds one."""
+    return _render_list()
+
+
+@bp.post("/recommendations")
+@login_required("analyst")
+def add_recommendation():
+    """Add a recommendation, as the API does; errors come back on the form."""
+    form = request.form
+    body = {name: form.get(name, "").strip() for name in TEXT_FIELDS if form.get(name, "").strip()}
+    body["measures"] = form.getlist("measures")
+    body["questions"] = form.getlist("questions")
+    values = {**body, "measures": body["measures"], "questions": body["questions"]}
+    try:
+        state = recs.new_state(recs.RecommendationIn().load(body))
+    except ValidationError as exc:
+        return _render_list(values=values, errors=_errors(exc), status=422)
+    try:
+        RecommendationStore(resources().db).add(state, actor=g.user["id"], publisher=resources().publisher,
+                                                now=utcnow())
+    except Duplicate:
+        return _render_list(values=values, errors={"text": [rw.words(_lang())["exists"]]}, status=409)
+    flash(rw.words(_lang())["added"])
+    return redirect(url_for("recommendation_pages.recommendation", recommendation_id=state["recommendation_id"]))
+
+
+@bp.get("/recommendations/<recommendation_id>")
+@login_required(*READERS)
+def recommendation(recommendation_id: str):
+    """One recommendation and, for each linked measure, the documented cases since its date."""
+    lang = _lang()
+    state = RecommendationStore(resources().db).get(recommendation_id)
+    if state is None:
+        return render_template("error.html", code=404, title=rw.words(lang)["not_found"],
+                               message=rw.words(lang)["not_found"]), 404
+    exact_allowed = _sees_exact()
+    values = {k: request.args[k].strip() for k in (("as_of", "disclosure") if exact_allowed else ("as_of",))
+              if request.args.get(k, "").strip()}
+    try:
+        query = EvidenceQuery().load(values)
+    except ValidationError as exc:
+        return render_template("recommendation.html", rec=state, followed=None, errors=_errors(exc), values=values,
+                               exact_allowed=exact_allowed, today=dt.date.today().isoformat(),
+                               sexes=domain.SEXES, **_context(lang)), 422
+    followed = recs.followed(ReportingStore(resources().db).all_records(), state, as_of=query["as_of"],
+                             disclosure_level=query["disclosure"])
+    return render_template("recommendation.html", rec=state, followed=followed, errors={}, values=values,
+                           exact_allowed=exact_allowed, today=dt.date.today().isoformat(), sexes=domain.SEXES,
+                           **_context(lang))
