@@ -97,11 +97,12 @@ def test_ferretdb_does_not_enforce_rights_per_database(settings, mongo):
     MongoDB enforces the roles (tests/compose). When this test fails, FerretDB enforces something
     new: give the accounts roles here too and change the README."""
     intake_db = settings.database_name("intake")
-    mongo[intake_db]["reports"].insert_one({"_id": "only-for-intake", "sealed": "x"})
+    # A collection of its own: a stray document in intake's `reports` would be listed by its pages.
+    mongo[intake_db]["rights_probe"].insert_one({"_id": "only-for-intake", "sealed": "x"})
     case = connect(settings, "case")
     try:
         # The case service's account reads and writes intake's database...
-        assert case[intake_db]["reports"].find_one({"_id": "only-for-intake"}) is not None
+        assert case[intake_db]["rights_probe"].find_one({"_id": "only-for-intake"}) is not None
         case[intake_db]["probe"].insert_one({"_id": "case was here"})
         # ...because an account can be given no role at all: a role is refused as not implemented.
         with pytest.raises(OperationFailure) as refused:
