@@ -20,6 +20,7 @@ from pathlib import Path
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.reporting import domain, figures
+from shared.i18n import N_  # marks the messages for the catalog: the pages show them in Korean
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "recommendations.json"
 MECHANISMS = ("upr", "treaty_body")
@@ -29,6 +30,7 @@ QUESTION_IDS = tuple(q[0] for q in figures.QUESTIONS)
 UPR_CYCLE = r"^[A-Z]{2}-[1-9][0-9]?$"  # as a snapshot's cycle: CN-3
 FIELDS = ("recommendation_id", "mechanism", "kind", "cycle", "number", "symbol", "paragraph", "text",
           "recommending_state", "response", "issued_on", "measures", "questions")
+UPR_ONLY = N_("Only a UPR recommendation has a cycle, a number, a recommending State and a response.")
 EDITABLE = ("text", "recommending_state", "response", "issued_on", "measures", "questions")
 
 
@@ -57,10 +59,10 @@ class RecommendationIn(_Links):
     cycle = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
         UPR_CYCLE, error="Give the reviewed State's two-letter code and the cycle's number, such as CN-4."))
     number = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
-        r"^\d{1,4}(\.\d{1,4}){0,2}$", error="A recommendation's number, such as 28.131."))
+        r"^\d{1,4}(\.\d{1,4}){0,2}$", error=N_("A recommendation's number, such as 28.131.")))
     symbol = _text(60, load_default=None, allow_none=True)
     paragraph = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
-        r"^\d{1,4}( ?\([a-z]{1,4}\))?$", error="A paragraph's number, such as 47 or 47 (a)."))
+        r"^\d{1,4}( ?\([a-z]{1,4}\))?$", error=N_("A paragraph's number, such as 47 or 47 (a).")))
     text = _text(4000, required=True)
     recommending_state = _text(120, load_default=None, allow_none=True)
     response = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(RESPONSES))
@@ -71,22 +73,21 @@ class RecommendationIn(_Links):
         errors: dict[str, list[str]] = {}
         if data.get("mechanism") == "upr":
             if not data.get("cycle"):
-                errors["cycle"] = ["A UPR recommendation needs its cycle, such as CN-3."]
+                errors["cycle"] = [N_("A UPR recommendation needs its cycle, such as CN-3.")]
             if data.get("kind") == "made" and not data.get("number"):
-                errors["number"] = ["A recommendation made in a UPR cycle needs its number, such as 28.131."]
+                errors["number"] = [N_("A recommendation made in a UPR cycle needs its number, such as 28.131.")]
             for name in ("symbol", "paragraph"):
                 if data.get(name):
-                    errors[name] = ["Only a treaty-body recommendation has a symbol and a paragraph."]
+                    errors[name] = [N_("Only a treaty-body recommendation has a symbol and a paragraph.")]
         elif data.get("mechanism") == "treaty_body":
             for name in ("symbol", "paragraph"):
                 if not data.get(name):
-                    errors[name] = ["A treaty-body recommendation needs its symbol and paragraph."]
+                    errors[name] = [N_("A treaty-body recommendation needs its symbol and paragraph.")]
             for name in ("cycle", "number", "response", "recommending_state"):
                 if data.get(name):
-                    errors[name] = ["Only a UPR recommendation has a cycle, a number, a recommending State "
-                                    "and a response."]
+                    errors[name] = [UPR_ONLY]
         if data.get("kind") == "proposed" and data.get("response"):
-            errors["response"] = ["A proposed recommendation has no response yet."]
+            errors["response"] = [N_("A proposed recommendation has no response yet.")]
         if errors:
             raise ValidationError(errors)
 
@@ -139,9 +140,9 @@ def edited(state: dict, changes: dict) -> dict | None:
             value = list(dict.fromkeys(value))
         out[name] = value
     if out.get("mechanism") == "treaty_body" and (out.get("response") or out.get("recommending_state")):
-        raise ValidationError({"response": ["Only a UPR recommendation has a recommending State and a response."]})
+        raise ValidationError({"response": [N_("Only a UPR recommendation has a recommending State and a response.")]})
     if out.get("kind") == "proposed" and out.get("response"):
-        raise ValidationError({"response": ["A proposed recommendation has no response yet."]})
+        raise ValidationError({"response": [N_("A proposed recommendation has no response yet.")]})
     return None if all(out.get(n) == state.get(n) for n in EDITABLE) else out
 
 

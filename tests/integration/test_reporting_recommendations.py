@@ -257,3 +257,18 @@ def test_a_snapshot_carries_the_recommendations_and_its_docx_reads_back(reportin
         assert ("권고 이행 추적" in text) == (lang == "ko")
         for case_id in world.values():
             assert case_id not in text and case_id not in json.dumps(tables)
+
+
+def test_the_forms_errors_are_in_korean_on_a_korean_page(reporting_client, users):
+    _page_login(reporting_client, users["analyst"], lang="ko")
+    listing = reporting_client.get("/recommendations").get_data(as_text=True)
+    token = re.search(r'id="recommendation-form"[^>]*>\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+                      listing).group(1)
+    res = reporting_client.post("/recommendations", data={"csrf_token": token, "mechanism": "treaty_body",
+                                                          "symbol": "CAT/C/CHN/CO/6", "text": "Some text.",
+                                                          "response": "noted"})
+    page = res.get_data(as_text=True)
+    assert res.status_code == 422 and '<html lang="ko">' in page
+    assert "조약기구 권고에는 문서 기호와 문단이 필요합니다." in page
+    assert "주기, 번호, 권고 국가, 응답은 UPR 권고에만 있습니다." in page
+    assert "needs its symbol" not in page
