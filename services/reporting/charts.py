@@ -5,13 +5,16 @@ sex and age group, as SVG or PNG, in English or Korean. Pure: figures in, bytes 
 A suppressed value (None) is never drawn as a number or as a bar: its line has a gap, and a ×
 sits on the axis with a legend entry that says what it means. The same figures give the same
 bytes: the SVG has no date and a fixed hash salt, and text stays text (so it can be searched and
-read by a screen reader); the PNG is drawn in NanumGothic, which Korean needs.
+read by a screen reader); the PNG is drawn in NanumGothic, which Korean needs. An SVG chart
+carries its accessible name (<title>: the chart's title) and its text alternative (<desc>: every
+figure it draws, in words, a suppressed one as "–"), so a page that inlines it needs nothing more.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+from xml.sax.saxutils import escape
 import math
 import threading
 
@@ -91,10 +94,13 @@ def chart_over_time(series: dict, *, fmt: str = "svg", lang: str = "en") -> byte
         _count_axis(ax, peak)
         ax.set_xlabel(w["month"])
         ax.set_ylabel(w["people"])
-        ax.set_title(w["over_time_title"].format(first=wording.month_text(months[0], lang),
-                                                 last=wording.month_text(months[-1], lang)))
+        title = w["over_time_title"].format(first=wording.month_text(months[0], lang),
+                                            last=wording.month_text(months[-1], lang))
+        ax.set_title(title)
         fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False, fontsize=8.5)
-        return _save(fig, fmt)
+        lines = [(w["series"][name], [(wording.month_text(m, lang), v) for m, v in zip(months, series[name])])
+                 for name in present]
+        return _save(fig, fmt, title=title, description=_in_words(lines, w, hidden))
 
 
 def chart_by_age_and_sex(table: dict, *, fmt: str = "svg", lang: str = "en") -> bytes:
@@ -136,9 +142,12 @@ def chart_by_age_and_sex(table: dict, *, fmt: str = "svg", lang: str = "en") -> 
         _count_axis(ax, peak)
         ax.set_xlabel(w["age_group"])
         ax.set_ylabel(w["people"])
-        ax.set_title(w["by_age_title"].format(measure=title_measure, when=when))
+        title = w["by_age_title"].format(measure=title_measure, when=when)
+        ax.set_title(title)
         fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=8.5)
-        return _save(fig, fmt)
+        lines = [(wording.sex_label(sex, lang), [(wording.age_label(age, lang), published_count(cells.get((sex, age), {})))
+                                                 for age in AGE_GROUPS]) for sex in SEXES]
+        return _save(fig, fmt, title=title, description=_in_words(lines, w, hidden))
 
 
 def published_count(cell: dict) -> int | None:
@@ -187,10 +196,21 @@ def _drawing(lang: str, name: str):
             yield fig
 
 
-def _save(fig: Figure, fmt: str) -> bytes:
+def _in_words(lines: list[tuple[str, list[tuple[str, int | None]]]], w: dict, hidden: bool) -> str:
+    """What a chart draws, as text: one sentence per series, "label: point value, ...", a
+    suppressed value as "–" (explained at the end), so the text gives away no more than the chart."""
+    text = " ".join(f"{label}: " + ", ".join(f"{point} {'–' if value is None else value}" for point, value in points)
+                    + "." for label, points in lines)
+    return f"{text} – {w['suppressed']}." if hidden else text
+
+
+def _save(fig: Figure, fmt: str, *, title: str, description: str) -> bytes:
     out = io.BytesIO()
     if fmt == "svg":
         fig.savefig(out, format="svg", metadata={"Date": None})
-    else:
-        fig.savefig(out, format="png", dpi=PNG_DPI, metadata={"Software": None})
+        svg = out.getvalue().decode("utf-8")
+        start = svg.index(">", svg.index("<svg")) + 1  # first in the <svg>: its name and its text alternative
+        return (svg[:start] + f"\n <title>{escape(title)}</title>\n <desc>{escape(description)}</desc>"
+                + svg[start:]).encode("utf-8")
+    fig.savefig(out, format="png", dpi=PNG_DPI, metadata={"Software": None})
     return out.getvalue()
