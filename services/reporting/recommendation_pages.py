@@ -44,6 +44,12 @@ def _context(lang: str) -> dict:
             "response_text": lambda r: rw.response_text(r, lang)}
 
 
+@bp.app_context_processor
+def _recommendation_view() -> dict:
+    """For the snapshot page's section of recommendations: the words and labels in the page's language."""
+    return {"recommendation_view": lambda: _context(_lang())}
+
+
 def _render_list(*, values=None, errors=None, status: int = 200):
     lang = _lang()
     return render_template("recommendations.html", items=RecommendationStore(resources().db).all(),

@@ -232,7 +232,8 @@ def test_an_analyst_adds_one_through_the_form_and_a_caseworker_cannot(reporting_
         400, 403)
 
 
-def test_a_snapshot_carries_the_recommendations_and_its_docx_reads_back(reporting_app, tokens, added, world):
+def test_a_snapshot_carries_the_recommendations_and_its_docx_reads_back(reporting_app, tokens, added, world,
+                                                                         reporting_client, users):
     client = reporting_app.test_client()
     snap = client.post("/api/v1/upr/snapshots", headers=tokens["analyst"],
                        json={"cycle": "CN-4", "as_of": AS_OF, "title": "Draft with recommendations"})
@@ -257,6 +258,15 @@ def test_a_snapshot_carries_the_recommendations_and_its_docx_reads_back(reportin
         assert ("권고 이행 추적" in text) == (lang == "ko")
         for case_id in world.values():
             assert case_id not in text and case_id not in json.dumps(tables)
+    # Its page shows them too, each with its figures since its date, in the reader's language.
+    for lang, heading in (("en", "Recommendations followed"), ("ko", "권고 이행 추적")):
+        _page_login(reporting_client, users["caseworker"], lang=lang)
+        page = reporting_client.get(f"/snapshots/{sid}").get_data(as_text=True)
+        section = page.split('id="snapshot-recommendations"', 1)[1]
+        assert heading in section and GOOD["text"] in section and "28.131" in section
+        ours = section.split(f'data-recommendation="{added["recommendation_id"]}"', 1)[1].split("</article>", 1)[0]
+        assert re.search(r'<tr data-measure="repatriated">.*?<td class="num">[^<]+</td>', ours)
+        assert ISSUED in ours
 
 
 def test_the_forms_errors_are_in_korean_on_a_korean_page(reporting_client, users):
