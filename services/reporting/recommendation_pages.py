@@ -44,6 +44,12 @@ def _context(lang: str) -> dict:
             "response_text": lambda r: rw.response_text(r, lang)}
 
 
+def _editing(writer: bool) -> dict:
+    """What the edit form of a recommendation's page needs (analysts and admins)."""
+    return {"writer": writer, "measures_all": domain.ALL_MEASURES, "question_ids": recs.QUESTION_IDS,
+            "edit_errors": {}}
+
+
 @bp.app_context_processor
 def _recommendation_view() -> dict:
     """For the snapshot page's section of recommendations: the words and labels in the page's language."""
@@ -104,9 +110,37 @@ def recommendation(recommendation_id: str):
     except ValidationError as exc:
         return render_template("recommendation.html", rec=state, followed=None, errors=_errors(exc), values=values,
                                exact_allowed=exact_allowed, today=dt.date.today().isoformat(),
-                               sexes=domain.SEXES, **_context(lang)), 422
+                               sexes=domain.SEXES, **_editing(exact_allowed), **_context(lang)), 422
     followed = recs.followed(ReportingStore(resources().db).all_records(), state, as_of=query["as_of"],
                              disclosure_level=query["disclosure"])
     return render_template("recommendation.html", rec=state, followed=followed, errors={}, values=values,
                            exact_allowed=exact_allowed, today=dt.date.today().isoformat(), sexes=domain.SEXES,
-                           **_context(lang))
+                           **_editing(exact_allowed), **_context(lang))
+
+
+@bp.post("/recommendations/<recommendation_id>")
+@login_required("analyst")
+def edit_recommendation(recommendation_id: str):
+    """Change a recommendation's date, response, State and links, as the API's PATCH does."""
+    lang = _lang()
+    store = RecommendationStore(resources().db)
+    state = store.get(recommendation_id)
+    if state is None:
+        return render_template("error.html", code=404, title=rw.words(lang)["not_found"],
+                               message=rw.words(lang)["not_found"]), 404
+    form = request.form
+    body = {"issued_on": form.get("issued_on", "").strip() or None, "measures": form.getlist("measures"),
+            "questions": form.getlist("questions")}
+    if state["mechanism"] == "upr":
+        body["response"] = form.get("response", "").strip() or None
+        body["recommending_state"] = form.get("recommending_state", "").strip() or None
+    try:
+        store.edit(recommendation_id, recs.RecommendationEdit().load(body), actor=g.user["id"],
+                   publisher=resources().publisher, now=utcnow())
+    except ValidationError as exc:
+        return render_template("recommendation.html", rec={**state, **{k: v for k, v in body.items()}},
+                               followed=None, errors={}, values={},
+                               exact_allowed=True, today=dt.date.today().isoformat(), sexes=domain.SEXES,
+                               **{**_editing(True), "edit_errors": _errors(exc)}, **_context(lang)), 422
+    flash(rw.words(lang)["saved"])
+    return redirect(url_for("recommendation_pages.recommendation", recommendation_id=recommendation_id))

@@ -67,6 +67,9 @@ WORDS = {
         "internal_level": "Exact figures (internal): not for publication.",
         "choose": "(choose)", "not_found": "No recommendation with that id.",
         "suppressed": "not published",
+        "edit": "Change the recommendation", "save_changes": "Save the changes",
+        "saved": "The recommendation was saved.",
+        "not_saved": "The recommendation was not changed. Please correct the fields marked below.",
     },
     "ko": {
         "recommendations": "권고 이행 추적",
@@ -93,6 +96,9 @@ WORDS = {
         "internal_level": "정확한 수치 (내부용): 공개 불가.",
         "choose": "(선택)", "not_found": "해당 권고가 없습니다.",
         "suppressed": "비공개",
+        "edit": "권고 수정", "save_changes": "변경 저장",
+        "saved": "권고가 저장되었습니다.",
+        "not_saved": "권고가 수정되지 않았습니다. 아래 표시된 항목을 고쳐 주십시오.",
     },
 }
 

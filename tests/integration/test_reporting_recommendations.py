@@ -282,3 +282,30 @@ def test_the_forms_errors_are_in_korean_on_a_korean_page(reporting_client, users
     assert "조약기구 권고에는 문서 기호와 문단이 필요합니다." in page
     assert "주기, 번호, 권고 국가, 응답은 UPR 권고에만 있습니다." in page
     assert "needs its symbol" not in page
+
+
+def test_an_analyst_dates_a_shipped_recommendation_through_its_page(reporting_client, users, tokens):
+    listed = reporting_client.get("/api/v1/recommendations", headers=tokens["analyst"]).get_json()["items"]
+    rid = next(r for r in listed if r["number"] == "28.135" and r["cycle"] == "CN-3")["recommendation_id"]
+    _page_login(reporting_client, users["analyst"])
+    page = reporting_client.get(f"/recommendations/{rid}").get_data(as_text=True)
+    token = re.search(r'id="edit-form">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page).group(1)
+    bad = reporting_client.post(f"/recommendations/{rid}", data={
+        "csrf_token": token, "issued_on": "2999-01-01", "response": "noted", "measures": ["forced_labour_reported"]})
+    assert bad.status_code == 422 and 'id="issued_on-error"' in bad.get_data(as_text=True)
+    assert reporting_client.get(f"/api/v1/recommendations/{rid}", headers=tokens["analyst"]).get_json()["response"] is None
+    res = reporting_client.post(f"/recommendations/{rid}", data={
+        "csrf_token": token, "issued_on": "2019-03-15", "response": "supported", "recommending_state": "Kenya",
+        "measures": ["forced_labour_reported", "sent_to_kyohwaso"], "questions": ["business"]})
+    assert res.status_code == 302, res.get_data(as_text=True)[:500]
+    after = reporting_client.get(res.headers["Location"]).get_data(as_text=True)
+    assert "The recommendation was saved." in after and "2019-03-15" in after
+    api = reporting_client.get(f"/api/v1/recommendations/{rid}", headers=tokens["analyst"]).get_json()
+    assert (api["issued_on"], api["response"], api["measures"]) == (
+        "2019-03-15", "supported", ["forced_labour_reported", "sent_to_kyohwaso"])
+    _page_login(reporting_client, users["caseworker"])
+    assert 'id="edit-form"' not in reporting_client.get(f"/recommendations/{rid}").get_data(as_text=True)
+    assert reporting_client.post(f"/recommendations/{rid}", data={"csrf_token": token, "response": "noted"}
+                                 ).status_code in (400, 403)
+    assert reporting_client.get(f"/api/v1/recommendations/{rid}", headers=tokens["analyst"]).get_json()[
+        "response"] == "supported"
