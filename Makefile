@@ -32,8 +32,9 @@ run: install  ## start the whole stack locally and print where to go (Ctrl-C sto
 stop:  ## stop a stack left running by `make run`
 	@$(PY) -m infra.stack stop
 
-browser:  ## install Debian's Chromium for the browser tests, if missing
+browser:  ## install Debian's Chromium for the browser tests, and fetch axe-core (pinned) into .cache/, if missing
 	@infra/browser.sh
+	@infra/axe.sh
 
 test: install browser  ## run every test tier: unit, integration, end-to-end (with a real browser), compose
 	@$(MAKE) --no-print-directory test-unit test-integration test-e2e test-compose

@@ -299,6 +299,48 @@ def chromium_missing() -> str | None:
     return None if shutil.which(CHROMIUM) else f"no Chromium at {CHROMIUM} (`make browser` installs Debian's)"
 
 
+AXE_VERSION = "4.14.1"  # pinned in infra/axe.sh, which `make browser` runs
+AXE = ROOT / ".cache" / "axe" / f"axe-core-{AXE_VERSION}" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def axe_violations(page) -> list[dict]:
+    """What axe-core finds on the page as it is now (WCAG 2.2 A/AA and best practices): one dict
+    per rule broken, with its id, impact, help and the first few offending elements. axe is
+    evaluated in the page through the DevTools protocol, which the pages' CSP does not restrict."""
+    if not AXE.exists():
+        raise AssertionError(f"no axe-core at {AXE}: run `make browser` (infra/axe.sh fetches it)")
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    found = page.evaluate("""async (tags) => {
+        const result = await axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]});
+        return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                            nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
+    }""", AXE_TAGS)
+    return found
+
+
+def browser_log_in(page, intake_url: str, username: str, password: str, lang: str = "en",
+                   otp_secret: str | None = None) -> None:
+    """Log in through intake's login page (and its second-factor page when `otp_secret` is given),
+    the pages then in `lang`."""
+    page.goto(f"{intake_url}/login")
+    if page.evaluate("document.documentElement.lang") != lang:
+        page.locator("#lang-switch").select_option(lang)
+        page.locator("form:has(#lang-switch) button").click()
+        page.wait_for_load_state()
+    page.locator("#username").fill(username)
+    page.locator("#password").fill(password)
+    page.locator("form:has(#username) button[type=submit]").click()
+    if otp_secret:
+        page.wait_for_url("**/login/otp**")
+        page.locator("#otp").fill(next_totp(otp_secret, username))
+        page.locator("form:has(#otp) button[type=submit]").click()
+    page.wait_for_load_state()
+    assert "/login" not in page.url, page.url
+    assert page.evaluate("document.documentElement.lang") == lang
+
+
 @contextlib.contextmanager
 def chromium():
     """Debian's Chromium, headless, driven by Playwright."""
