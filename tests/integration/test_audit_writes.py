@@ -339,3 +339,25 @@ def test_a_dead_letter_replay_is_audited(client, tokens, settings, audit_consume
                           and "nrw.dlq.reason" in dict(r.headers)]) == 2, timeout_s=30, what="the second refusal")
     assert audit_trail(audit_consumer, settings).entries.find_one({"event_id": forged["event_id"]}) is None
     _verifies(client, tokens)
+
+
+def test_a_recommendation_added_and_changed_is_audited_without_its_text(client, reporting_client, tokens, users,
+                                                                       audit_consumer):
+    text = f"Audit test recommendation {uuid.uuid4().hex[:8]}"  # typed by an analyst: never in the trail
+    res = reporting_client.post("/api/v1/recommendations", headers=tokens["analyst"], json={
+        "mechanism": "treaty_body", "symbol": "CAT/C/CHN/CO/6", "paragraph": "12", "text": text})
+    assert res.status_code == 201, res.get_json()
+    rid = res.get_json()["recommendation_id"]
+    assert reporting_client.patch(f"/api/v1/recommendations/{rid}", headers=tokens["analyst"],
+                                  json={"issued_on": "2024-01-31"}).status_code == 200
+
+    def entries():
+        found = [e for e in _audit(client, tokens, user=users["analyst"], action="recommendation_saved")
+                 if e["object_id"] == rid]
+        return found if len(found) == 2 else None
+
+    found = wait_for(entries, timeout_s=30, what="the recommendation's two entries")
+    assert sorted(e["detail"] for e in found) == ["added", "changed"]
+    assert {(e["username"], e["service"]) for e in found} == {(users["analyst"], "reporting")}
+    assert text not in json.dumps(found)
+    _verifies(client, tokens)
