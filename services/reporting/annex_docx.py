@@ -35,7 +35,8 @@ DRAFT = {
            "register_none": "The snapshot holds no evidence register; the counts below are those the answer to "
                             "the business question gives.",
            "kind": {"products": "Products", "facilities": "Facilities", "companies": "Companies"},
-           "listed": "Names listed", "name": "Name", "testimonies": "Testimonies",
+           "listed": "Names listed", "name": "Name", "testimonies": "Testimonies", "first": "First",
+           "last": "Last", "withheld": "{count} more not listed: named by fewer than 5 documented persons.",
            "recs": "Recommendations followed", "recs_none": "The snapshot records no recommendation.",
            "tables": "Tables of the snapshot"},
     "ko": {"draft": "편집용 제출 초안입니다. 수치는 Non-Refoulement Watch가 기록한 사례에 관한 것으로, 아래 스냅샷 "
@@ -47,7 +48,8 @@ DRAFT = {
            "register": "공급망 증거 목록 (증언에 나온 명칭; 사람은 기재하지 않음)",
            "register_none": "이 스냅샷에는 증거 목록이 없습니다. 아래 수는 기업 관련 질문의 답변에 나온 수입니다.",
            "kind": {"products": "제품", "facilities": "시설", "companies": "기업"},
-           "listed": "기재된 명칭 수", "name": "명칭", "testimonies": "증언 수",
+           "listed": "기재된 명칭 수", "name": "명칭", "testimonies": "증언 수", "first": "처음",
+           "last": "마지막", "withheld": "기록된 사람 5명 미만이 말한 {count}개는 싣지 않았습니다.",
            "recs": "권고 이행 추적", "recs_none": "이 스냅샷에는 기록된 권고가 없습니다.",
            "tables": "스냅샷의 표"},
 }
@@ -150,8 +152,12 @@ def build_docx(annex, snapshot: dict, *, author: str) -> bytes:
         for kind in EVIDENCE_KINDS:
             items = register.get(kind) or []
             document.add_heading(d["kind"][kind], level=3)
-            _table(document, [d["name"], d["testimonies"]],
-                   [[str(i.get("name")), _count(i.get("testimonies"))] for i in items])
+            _table(document, [d["name"], d["testimonies"], d["first"], d["last"]],
+                   [[str(i.get("name")), _count(i.get("testimonies")), str(i.get("first_on") or "—"),
+                     str(i.get("last_on") or "—")] for i in items])
+            withheld = (register.get("withheld") or {}).get(kind)
+            if withheld:
+                document.add_paragraph(d["withheld"].format(count=withheld))
     else:
         document.add_paragraph(d["register_none"])
         counts = ((by_id.get("business") or {}).get("figures") or {}).get("evidence_register") or {}

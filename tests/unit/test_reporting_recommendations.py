@@ -217,3 +217,18 @@ def test_the_docx_holds_nothing_kept_for_analysts():
         flat = text + json.dumps(tables, ensure_ascii=False)
         for secret in (*CASE_IDS, SYNTH, "primary", "secondary", "c0"):
             assert secret not in flat, secret
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_docx_prints_the_snapshots_evidence_register(lang):
+    register = {"as_of": "2024-01-01", "disclosure": "public", "withheld": {"products": 3, "facilities": 0,
+                                                                            "companies": 1},
+                "products": [{"name": "false eyelashes", "testimonies": 7, "first_on": "2021-03", "last_on": "2023-11"}],
+                "facilities": [{"name": "Kyohwaso No. 12", "testimonies": 5, "first_on": "2020-01",
+                                "last_on": "2022-06"}], "companies": []}
+    body, _ = render_annex({**_with_recommendations(), "evidence": register}, fmt="docx", lang=lang)
+    text, tables = _docx_text(body)
+    header = ["Name", "Testimonies", "First", "Last"] if lang == "en" else ["명칭", "증언 수", "처음", "마지막"]
+    assert [header, ["false eyelashes", "7", "2021-03", "2023-11"]] in tables
+    assert [header, ["Kyohwaso No. 12", "5", "2020-01", "2022-06"]] in tables
+    assert ("3 more not listed" in text) == (lang == "en") and ("5명 미만이 말한 3개" in text) == (lang == "ko")
