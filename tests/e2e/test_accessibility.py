@@ -28,7 +28,6 @@ CODES = {value for name in dir(events) if name.isupper() and isinstance(getattr(
 # the case page, the statistics dashboard): reported to them, and each is a strict xfail below,
 # which fails once it is mended so that it leaves this list. (service, kind of page, rule)
 KNOWN = {
-    ("case", "/cases/{id}", "code-shown"),  # the status form offers closed_duplicate, in_third_country, ... (English)
     ("case", "/cases/no-such-case", "meta-refresh"),  # "Not here yet" looks again every 2 s by a meta refresh
 }
 MAX_PAGES = 60  # per role and language: a runaway crawl (links that make links) fails instead of hanging
