@@ -13,7 +13,8 @@ import docx
 import pytest
 
 from tests.e2e import test_browser
-from tests.support import synthetic_report, wait_for
+from tests.e2e.test_after_return_browser import _returned_case
+from tests.support import browser_log_in, wait_for
 
 shot = test_browser.shot
 PASSWORD = "e2e-password-0001"
@@ -34,12 +35,7 @@ def analyst(api) -> tuple[str, dict]:
 def followed(api, analyst) -> dict:
     """A case returned on 2023-11-01 and a recommendation dated 2023-10-01 linked to returns,
     once reporting counts the case against it."""
-    case_id = api.post_report(synthetic_report())["case_id"]
-    wait_for(lambda: api.case(case_id), timeout_s=30, what="the case to open")
-    for to, on in (("detained", "2023-05-02"), ("repatriated", "2023-11-01")):
-        res = api.http.post(f"{api.urls['case']}/api/v1/cases/{case_id}/transitions", headers=api.caseworker,
-                            timeout=10, json={"to": to, "effective_on": on})
-        assert res.status_code == 200, res.text
+    case_id = _returned_case(api)
     number = f"7.{uuid.uuid4().int % 9000 + 1}"
     rec = api.http.post(f"{api.urls['reporting']}/api/v1/recommendations", headers=analyst[1], timeout=10, json={
         "mechanism": "upr", "cycle": "CN-4", "number": number, "recommending_state": "Synthetic State",
@@ -56,25 +52,12 @@ def followed(api, analyst) -> dict:
     return {"case_id": case_id, "rec": rec}
 
 
-def _log_in(page, api, username: str, lang: str) -> None:
-    page.goto(f"{api.urls['intake']}/login")
-    if page.evaluate("document.documentElement.lang") != lang:
-        page.locator("#lang-switch").select_option(lang)
-        page.locator("form:has(#lang-switch) button").click()
-        page.wait_for_load_state()
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form:has(#username) button[type=submit]").click()
-    page.wait_for_load_state()
-    assert "/login" not in page.url, page.url
-
-
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_an_analyst_follows_a_recommendation_and_downloads_the_docx_draft(browser, api, analyst, followed, lang):
     context = browser.new_context(locale="ko-KR" if lang == "ko" else "en-GB", accept_downloads=True)
     page = context.new_page()
     try:
-        _log_in(page, api, analyst[0], lang)
+        browser_log_in(page, api.urls["intake"], analyst[0], PASSWORD, lang)
         page.goto(f"{api.urls['reporting']}/recommendations")
         assert page.evaluate("document.documentElement.lang") == lang
         listing = page.locator("#recommendations").inner_text()
