@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import time
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -90,13 +92,32 @@ def _render_case(case: dict, errors: dict | None = None, values: dict | None = N
 @login_required(*ANY_ROLE)
 def case(case_id: str):
     """A case: its facts, its timeline, its UNHCR-access requests and appeals, and the moves it can make."""
-    found = CaseStore(resources().db).get(case_id)
+    store = CaseStore(resources().db)
+    found = store.get(case_id)
+    if found is None and _CASE_ID.fullmatch(case_id):
+        found = _when_it_opens(store, case_id)
     if found is None:
-        # A case opens moments after its first report is saved: say so, and look again shortly.
-        return render_template("error.html", code=404, title=_("Not here yet"), refresh=2,
+        # No page that reloads itself (people using screen readers lose their place): a link to look again.
+        return render_template("error.html", code=404, title=_("Not here yet"), again=request.script_root + request.path,
                                message=_("No case with that id yet. A new case appears here within seconds of "
-                                         "its first report; this page looks again by itself.")), 404
+                                         "its first report: look again in a moment.")), 404
     return _render_case(found)
+
+
+_CASE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+OPENING_WAIT_S = 5.0
+
+
+def _when_it_opens(store: CaseStore, case_id: str, wait_s: float | None = None):
+    """A case opens moments after its first report is saved (intake's event, then the case
+    consumer): a page asked for a case id that soon waits a few seconds for it to open."""
+    deadline = time.monotonic() + (OPENING_WAIT_S if wait_s is None else wait_s)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        found = store.get(case_id)
+        if found is not None:
+            return found
+    return None
 
 
 @bp.post("/cases/<case_id>/transition")
