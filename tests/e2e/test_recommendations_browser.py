@@ -18,6 +18,8 @@ from tests.support import browser_log_in, wait_for
 
 shot = test_browser.shot
 PASSWORD = "e2e-password-0001"
+QUESTIONS = ("detained_by_age_sex", "facing_deportation", "returned", "pattern_after_return", "art46",
+             "unhcr_recognition", "unhcr_access", "appeals", "business")
 ISSUED = "2023-10-01"
 
 
@@ -58,6 +60,15 @@ def test_an_analyst_follows_a_recommendation_and_downloads_the_docx_draft(browse
     page = context.new_page()
     try:
         browser_log_in(page, api.urls["intake"], analyst[0], PASSWORD, lang)
+        # The dashboard answers the submission's questions, each with a sentence to paste that says
+        # its figures are of documented cases.
+        page.goto(f"{api.urls['reporting']}/")
+        page.wait_for_selector("#upr-questions")
+        shown = page.eval_on_selector_all("#upr-questions li", "items => items.map(i => i.dataset.question)")
+        assert set(shown) >= set(QUESTIONS), shown
+        for question in QUESTIONS:
+            answer = page.locator(f"#answer-{question}").input_value()
+            assert "documented" in answer, (question, answer)
         page.goto(f"{api.urls['reporting']}/recommendations")
         assert page.evaluate("document.documentElement.lang") == lang
         listing = page.locator("#recommendations").inner_text()
