@@ -2,8 +2,10 @@
 PDF, in English or Korean. Pure: no database, no network; the snapshot in, bytes out.
 
 Every format says the same things, built once here (`build`): the title, cycle, as-of date and
-period; the method; the submission's questions with their answers; one table per measure (sex by
-UNHCR age group) with its suppression note; and the two charts (`charts.py`). Only the snapshot's
+period; the method; the submission's questions with their answers; the evidence register frozen
+with the snapshot (`evidence`: names, testimonies, first and last month, how many names withheld;
+or a line saying an older snapshot has none); one table per measure (sex by UNHCR age group) with
+its suppression note; and the two charts (`charts.py`). Only the snapshot's
 published figures are read (`figures`, `series`, `questions`): its exact tables and the ids of the
 cases it counted are for analysts and never reach the annex. A suppressed cell is shown as "–" and
 a suppressed total as "<5", never as a number; which suppressed cells were the small ones is not
@@ -23,6 +25,7 @@ import jinja2
 from markupsafe import Markup
 
 from services.reporting import annex_pdf, annex_xlsx, charts, domain, wording
+from services.reporting.disclosure import THRESHOLD
 from services.reporting.wording import SMALL_TOTAL, SUPPRESSED_CELL
 from shared.events import SEXES
 from shared.exports import csv_row
@@ -39,6 +42,33 @@ MIME_TYPES = {
 }
 CSV_COLUMNS = ("measure", "sex", "age_group", "count", "suppressed", "as_of", "since", "measure_title")
 CSV_TOTAL = "total"  # the sex and age_group of a table's total row
+# The evidence register's rows (issue 11 point 4) use the same columns and three more: measure
+# "evidence_<kind>", count = a name's testimonies, the name and its first and last month; a kind's
+# names withheld in public are one row with sex and age_group "names_withheld" and count = how many
+# names; a snapshot without a register gives one row "evidence_register" whose title says so.
+CSV_EVIDENCE_COLUMNS = ("evidence_name", "first_on", "last_on")
+CSV_WITHHELD = "names_withheld"
+EVIDENCE_KINDS = ("products", "facilities", "companies")
+EVIDENCE_WORDS = {
+    "en": {"heading": "Supply-chain evidence register",
+           "intro": "Products, facilities and companies named in after-return testimonies, as published on the "
+                    "snapshot's date (names given in testimonies; never a person).",
+           "none": "This snapshot holds no evidence register (it was taken before snapshots froze one).",
+           "kind": {"products": "Products", "facilities": "Facilities", "companies": "Companies"},
+           "columns": ["Name", "Testimonies", "First month", "Last month"],
+           "empty": "No name listed.",
+           "withheld": "{count} more not listed in public: named by fewer than {threshold} documented persons.",
+           "sheet": "Evidence register"},
+    "ko": {"heading": "공급망 증거 목록",
+           "intro": "송환 후 증언에 나온 제품, 시설, 기업: 스냅샷 시점에 공개된 목록 (증언에 나온 명칭; 사람은 기재하지 "
+                    "않음).",
+           "none": "이 스냅샷에는 증거 목록이 없습니다 (스냅샷이 증거 목록을 고정하기 전에 만들어졌습니다).",
+           "kind": {"products": "제품", "facilities": "시설", "companies": "기업"},
+           "columns": ["명칭", "증언 수", "처음 (월)", "마지막 (월)"],
+           "empty": "기재된 명칭이 없습니다.",
+           "withheld": "기록된 사람 {threshold}명 미만이 말한 {count}개는 공개 목록에 싣지 않았습니다.",
+           "sheet": "증거 목록"},
+}
 AUTHOR = "Non-Refoulement Watch"
 TEMPLATES = Path(__file__).resolve().parent / "annex_templates"
 
@@ -80,6 +110,18 @@ class Chart:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvidenceKind:
+    """One kind of the snapshot's frozen evidence register: rows of (name, testimonies, first
+    month, last month), and how many names were withheld in public (with its sentence)."""
+
+    kind: str
+    title: str
+    items: list[tuple[str, int | None, str, str]]
+    withheld: int
+    withheld_text: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Annex:
     """What every format of the annex says, in one language."""
 
@@ -93,6 +135,9 @@ class Annex:
     footnote: str
     charts: list[Chart]
     columns: list[str]  # the tables' column headings: the corner, then the age groups
+    evidence: list[EvidenceKind] | None = None  # None: the snapshot holds no register
+    evidence_words: dict = dataclasses.field(default_factory=lambda: EVIDENCE_WORDS["en"])
+    as_of: str = ""  # the snapshot's date, YYYY-MM-DD
 
 
 def render_annex(snapshot: dict, *, fmt: str, lang: str = "en") -> tuple[bytes, str]:
@@ -153,7 +198,26 @@ def build(snapshot: dict, lang: str) -> Annex:
         tables=tables, footnote=w["footnote"].format(cell=SUPPRESSED_CELL, small=SMALL_TOTAL),
         charts=_charts(snapshot, lang), columns=[w["heading"]["sex_by_age"], *(wording.age_label(a, lang)
                                                                                for a in AGE_GROUPS)],
+        evidence=_evidence(snapshot, lang), as_of=as_of, evidence_words=EVIDENCE_WORDS["ko" if lang == "ko" else "en"],
     )
+
+
+def _evidence(snapshot: dict, lang: str) -> list[EvidenceKind] | None:
+    """The snapshot's frozen public register, kind by kind; None when it has none (older ones).
+    Only names, counts and months are read: a register holds nothing about a person."""
+    register = snapshot.get("evidence")
+    if not isinstance(register, dict):
+        return None
+    w = EVIDENCE_WORDS["ko" if lang == "ko" else "en"]
+    out = []
+    for kind in EVIDENCE_KINDS:
+        items = [(str(i.get("name") or ""), i.get("testimonies"), str(i.get("first_on") or "—"),
+                  str(i.get("last_on") or "—")) for i in register.get(kind) or () if isinstance(i, dict)]
+        withheld = int((register.get("withheld") or {}).get(kind) or 0)
+        out.append(EvidenceKind(kind=kind, title=w["kind"][kind], items=items, withheld=withheld,
+                                withheld_text=w["withheld"].format(count=withheld, threshold=THRESHOLD)
+                                if withheld else None))
+    return out
 
 
 def _table(measure: str, table: dict, lang: str) -> Table:
@@ -233,6 +297,7 @@ def to_markdown(annex: Annex) -> str:
         lines += [f"## {_md(h['questions'])}", ""]
         for question, answer in annex.questions:
             lines += [f"### {_md(question)}", "", _md(answer), ""]
+    lines += _markdown_evidence(annex)
     lines += [f"## {_md(h['tables'])}", "", _md(annex.footnote), ""]
     for table in annex.tables:
         lines += [f"### {_md(table.title)}", "", _md(table.when), ""]
@@ -248,6 +313,26 @@ def to_markdown(annex: Annex) -> str:
             data = base64.b64encode(chart.image("svg")).decode("ascii")
             lines += [f"![{_md(chart.title)}](data:image/svg+xml;base64,{data})", "", f"*{_md(chart.caption)}*", ""]
     return "\n".join(lines)
+
+
+def _markdown_evidence(annex: Annex) -> list[str]:
+    e = annex.evidence_words
+    lines = [f"## {_md(e['heading'])}", ""]
+    if annex.evidence is None:
+        return lines + [_md(e["none"]), ""]
+    lines += [_md(e["intro"]), ""]
+    for kind in annex.evidence:
+        lines += [f"### {_md(kind.title)}", ""]
+        if kind.items:
+            lines += ["| " + " | ".join(_md(c) for c in e["columns"]) + " |", "| --- | ---: | --- | --- |"]
+            lines += ["| " + " | ".join(_md(c) for c in (name, cell_text(n), first, last)) + " |"
+                      for name, n, first, last in kind.items]
+        else:
+            lines.append(_md(e["empty"]))
+        lines.append("")
+        if kind.withheld_text:
+            lines += [_md(kind.withheld_text), ""]
+    return lines
 
 
 # --- HTML -----------------------------------------------------------------------------------------
@@ -279,16 +364,28 @@ def _inline_svg(svg: bytes, prefix: str, title: str) -> Markup:
 
 def to_csv(annex: Annex) -> str:
     """Long format, one row per cell and one per table total: measure, sex, age_group, count (empty
-    when suppressed), suppressed (true/false), as_of, since, and the measure's title."""
+    when suppressed), suppressed (true/false), as_of, since, and the measure's title; then the
+    evidence register's rows (CSV_EVIDENCE_COLUMNS filled, see above)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + CSV_EVIDENCE_COLUMNS)
     for table in annex.tables:
         tail = (table.as_of, table.since or "", table.title)
         for sex, _, counts in table.rows:
             for age, count in zip(AGE_GROUPS, counts):
                 writer.writerow(csv_row((table.measure, sex, age, "" if count is None else count,
-                                         "true" if count is None else "false", *tail)))
+                                         "true" if count is None else "false", *tail, "", "", "")))
         writer.writerow(csv_row((table.measure, CSV_TOTAL, CSV_TOTAL, "" if table.total is None else table.total,
-                                 "true" if table.total is None else "false", *tail)))
+                                 "true" if table.total is None else "false", *tail, "", "", "")))
+    as_of = annex.as_of
+    if annex.evidence is None:
+        writer.writerow(csv_row(("evidence_register", "", "", "", "false", as_of, "", annex.evidence_words["none"],
+                                 "", "", "")))
+    for kind in annex.evidence or ():
+        title = f"{annex.evidence_words['heading']}: {kind.title}"
+        for name, count, first, last in kind.items:
+            writer.writerow(csv_row((f"evidence_{kind.kind}", "", "", "" if count is None else count,
+                                     "true" if count is None else "false", as_of, "", title, name, first, last)))
+        writer.writerow(csv_row((f"evidence_{kind.kind}", CSV_WITHHELD, CSV_WITHHELD, kind.withheld, "false", as_of,
+                                 "", title, "", "", "")))
     return out.getvalue()

@@ -74,6 +74,7 @@ def _flowables(annex, styles: dict, font: str, bold: str) -> list:
         flow.append(Paragraph(_text(h["questions"]), styles["h2"]))
         for question, answer in annex.questions:
             flow += [Paragraph(_text(question), styles["h3"]), Paragraph(_text(answer), styles["p"])]
+    flow += _evidence(annex, styles, font, bold)
     flow += [Paragraph(_text(h["tables"]), styles["h2"]), Paragraph(_text(annex.footnote), styles["small"])]
     for table in annex.tables:
         flow.append(KeepTogether([
@@ -90,6 +91,35 @@ def _flowables(annex, styles: dict, font: str, bold: str) -> list:
                 Image(io.BytesIO(png), width=FRAME_WIDTH, height=FRAME_WIDTH * height / width),
                 Paragraph(_text(chart.caption), styles["small"]),
             ]))
+    return flow
+
+
+def _evidence(annex, styles: dict, font: str, bold: str) -> list:
+    """The snapshot's evidence register, kind by kind, or the line saying it has none."""
+    e = annex.evidence_words
+    flow = [Paragraph(_text(e["heading"]), styles["h2"])]
+    if annex.evidence is None:
+        return flow + [Paragraph(_text(e["none"]), styles["p"])]
+    flow.append(Paragraph(_text(e["intro"]), styles["p"]))
+    for kind in annex.evidence:
+        flow.append(Paragraph(_text(kind.title), styles["h3"]))
+        if kind.items:
+            rows = [list(e["columns"])]
+            rows += [[Paragraph(_text(name), styles["cell"]), wording.SUPPRESSED_CELL if n is None else str(n), first,
+                      last] for name, n, first, last in kind.items]
+            grid = Table(rows, colWidths=[FRAME_WIDTH - 90 * mm, 30 * mm, 30 * mm, 30 * mm], hAlign="LEFT",
+                         repeatRows=1)
+            grid.setStyle(TableStyle([
+                ("FONTNAME", (0, 0), (-1, -1), font), ("FONTSIZE", (0, 0), (-1, -1), 9),
+                ("FONTNAME", (0, 0), (-1, 0), bold), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#F2F2F2")),
+                ("ALIGN", (1, 0), (1, -1), "RIGHT"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#BBBBBB")),
+            ]))
+            flow.append(grid)
+        else:
+            flow.append(Paragraph(_text(e["empty"]), styles["p"]))
+        if kind.withheld_text:
+            flow.append(Paragraph(_text(kind.withheld_text), styles["small"]))
     return flow
 
 

@@ -1,6 +1,7 @@
 """The annex as an XLSX workbook (openpyxl): a first sheet with the title, dates and method, one
 sheet per measure with its table (published counts as numbers, suppressed cells as the text "–",
-never a number), a sheet of the questions and answers, and a sheet with the two charts as PNG."""
+never a number), a sheet of the questions and answers, a sheet of the snapshot's evidence register
+(or a line saying it has none), and a sheet with the two charts as PNG."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def build_xlsx(annex, *, author: str, created=None) -> bytes:
         _table(wb.create_sheet(_unique(wb, table.sheet)), table, annex)
     if annex.questions:
         _questions(wb.create_sheet(_unique(wb, sheets["questions"])), annex)
+    _evidence(wb.create_sheet(_unique(wb, annex.evidence_words["sheet"])), annex)
     if annex.charts:
         _charts(wb.create_sheet(_unique(wb, sheets["charts"])), annex)
     wb.properties.title = annex.title
@@ -118,6 +120,37 @@ def _questions(ws, annex) -> None:
             ws.cell(ws.max_row, col).alignment = WRAP
     ws.column_dimensions["A"].width = 60
     ws.column_dimensions["B"].width = 90
+
+
+def _evidence(ws, annex) -> None:
+    """The snapshot's evidence register: per kind its names with their testimonies (numbers) and
+    first and last months, and how many names were withheld; or the line saying there is none."""
+    e = annex.evidence_words
+    ws.append([e["heading"]])
+    ws["A1"].font = TITLE
+    ws.append([])
+    if annex.evidence is None:
+        ws.append([e["none"]])
+    else:
+        ws.append([e["intro"]])
+        for kind in annex.evidence:
+            ws.append([])
+            ws.append([kind.title])
+            ws.cell(ws.max_row, 1).font = BOLD
+            if kind.items:
+                ws.append(e["columns"])
+                for col in range(1, len(e["columns"]) + 1):
+                    cell = ws.cell(ws.max_row, col)
+                    cell.font, cell.fill, cell.border = BOLD, HEAD_FILL, BOX
+                for name, count, first, last in kind.items:
+                    ws.append([name, SUPPRESSED_CELL if count is None else count, first, last])
+            else:
+                ws.append([e["empty"]])
+            if kind.withheld_text:
+                ws.append([kind.withheld_text])
+    ws.column_dimensions["A"].width = 40
+    for col in "BCD":
+        ws.column_dimensions[col].width = 14
 
 
 def _charts(ws, annex) -> None:

@@ -166,6 +166,8 @@ class SnapshotOut(Schema):
     questions = fields.List(fields.Nested(Question))
     case_ids = fields.List(fields.String(), metadata={"description": "analysts and admins only"})
     exact = fields.Dict(metadata={"description": "exact figures; analysts and admins only"})
+    evidence = fields.Dict(allow_none=True, metadata={
+        "description": "the public evidence register frozen on the snapshot's date (absent from older snapshots)"})
     recommendations = fields.List(fields.Dict(), metadata={
         "description": "the recommendations followed as of the snapshot, each with the public figures of its "
                        "linked measures since its date"})

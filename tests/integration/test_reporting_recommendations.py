@@ -10,6 +10,7 @@ this module's alone."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import json
@@ -309,3 +310,42 @@ def test_an_analyst_dates_a_shipped_recommendation_through_its_page(reporting_cl
                                  ).status_code in (400, 403)
     assert reporting_client.get(f"/api/v1/recommendations/{rid}", headers=tokens["analyst"]).get_json()[
         "response"] == "supported"
+
+
+def test_a_snapshot_freezes_the_evidence_register_and_its_annex_prints_it(reporting_app, tokens, mongo, settings):
+    """Issue 11 point 4: six returned women each name a product after their return; the snapshot's
+    answer carries the public register and its CSV annex prints the product with its six
+    testimonies, in English and Korean, and no case id."""
+    store = ReportingStore(_db(mongo, settings))
+    clock = (dt.datetime(2024, 8, 1, tzinfo=UTC) + dt.timedelta(seconds=i) for i in range(1000))
+    product = f"Synthetic wigs {uuid.uuid4().hex[:8]}"
+    case_ids = [str(uuid.uuid4()) for _ in range(6)]
+    for n, case_id in enumerate(case_ids):
+        events = _events(case_id, "2011-03-15", clock)
+        events.append(new_event("case.after_return_recorded", producer="case", case_id=case_id, now=next(clock),
+                                payload={"record_id": f"news-{n}", "learned_on": "2011-06-01",
+                                         "effective_on": f"2011-0{4 + n % 2}-10", "source_type": "fellow_escapee",
+                                         "source_reliability": "probable", "custody": "mss", "outcome": "kyohwaso",
+                                         "sentence_years": None, "forced_labour": "yes", "work": ["wigs_eyelashes"],
+                                         "products": [product], "facilities": [], "companies": [],
+                                         "ill_treatment": []}))
+        for event in events:
+            handlers.on_event(validate_event(json.loads(json.dumps(event))), store=store)
+    client = reporting_app.test_client()
+    snap = client.post("/api/v1/upr/snapshots", headers=tokens["analyst"],
+                       json={"cycle": "CN-4", "as_of": AS_OF, "title": "Annex with the register"})
+    assert snap.status_code == 201, snap.get_json()
+    sid = snap.get_json()["snapshot_id"]
+    stored = client.get(f"/api/v1/upr/snapshots/{sid}", headers=tokens["caseworker"]).get_json()
+    listed = next(i for i in stored["evidence"]["products"] if i["name"] == product)
+    assert (listed["testimonies"], listed["first_on"], listed["last_on"]) == (6, "2011-04", "2011-05")
+    assert stored["evidence"]["disclosure"] == "public"
+    for lang, heading in (("en", "Supply-chain evidence register: Products"), ("ko", "공급망 증거 목록: 제품")):
+        res = client.get(f"/api/v1/upr/snapshots/{sid}/annex?format=csv&lang={lang}", headers=tokens["advocate"])
+        assert res.status_code == 200 and res.mimetype == "text/csv"
+        rows = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
+        ours = [r for r in rows if r["evidence_name"] == product]
+        assert [(r["measure"], r["count"], r["first_on"], r["last_on"], r["measure_title"]) for r in ours] == [
+            ("evidence_products", "6", "2011-04", "2011-05", heading)]
+        for case_id in case_ids:
+            assert case_id not in res.get_data(as_text=True)

@@ -9,6 +9,7 @@ import base64
 import csv
 import datetime as dt
 import functools
+import html
 import io
 import re
 import shutil
@@ -23,7 +24,8 @@ import pytest
 from reportlab.pdfbase import pdfmetrics
 
 from services.reporting import charts, wording
-from services.reporting.annex import CSV_COLUMNS, FORMATS, MIME_TYPES, AnnexError, build, render_annex
+from services.reporting.annex import (CSV_COLUMNS, CSV_EVIDENCE_COLUMNS, CSV_WITHHELD, EVIDENCE_WORDS, FORMATS,
+                                      MIME_TYPES, AnnexError, build, render_annex)
 from services.reporting.domain import MEASURES
 from shared.events import SEXES
 from shared.people import AGE_GROUPS
@@ -278,7 +280,8 @@ def test_a_title_with_markup_stays_text_in_markdown_and_html():
 @pytest.mark.parametrize("lang", LANGS)
 def test_the_csv_is_long_format_and_equals_the_published_figures(lang):
     rows = list(csv.DictReader(io.StringIO(_rendered("csv", lang).decode("utf-8"))))
-    assert tuple(rows[0]) == CSV_COLUMNS
+    assert tuple(rows[0]) == CSV_COLUMNS + CSV_EVIDENCE_COLUMNS
+    rows = [row for row in rows if not row["measure"].startswith("evidence_")]  # the register's rows: below
     seen = {}
     for row in rows:
         seen[(row["measure"], row["sex"], row["age_group"])] = row
@@ -302,7 +305,8 @@ def test_the_csv_is_long_format_and_equals_the_published_figures(lang):
 def test_the_xlsx_has_a_sheet_per_measure_equal_to_the_published_figures(lang):
     wb = openpyxl.load_workbook(io.BytesIO(_rendered("xlsx", lang)))
     sheets = wording.words(lang)["sheet"]
-    assert wb.sheetnames == [sheets["about"], *(sheets[m] for m in MEASURES), sheets["questions"], sheets["charts"]]
+    assert wb.sheetnames == [sheets["about"], *(sheets[m] for m in MEASURES), sheets["questions"],
+                             EVIDENCE_WORDS[lang]["sheet"], sheets["charts"]]
     assert wb.properties.title == TITLE and wb.properties.creator == "Non-Refoulement Watch"
     headings = [wording.words(lang)["heading"]["sex_by_age"], *(wording.age_label(a, lang) for a in AGE_GROUPS)]
     for measure in MEASURES:
@@ -507,3 +511,103 @@ def test_csv_cells_that_could_start_a_formula_are_quoted_as_text():
 
     assert csv_row(["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "plain", 5, -3]) == \
         ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "plain", 5, -3]
+
+
+# --- the evidence register frozen with the snapshot (issue 11 point 4) ----------------------------
+
+REGISTER = {
+    "as_of": AS_OF, "disclosure": "public", "withheld": {"products": 3, "facilities": 0, "companies": 1},
+    "products": [{"name": "Human-hair wigs", "testimonies": 7, "first_on": "2022-03", "last_on": "2023-11",
+                  "reliability": {"confirmed": 5, "probable": None, "unverified": 0}},
+                 {"name": "=Frozen squid", "testimonies": 5, "first_on": "2023-02", "last_on": "2023-06",
+                  "reliability": {"confirmed": 5, "probable": 0, "unverified": 0}}],
+    "facilities": [],
+    "companies": [{"name": "Dandong <Seafood> | Co.", "testimonies": 6, "first_on": "2022-08", "last_on": "2023-12",
+                   "reliability": {"confirmed": None, "probable": 6, "unverified": 0}}],
+    "note": "Names given by fewer than 5 documented persons are not listed; dates are given to the month.",
+}
+WITH_REGISTER = {**SNAPSHOT, "evidence": REGISTER}
+
+
+def _register_text(fmt: str, lang: str, snapshot: dict) -> str:
+    body, _ = render_annex(snapshot, fmt=fmt, lang=lang)
+    if fmt == "pdf":
+        return _pdf_text(body, "-layout")
+    if fmt == "xlsx":
+        ws = openpyxl.load_workbook(io.BytesIO(body))[EVIDENCE_WORDS[lang]["sheet"]]
+        return "\n".join(" ".join(str(v) for v in row if v is not None) for row in ws.iter_rows(values_only=True))
+    return body.decode("utf-8")
+
+
+def _register_rows(fmt: str, lang: str) -> dict[str, tuple]:
+    """name -> (testimonies, first month, last month) as each format gives them back."""
+    body, _ = render_annex(WITH_REGISTER, fmt=fmt, lang=lang)
+    if fmt == "csv":
+        return {re.sub(r"^'(?=[=+@-])", "", r["evidence_name"]): (int(r["count"]), r["first_on"], r["last_on"])
+                for r in csv.DictReader(io.StringIO(body.decode("utf-8")))
+                if r["measure"].startswith("evidence_") and r["evidence_name"]}
+    if fmt == "xlsx":
+        ws = openpyxl.load_workbook(io.BytesIO(body))[EVIDENCE_WORDS[lang]["sheet"]]
+        return {row[0]: tuple(row[1:4]) for row in ws.iter_rows(values_only=True)
+                if len(row) >= 4 and isinstance(row[1], int)}
+    if fmt == "html":
+        return {html.unescape(name): (int(n), first, last) for name, n, first, last in re.findall(
+            r'<tr><th scope="row">([^<]*)</th><td class="count">(\d+)</td><td>([^<]*)</td><td>([^<]*)</td></tr>',
+            body.decode("utf-8"))}
+    if fmt == "md":
+        rendered = markdown.markdown(body.decode("utf-8"), extensions=["tables"])
+        return {html.unescape(name): (int(n), first, last) for name, n, first, last in re.findall(
+            r"<tr>\s*<td>([^<]*)</td>\s*<td[^>]*>(\d+)</td>\s*<td>(\d{4}-\d{2})</td>\s*<td>(\d{4}-\d{2})</td>\s*</tr>",
+            rendered)}
+    text = _pdf_text(body, "-layout")  # pdf: a row is the name, the count and the two months on one line
+    return {m.group(1): (int(m.group(2)), m.group(3), m.group(4)) for line in text.splitlines()
+            if (m := re.match(r"^\s*(.+?)\s{2,}(\d+)\s+(\d{4}-\d{2})\s+(\d{4}-\d{2})\s*$", line))}
+
+
+REGISTER_FORMATS = [pytest.param(f, marks=needs_poppler) if f == "pdf" else f for f in ("md", "html", "csv", "xlsx", "pdf")]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("fmt", REGISTER_FORMATS)
+def test_every_format_prints_the_frozen_register_with_its_counts_months_and_withheld_names(fmt, lang):
+    rows = _register_rows(fmt, lang)
+    expected = {i["name"]: (i["testimonies"], i["first_on"], i["last_on"])
+                for kind in ("products", "facilities", "companies") for i in REGISTER[kind]}
+    assert rows == expected
+    e = EVIDENCE_WORDS[lang]
+    text = _register_text(fmt, lang, WITH_REGISTER)
+    if fmt == "md":
+        text = html.unescape(text.replace("\\", ""))
+    squeezed = " ".join(text.split())
+    sentences = () if fmt == "csv" else (  # the CSV gives the withheld names as rows: checked below
+        e["empty"], e["withheld"].format(count=3, threshold=5), e["withheld"].format(count=1, threshold=5))
+    for words in (e["heading"], *e["kind"].values(), *sentences):
+        assert " ".join(words.split()) in squeezed, words
+    assert e["none"] not in squeezed
+    assert ("제품" in text) == (lang == "ko")
+    for secret in (*CASE_IDS, SYNTH, "confirmed", "probable", "reliability"):
+        assert secret not in text, secret
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("fmt", REGISTER_FORMATS)
+def test_a_snapshot_without_a_register_says_so_in_every_format(fmt, lang):
+    text = " ".join(_register_text(fmt, lang, SNAPSHOT).split())
+    if fmt == "md":
+        text = text.replace("\\", "")
+    assert " ".join(EVIDENCE_WORDS[lang]["none"].split()) in text
+    # Said, not shown as an empty register:
+    assert " ".join(EVIDENCE_WORDS[lang]["intro"].split()) not in text
+    if fmt == "csv":
+        rows = csv.DictReader(io.StringIO(render_annex(SNAPSHOT, fmt="csv", lang=lang)[0].decode("utf-8")))
+        assert [r["measure"] for r in rows if r["measure"].startswith("evidence_")] == ["evidence_register"]
+
+
+def test_register_names_stay_text_in_the_csv_and_xlsx():
+    rows = list(csv.DictReader(io.StringIO(render_annex(WITH_REGISTER, fmt="csv")[0].decode("utf-8"))))
+    assert "'=Frozen squid" in [r["evidence_name"] for r in rows]
+    withheld = {r["measure"]: int(r["count"]) for r in rows if r["sex"] == CSV_WITHHELD}
+    assert withheld == {"evidence_products": 3, "evidence_facilities": 0, "evidence_companies": 1}
+    ws = openpyxl.load_workbook(io.BytesIO(render_annex(WITH_REGISTER, fmt="xlsx")[0]))[EVIDENCE_WORDS["en"]["sheet"]]
+    cell = next(c for row in ws.iter_rows() for c in row if c.value == "=Frozen squid")
+    assert cell.data_type == "s"
