@@ -17,7 +17,7 @@ from shared.bus import (EventConsumer, Publisher, insert_with_outbox, outbox_pen
                         with_outbox)
 from shared.events import encode, new_event
 from shared.mongo import utcnow
-from tests.support import read_topic, synthetic_report, wait_for
+from tests.support import read_topic, start_group_at_end, synthetic_report, wait_for
 
 
 @pytest.fixture
@@ -26,7 +26,11 @@ def case_consumer(settings, mongo):
     db = mongo[settings.database_name("case")]
     CaseStore(db).ensure_indexes()
     publisher = Publisher(settings, principal="admin", client_id="it-case-consumer")
-    consumer = EventConsumer(settings, principal="admin", group_id=f"it-case-{uuid.uuid4().hex[:6]}", topics=["intake.events"],
+    group = f"it-case-{uuid.uuid4().hex[:6]}"
+    # From the topic's end: a group reading the whole session's intake.events first would apply
+    # every earlier test's reports before this test's (tens of seconds late in a full run).
+    start_group_at_end(settings.kafka_bootstrap, group, ["intake.events"])
+    consumer = EventConsumer(settings, principal="admin", group_id=group, topics=["intake.events"],
                              handlers=make_handlers(db, publisher), publisher=publisher)
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
