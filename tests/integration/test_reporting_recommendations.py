@@ -318,7 +318,8 @@ def test_a_snapshot_freezes_the_evidence_register_and_its_annex_prints_it(report
     testimonies, in English and Korean, and no case id."""
     store = ReportingStore(_db(mongo, settings))
     clock = (dt.datetime(2024, 8, 1, tzinfo=UTC) + dt.timedelta(seconds=i) for i in range(1000))
-    product = f"Synthetic wigs {uuid.uuid4().hex[:8]}"
+    # Letters only: a hex tag can hold seven digits in a row, which the contract refuses as a phone number.
+    product = "Synthetic wigs " + "".join(chr(ord("a") + int(c, 16)) for c in uuid.uuid4().hex[:8])
     case_ids = [str(uuid.uuid4()) for _ in range(6)]
     for n, case_id in enumerate(case_ids):
         events = _events(case_id, "2011-03-15", clock)
