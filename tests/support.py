@@ -12,7 +12,9 @@ import random
 import shutil
 import time
 import uuid
+from fnmatch import fnmatchcase
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from kafka import KafkaConsumer, TopicPartition
@@ -263,6 +265,18 @@ class Api:
 
 
 _LAST_STEP: dict[str, int] = {}
+
+
+def wait_for_page(page, origin: str, path: str) -> None:
+    """Wait until the browser is at `path` (a glob on the path alone) on `origin`. A glob on the
+    whole address such as "**/cases" already matches a login page whose ?next= names that page, so
+    it could return before the login has even been sent, and the page's own move that follows then
+    interrupts whatever the test does next."""
+    def there(url: str) -> bool:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}" == origin.rstrip("/") and fnmatchcase(parts.path, path)
+
+    page.wait_for_url(there)
 
 
 def next_totp(secret: str, username: str) -> str:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.support import ROOT, SYNTH, near_duplicate_pair, synthetic_report, wait_for
+from tests.support import ROOT, SYNTH, near_duplicate_pair, synthetic_report, wait_for, wait_for_page
 
 SHOTS = ROOT / "artifacts" / "browser"
 
@@ -36,7 +36,7 @@ def log_in(page, api):
     page.get_by_label("Username").fill(api.caseworker_name)
     page.get_by_label("Password").fill("e2e-password-0001")
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/reports")
+    wait_for_page(page, api.urls["intake"], "/reports")
 
 
 def test_a_caseworker_files_reports_fixes_an_error_and_moves_the_case(page, api):
@@ -218,7 +218,7 @@ def test_a_caseworker_not_assigned_to_a_case_gives_a_reason_before_reading_it(pa
     page.get_by_label("Username").fill(other)
     page.get_by_label("Password").fill("e2e-password-0001")
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/reports")
+    wait_for_page(page, api.urls["intake"], "/reports")
     page.goto(f"{api.urls['intake']}/reports/{created['report_id']}")
     assert page.get_by_role("heading", name="Not assigned to this case").is_visible()
     assert body["person"]["full_name"] not in page.content()
