@@ -25,6 +25,7 @@ import jinja2
 from markupsafe import Markup
 
 from services.reporting import annex_pdf, annex_xlsx, charts, domain, wording
+from services.reporting import recommendation_words as rw
 from services.reporting.disclosure import THRESHOLD
 from services.reporting.wording import SMALL_TOTAL, SUPPRESSED_CELL
 from shared.events import SEXES
@@ -122,6 +123,22 @@ class EvidenceKind:
 
 
 @dataclasses.dataclass(frozen=True)
+class RecommendationQuote:
+    """A recommendation the snapshot follows, as the annex quotes it: its reference, China's
+    response and date in words, and its text (recommendation_words.quoted: in Korean the unofficial
+    translation, then the official English as `original`; or the English with a `note`)."""
+
+    reference: str
+    facts: str
+    text: str
+    text_lang: str
+    label: str | None
+    original: str | None
+    original_label: str
+    note: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Annex:
     """What every format of the annex says, in one language."""
 
@@ -138,6 +155,8 @@ class Annex:
     evidence: list[EvidenceKind] | None = None  # None: the snapshot holds no register
     evidence_words: dict = dataclasses.field(default_factory=lambda: EVIDENCE_WORDS["en"])
     as_of: str = ""  # the snapshot's date, YYYY-MM-DD
+    recommendations: list[RecommendationQuote] = dataclasses.field(default_factory=list)
+    recommendations_heading: str = ""
 
 
 def render_annex(snapshot: dict, *, fmt: str, lang: str = "en") -> tuple[bytes, str]:
@@ -199,7 +218,24 @@ def build(snapshot: dict, lang: str) -> Annex:
         charts=_charts(snapshot, lang), columns=[w["heading"]["sex_by_age"], *(wording.age_label(a, lang)
                                                                                for a in AGE_GROUPS)],
         evidence=_evidence(snapshot, lang), as_of=as_of, evidence_words=EVIDENCE_WORDS["ko" if lang == "ko" else "en"],
+        recommendations=_recommendations(snapshot, lang), recommendations_heading=rw.words(lang)["recommendations"],
     )
+
+
+def _recommendations(snapshot: dict, lang: str) -> list[RecommendationQuote]:
+    """The recommendations the snapshot keeps, quoted in the annex's language (older snapshots: none)."""
+    w, out = rw.words(lang), []
+    for rec in snapshot.get("recommendations") or ():
+        if not isinstance(rec, dict) or not rec.get("mechanism"):
+            continue
+        facts = f"{w['issued_on']}: {rec.get('issued_on') or w['no_date']}"
+        if rec["mechanism"] == "upr":
+            facts = f"{w['response']}: {rw.response_text(rec, lang)} · {facts}"
+        q = rw.quoted(rec, lang)
+        out.append(RecommendationQuote(reference=rw.reference(rec, lang), facts=facts, text=q["text"],
+                                       text_lang=q["lang"], label=q["label"], original=q["original"],
+                                       original_label=q["original_label"], note=q["note"]))
+    return out
 
 
 def _evidence(snapshot: dict, lang: str) -> list[EvidenceKind] | None:
@@ -298,6 +334,7 @@ def to_markdown(annex: Annex) -> str:
         for question, answer in annex.questions:
             lines += [f"### {_md(question)}", "", _md(answer), ""]
     lines += _markdown_evidence(annex)
+    lines += _markdown_recommendations(annex)
     lines += [f"## {_md(h['tables'])}", "", _md(annex.footnote), ""]
     for table in annex.tables:
         lines += [f"### {_md(table.title)}", "", _md(table.when), ""]
@@ -313,6 +350,21 @@ def to_markdown(annex: Annex) -> str:
             data = base64.b64encode(chart.image("svg")).decode("ascii")
             lines += [f"![{_md(chart.title)}](data:image/svg+xml;base64,{data})", "", f"*{_md(chart.caption)}*", ""]
     return "\n".join(lines)
+
+
+def _markdown_recommendations(annex: Annex) -> list[str]:
+    if not annex.recommendations:
+        return []
+    lines = [f"## {_md(annex.recommendations_heading)}", ""]
+    for rec in annex.recommendations:
+        lines += [f"### {_md(rec.reference)}", "", _md(rec.facts), ""]
+        quote = f"> *{_md(rec.text)}*" + (f" ({_md(rec.label)})" if rec.label else "")
+        lines += [quote, ""]
+        if rec.original:
+            lines += [f"> **{_md(rec.original_label)}:** *{_md(rec.original)}*", ""]
+        if rec.note:
+            lines += [_md(rec.note), ""]
+    return lines
 
 
 def _markdown_evidence(annex: Annex) -> list[str]:

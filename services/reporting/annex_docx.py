@@ -107,6 +107,21 @@ def _sex_header(lang: str, first: str) -> list[str]:
     return [first, *(w[sex] for sex in SEXES), w["total"]]
 
 
+def _quote(document, quoted: dict) -> None:
+    """A recommendation's text: in Korean its unofficial translation (marked so), then "원문:" and
+    the official English; or the English with a note that no translation is available."""
+    quote = document.add_paragraph()
+    quote.add_run(quoted["text"]).italic = True
+    if quoted["label"]:
+        quote.add_run(f" ({quoted['label']})")
+    if quoted["original"]:
+        original = document.add_paragraph()
+        original.add_run(f"{quoted['original_label']}: ").bold = True
+        original.add_run(quoted["original"]).italic = True
+    if quoted["note"]:
+        document.add_paragraph(quoted["note"])
+
+
 def build_docx(annex, snapshot: dict, *, author: str) -> bytes:
     """The draft in the annex's language."""
     lang = annex.lang
@@ -170,8 +185,7 @@ def build_docx(annex, snapshot: dict, *, author: str) -> bytes:
         document.add_paragraph(d["recs_none"])
     for rec in recs:
         document.add_heading(rw.reference(rec, lang), level=2)
-        quote = document.add_paragraph(str(rec.get("text") or ""))
-        quote.runs[0].italic = True
+        _quote(document, rw.quoted(rec, lang))
         facts = document.add_paragraph()
         facts.add_run(f"{w['response']}: ").bold = True
         facts.add_run(rw.response_text(rec, lang) if rec.get("mechanism") == "upr" else "—")

@@ -75,6 +75,7 @@ def _flowables(annex, styles: dict, font: str, bold: str) -> list:
         for question, answer in annex.questions:
             flow += [Paragraph(_text(question), styles["h3"]), Paragraph(_text(answer), styles["p"])]
     flow += _evidence(annex, styles, font, bold)
+    flow += _recommendations(annex, styles)
     flow += [Paragraph(_text(h["tables"]), styles["h2"]), Paragraph(_text(annex.footnote), styles["small"])]
     for table in annex.tables:
         flow.append(KeepTogether([
@@ -120,6 +121,22 @@ def _evidence(annex, styles: dict, font: str, bold: str) -> list:
             flow.append(Paragraph(_text(e["empty"]), styles["p"]))
         if kind.withheld_text:
             flow.append(Paragraph(_text(kind.withheld_text), styles["small"]))
+    return flow
+
+
+def _recommendations(annex, styles: dict) -> list:
+    """The recommendations followed: reference, response and date, the text in the annex's language
+    (in Korean the unofficial translation, then "원문:" and the official English)."""
+    if not annex.recommendations:
+        return []
+    flow = [Paragraph(_text(annex.recommendations_heading), styles["h2"])]
+    for rec in annex.recommendations:
+        flow += [Paragraph(_text(rec.reference), styles["h3"]), Paragraph(_text(rec.facts), styles["small"]),
+                 Paragraph(f"<i>{_text(rec.text)}</i>" + (f" ({_text(rec.label)})" if rec.label else ""), styles["p"])]
+        if rec.original:
+            flow.append(Paragraph(f"<b>{_text(rec.original_label)}:</b> <i>{_text(rec.original)}</i>", styles["p"]))
+        if rec.note:
+            flow.append(Paragraph(_text(rec.note), styles["small"]))
     return flow
 
 

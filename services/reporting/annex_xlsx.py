@@ -1,7 +1,7 @@
 """The annex as an XLSX workbook (openpyxl): a first sheet with the title, dates and method, one
 sheet per measure with its table (published counts as numbers, suppressed cells as the text "–",
 never a number), a sheet of the questions and answers, a sheet of the snapshot's evidence register
-(or a line saying it has none), and a sheet with the two charts as PNG."""
+(or a line saying it has none), a sheet of the recommendations it follows, and a sheet with the two charts as PNG."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def build_xlsx(annex, *, author: str, created=None) -> bytes:
     if annex.questions:
         _questions(wb.create_sheet(_unique(wb, sheets["questions"])), annex)
     _evidence(wb.create_sheet(_unique(wb, annex.evidence_words["sheet"])), annex)
+    if annex.recommendations:
+        _recommendations(wb.create_sheet(_unique(wb, annex.recommendations_heading[:31])), annex)
     if annex.charts:
         _charts(wb.create_sheet(_unique(wb, sheets["charts"])), annex)
     wb.properties.title = annex.title
@@ -151,6 +153,26 @@ def _evidence(ws, annex) -> None:
     ws.column_dimensions["A"].width = 40
     for col in "BCD":
         ws.column_dimensions[col].width = 14
+
+
+def _recommendations(ws, annex) -> None:
+    """The recommendations followed, one under another: reference, response and date, the text in
+    the annex's language (in Korean the unofficial translation, then the official English)."""
+    ws.append([annex.recommendations_heading])
+    ws["A1"].font = TITLE
+    for rec in annex.recommendations:
+        ws.append([])
+        ws.append([rec.reference])
+        ws.cell(ws.max_row, 1).font = BOLD
+        ws.append([rec.facts])
+        ws.append([rec.text + (f" ({rec.label})" if rec.label else "")])
+        if rec.original:
+            ws.append([f"{rec.original_label}: {rec.original}"])
+        if rec.note:
+            ws.append([rec.note])
+    for row in ws.iter_rows():
+        row[0].alignment = WRAP
+    ws.column_dimensions["A"].width = 120
 
 
 def _charts(ws, annex) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, url_for
 
 from shared.auth import current_user, require_roles
 from shared.errors import ApiError
@@ -11,7 +11,8 @@ from shared.mongo import utcnow
 from shared.http import doc, load_body, load_query
 from shared.web import resources
 
-from services.reporting import evidence, figures, handlers
+from services.reporting import evidence, figures, handlers, recommendations
+from services.reporting.recommendation_store import RecommendationStore
 from services.reporting.schemas import (AnnexQuery, EvidenceQuery, EvidenceRegister, QuestionList, QuestionsQuery,
                                         SnapshotIn, SnapshotList, SnapshotOut, StatisticsQuery, Table)
 from services.reporting.store import ReportingStore
@@ -54,11 +55,18 @@ def statistics():
 @doc(summary="The submission's questions answered from the data", query=QuestionsQuery,
      responses={200: QuestionList})
 def upr_questions():
-    """Each question with a sentence ready for a submission and the tables behind it."""
+    """Each question with a sentence ready for a submission, the tables behind it and the
+    recommendations linked to it."""
     query = load_query(QuestionsQuery())
     level = _disclosure(query["disclosure"])
-    return jsonify({"items": figures.questions(_store().all_records(), as_of=query["as_of"], since=query.get("since"),
-                                               disclosure_level=level)})
+    items = figures.questions(_store().all_records(), as_of=query["as_of"], since=query.get("since"),
+                              disclosure_level=level)
+    linked = recommendations.by_question(RecommendationStore(resources().db).all())
+    for item in items:
+        item["recommendations"] = [{**rec, "href": url_for("recommendations_api.get_recommendation",
+                                                           recommendation_id=rec["recommendation_id"])}
+                                   for rec in linked.get(item["id"], ())]
+    return jsonify({"items": items})
 
 
 @bp.get("/api/v1/evidence/supply-chain")

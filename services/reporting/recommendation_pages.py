@@ -26,8 +26,8 @@ bp = Blueprint("recommendation_pages", __name__)
 
 READERS = ("caseworker", "advocate", "analyst")
 EXACT_ROLES = {"analyst", "admin"}
-TEXT_FIELDS = ("mechanism", "kind", "cycle", "number", "symbol", "paragraph", "text", "recommending_state",
-               "response", "issued_on")
+TEXT_FIELDS = ("mechanism", "kind", "cycle", "number", "symbol", "paragraph", "text", "text_ko",
+               "recommending_state", "response", "issued_on")
 
 
 def _lang() -> str:
@@ -41,7 +41,7 @@ def _sees_exact() -> bool:
 def _context(lang: str) -> dict:
     return {"w": rw.words(lang), "lang": lang, "label": lambda m: rw.measure_label(m, lang),
             "question_label": lambda q: rw.question_label(q, lang), "reference": lambda r: rw.reference(r, lang),
-            "response_text": lambda r: rw.response_text(r, lang)}
+            "response_text": lambda r: rw.response_text(r, lang), "quoted": lambda r: rw.quoted(r, lang)}
 
 
 def _editing(writer: bool) -> dict:
@@ -50,10 +50,36 @@ def _editing(writer: bool) -> dict:
             "edit_errors": {}}
 
 
+EXCERPT_CHARS = 90
+
+
+def question_recommendations() -> dict[str, list[dict]]:
+    """For each UPR question, the recommendations linked to it as the dashboard lists them: the
+    reference and China's response in the page's language, the start of the text in it (Korean:
+    the unofficial translation where there is one), and the address of its page."""
+    lang = _lang()
+    out = {}
+    for qid, linked in recs.by_question(RecommendationStore(resources().db).all(), names=recs.FIELDS).items():
+        views = []
+        for rec in linked:
+            quoted = rw.quoted(rec, lang)
+            text = " ".join(quoted["text"].split())
+            excerpt = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
+            answered = rec["mechanism"] == "upr" and rec.get("kind") != "proposed"
+            views.append({"recommendation_id": rec["recommendation_id"], "reference": rw.reference(rec, lang),
+                          "response": rw.response_text(rec, lang) if answered else None,
+                          "excerpt": excerpt, "excerpt_lang": quoted["lang"],
+                          "url": url_for("recommendation_pages.recommendation",
+                                         recommendation_id=rec["recommendation_id"])})
+        out[qid] = views
+    return out
+
+
 @bp.app_context_processor
 def _recommendation_view() -> dict:
-    """For the snapshot page's section of recommendations: the words and labels in the page's language."""
-    return {"recommendation_view": lambda: _context(_lang())}
+    """For the snapshot page's section of recommendations: the words and labels in the page's language;
+    for the dashboard, the recommendations linked to each question."""
+    return {"recommendation_view": lambda: _context(_lang()), "question_recommendations": question_recommendations}
 
 
 def _render_list(*, values=None, errors=None, status: int = 200):
@@ -121,7 +147,7 @@ def recommendation(recommendation_id: str):
 @bp.post("/recommendations/<recommendation_id>")
 @login_required("analyst")
 def edit_recommendation(recommendation_id: str):
-    """Change a recommendation's date, response, State and links, as the API's PATCH does."""
+    """Change a recommendation's date, response, State, Korean text and links, as the API's PATCH does."""
     lang = _lang()
     store = RecommendationStore(resources().db)
     state = store.get(recommendation_id)
@@ -131,6 +157,8 @@ def edit_recommendation(recommendation_id: str):
     form = request.form
     body = {"issued_on": form.get("issued_on", "").strip() or None, "measures": form.getlist("measures"),
             "questions": form.getlist("questions")}
+    if "text_ko" in form:  # an emptied box removes the translation
+        body["text_ko"] = form["text_ko"].strip() or None
     if state["mechanism"] == "upr":
         body["response"] = form.get("response", "").strip() or None
         body["recommending_state"] = form.get("recommending_state", "").strip() or None

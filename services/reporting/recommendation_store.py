@@ -41,16 +41,22 @@ class RecommendationStore:
 
     def load_shipped(self, now: dt.datetime) -> int:
         """Add each shipped recommendation not stored yet (by id): a restart adds nothing twice and
-        an analyst's edits stay. Returns how many were added. No event: no one made them."""
+        an analyst's edits stay. A stored one that predates Korean texts (no `text_ko` at all, not
+        even an analyst's null) gets the shipped translation. Returns how many were added. No
+        event: no one made them."""
         added = 0
         for state in recommendations.shipped():
             def decide(current, state=state):
-                return None if current is not None else ({**state, "added_by": SHIPPED_BY}, [])
+                if current is None:
+                    return {**state, "added_by": SHIPPED_BY}, []
+                if "text_ko" not in current and state.get("text_ko"):
+                    return {**current, "text_ko": state["text_ko"]}, []
+                return None
             before = self.versioned.latest_version(state["recommendation_id"])
-            if before is None:
+            if before is None or ("text_ko" not in before["state"] and state.get("text_ko")):
                 self.versioned.save(state["recommendation_id"], decide, publisher=_NoPublisher(), topic=TOPIC,
                                     now=now)
-                added += 1
+                added += before is None
         if added:
             log.info("recommendations: %s shipped recommendation(s) added", added)
         return added

@@ -70,6 +70,12 @@ WORDS = {
         "edit": "Change the recommendation", "save_changes": "Save the changes",
         "saved": "The recommendation was saved.",
         "not_saved": "The recommendation was not changed. Please correct the fields marked below.",
+        "text_ko": "Korean text (unofficial translation)",
+        "text_ko_hint": "Optional. Shown to Korean readers before the official English text, marked as an "
+                        "unofficial translation. Leave empty if there is none.",
+        "unofficial": "unofficial translation", "original": "Original",
+        "no_translation": "No Korean translation is available: the official English text is given.",
+        "linked_recs": "Recommendations linked to this question",
     },
     "ko": {
         "recommendations": "권고 이행 추적",
@@ -99,6 +105,12 @@ WORDS = {
         "edit": "권고 수정", "save_changes": "변경 저장",
         "saved": "권고가 저장되었습니다.",
         "not_saved": "권고가 수정되지 않았습니다. 아래 표시된 항목을 고쳐 주십시오.",
+        "text_ko": "한국어 내용 (비공식 번역)",
+        "text_ko_hint": "선택 사항. 한국어 독자에게 공식 영어 원문보다 먼저, 비공식 번역으로 표시됩니다. 번역이 없으면 "
+                        "비워 두십시오.",
+        "unofficial": "비공식 번역", "original": "원문",
+        "no_translation": "한국어 번역이 없어 공식 영어 원문을 싣습니다.",
+        "linked_recs": "이 질문에 연결된 권고",
     },
 }
 
@@ -152,3 +164,20 @@ def response_text(rec: dict, lang: str) -> str:
     """China's response in words."""
     w = words(lang)
     return w[rec["response"]] if rec.get("response") in ("supported", "noted") else w["no_response"]
+
+
+def quoted(rec: dict, lang: str) -> dict:
+    """How a recommendation's text is quoted to a reader: in Korean, its unofficial Korean
+    translation first (`text`, `lang` "ko", marked by `label` "비공식 번역"), then the official English
+    as `original` ("원문:"); without a translation, the English with `note` saying so. In English,
+    the official text alone."""
+    english = str(rec.get("text") or "")
+    w = words(lang)
+    out = {"text": english, "lang": "en", "label": None, "original": None, "original_label": w["original"],
+           "note": None}
+    if lang != "ko":
+        return out
+    korean = str(rec.get("text_ko") or "").strip()
+    if korean:
+        return {**out, "text": korean, "lang": "ko", "label": w["unofficial"], "original": english}
+    return {**out, "note": w["no_translation"]}

@@ -28,10 +28,10 @@ RESPONSES = ("supported", "noted")
 KINDS = ("made", "proposed")  # made by a State or a committee; proposed by a submission
 QUESTION_IDS = tuple(q[0] for q in figures.QUESTIONS)
 UPR_CYCLE = r"^[A-Z]{2}-[1-9][0-9]?$"  # as a snapshot's cycle: CN-3
-FIELDS = ("recommendation_id", "mechanism", "kind", "cycle", "number", "symbol", "paragraph", "text",
+FIELDS = ("recommendation_id", "mechanism", "kind", "cycle", "number", "symbol", "paragraph", "text", "text_ko",
           "recommending_state", "response", "issued_on", "measures", "questions")
 UPR_ONLY = N_("Only a UPR recommendation has a cycle, a number, a recommending State and a response.")
-EDITABLE = ("text", "recommending_state", "response", "issued_on", "measures", "questions")
+EDITABLE = ("text", "text_ko", "recommending_state", "response", "issued_on", "measures", "questions")
 
 
 def _text(max_len: int, **kw):
@@ -64,6 +64,7 @@ class RecommendationIn(_Links):
     paragraph = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
         r"^\d{1,4}( ?\([a-z]{1,4}\))?$", error=N_("A paragraph's number, such as 47 or 47 (a).")))
     text = _text(4000, required=True)
+    text_ko = _text(4000, load_default=None, allow_none=True)  # an unofficial Korean translation of `text`
     recommending_state = _text(120, load_default=None, allow_none=True)
     response = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(RESPONSES))
     issued_on = fields.Date(load_default=None, allow_none=True, validate=_not_future)
@@ -96,6 +97,7 @@ class RecommendationEdit(_Links):
     """PATCH /api/v1/recommendations/{id}: what an analyst may change (what identifies it stays)."""
 
     text = _text(4000)
+    text_ko = _text(4000, allow_none=True)  # null: no Korean translation
     recommending_state = _text(120, allow_none=True)
     response = fields.String(allow_none=True, validate=validate.OneOf(RESPONSES))
     issued_on = fields.Date(allow_none=True, validate=_not_future)
@@ -166,6 +168,22 @@ def shipped(path: Path = SHIPPED) -> list[dict]:
 def public(state: dict) -> dict:
     """The fields API.md lists (and the links), in that order."""
     return {name: state.get(name) for name in FIELDS}
+
+
+LINK_FIELDS = ("recommendation_id", "mechanism", "kind", "cycle", "number", "symbol", "paragraph",
+               "recommending_state", "response", "issued_on")
+
+
+def by_question(states: list[dict], names: tuple[str, ...] = LINK_FIELDS) -> dict[str, list[dict]]:
+    """The recommendations linked to each UPR question, in the list's order, each with the fields
+    `names`: by default what identifies it (cycle and number, or symbol and paragraph), its State,
+    China's response and its date (the API's answer; the texts are on the recommendation's own page)."""
+    out: dict[str, list[dict]] = {qid: [] for qid in QUESTION_IDS}
+    for state in sorted(states, key=sort_key):
+        for qid in dict.fromkeys(state.get("questions") or ()):
+            if qid in out:
+                out[qid].append({name: state.get(name) for name in names})
+    return out
 
 
 def sort_key(state: dict) -> tuple:

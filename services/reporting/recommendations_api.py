@@ -34,6 +34,8 @@ class RecommendationOut(Schema):
     symbol = fields.String(allow_none=True)
     paragraph = fields.String(allow_none=True)
     text = fields.String()
+    text_ko = fields.String(allow_none=True, metadata={
+        "description": "an unofficial Korean translation of the official text, or null"})
     recommending_state = fields.String(allow_none=True)
     response = fields.String(allow_none=True)
     issued_on = fields.String(allow_none=True)
@@ -107,7 +109,7 @@ def add_recommendation():
 
 @bp.patch("/api/v1/recommendations/<recommendation_id>")
 @require_roles("analyst")
-@doc(summary="Change a recommendation's text, State, response, date or links", body=recs.RecommendationEdit,
+@doc(summary="Change a recommendation's text, Korean text, State, response, date or links", body=recs.RecommendationEdit,
      responses={200: RecommendationOut, 404: None})
 def edit_recommendation(recommendation_id: str):
     """What identifies it stays; the change is kept across restarts."""

@@ -86,6 +86,10 @@ class Question(Schema):
         "description": "each measure's table (as /api/v1/statistics gives it), keyed by measure (or measure and "
                        "breakdown); beside them figures that are not tables (median sentence, kinds of work, what "
                        "the evidence register holds), each an object"})
+    recommendations = fields.List(fields.Dict(), metadata={
+        "description": "GET /api/v1/upr/questions: the recommendations linked to the question (recommendation_id, "
+                       "mechanism, kind, cycle, number, symbol, paragraph, recommending_state, response, issued_on "
+                       "and href, the recommendation's API address)"})
 
 
 class EvidenceQuery(Schema):
