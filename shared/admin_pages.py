@@ -19,7 +19,8 @@ from marshmallow import ValidationError
 from shared import accounts, auth, identity
 from shared.errors import ApiError, flatten_messages
 from shared.forms import password_message, translate_message
-from shared.ui import N_, login_required
+from shared.i18n import N_
+from shared.ui import login_required
 
 bp = Blueprint("admin_pages", __name__)
 

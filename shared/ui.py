@@ -18,11 +18,10 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 
 from markupsafe import Markup
 
-from shared import accounts, auth, identity, twofactor
+from shared import accounts, auth, identity, twofactor, words
 from shared.config import SERVICES
 from shared.errors import ApiError
 from shared.forms import password_message
-from shared.i18n import N_
 
 SHARED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -360,10 +359,7 @@ def init_ui(app: Flask, service: str) -> None:
             return  # the page's login_required sends the browser to the login page
         session["seen"] = now
 
-    @app.template_filter("label")
-    def _label(code: str | None) -> str:
-        """A code of the API (a status, a vulnerability, a source type) as a word in the page's language."""
-        return _(LABELS.get(code, code)) if code else "—"
+    app.add_template_filter(words.label, "label")  # {{ code|label("case_status") }}
 
     @app.template_filter("format_date_iso")
     def _format_date_iso(value: str | None) -> str:
@@ -375,28 +371,3 @@ def init_ui(app: Flask, service: str) -> None:
         links = {name: settings.url_of(name) for name in SERVICES}
         return {"service": service, "user": page_user(), "links": links, "languages": LANGUAGES,
                 "lang": _locale()}
-
-
-
-
-# Enum values shown on pages, so that extraction puts them in the catalog.
-TERMS = (
-    N_("female"), N_("male"), N_("unknown"), N_("named"), N_("anonymous"), N_("none"),
-    N_("confirmed"), N_("probable"), N_("unverified"),
-    N_("family"), N_("fellow_escapee"), N_("broker"), N_("church_partner"), N_("ngo_partner"), N_("media"), N_("other"),
-    N_("minor"), N_("pregnant"), N_("elderly"), N_("ill"), N_("prior_repatriation"), N_("religious_contact"),
-    N_("contact_with_south_koreans"), N_("trafficking_victim"),
-    N_("reported"), N_("detained"), N_("deportation_imminent"), N_("released"), N_("in_third_country"),
-    N_("whereabouts_unknown"), N_("repatriated"), N_("resettled"), N_("deceased"), N_("closed_duplicate"),
-    N_("closed_unfounded"), N_("first report"),
-)
-# The words people read for the codes that are not words themselves (the `label` filter; a code
-# that is a word, such as "female", is its own label).
-LABELS = {
-    "fellow_escapee": N_("fellow escapee"), "church_partner": N_("church partner"), "ngo_partner": N_("NGO partner"),
-    "prior_repatriation": N_("prior repatriation"), "religious_contact": N_("religious contact"),
-    "contact_with_south_koreans": N_("contact with South Koreans"), "trafficking_victim": N_("victim of trafficking"),
-    "deportation_imminent": N_("deportation imminent"), "in_third_country": N_("in a third country"),
-    "whereabouts_unknown": N_("whereabouts unknown"), "closed_duplicate": N_("closed as a duplicate"),
-    "closed_unfounded": N_("closed as unfounded"),
-}

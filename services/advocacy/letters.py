@@ -22,7 +22,7 @@ import pycountry
 from markupsafe import Markup
 
 from services.advocacy import letter_pdf
-from shared import i18n, unhcr_offices
+from shared import i18n, unhcr_offices, words
 
 FORMATS = ("md", "html", "pdf")
 LANGS = ("en", "ko")
@@ -31,8 +31,6 @@ APPEAL_KINDS = ("urgent_appeal", "allegation_letter", "communication")
 MIME_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8", "pdf": "application/pdf"}
 
 TEMPLATES = Path(__file__).resolve().parent / "letter_templates"
-# The pages' Korean catalog: statuses, vulnerabilities and sexes read as they do in the UI.
-KO_CATALOG = i18n.catalog_path("ko")
 
 SEXES = ("female", "male", "unknown")
 AGE_GROUPS = ("0-4", "5-11", "12-17", "18-59", "60+", "unknown")
@@ -55,9 +53,10 @@ EN_TERMS = {
     "online_form": "online form",
 }
 KO_AGES = {"60+": "60세 이상", "unknown": "연령 미상"}
-# Korean words of the letters' own; statuses, vulnerabilities and sexes come from the pages' catalog.
+# Korean words of the letters' own; statuses, vulnerabilities and sexes are the pages' words (shared/words.py).
 KO_TERMS = {"unknown": "성별 미상", "email": "이메일", "fax": "팩스", "letter": "우편", "meeting": "면담", "phone": "전화",
-            "online_form": "온라인 양식"}
+            "online_form": "온라인 양식", "trafficking_victim": "인신매매 피해"}
+KO_VOCABULARIES = ("case_status", "vulnerability", "sex")
 # Korean names of the bodies advocates write to most; any other keeps its own (English) name.
 KO_MANDATES = {
     "Special Rapporteur on the situation of human rights in the Democratic People's Republic of Korea":
@@ -245,10 +244,10 @@ def _terms(lang: str) -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _ko_terms() -> dict:
-    """Korean words for statuses and vulnerabilities, taken from the pages' catalog."""
-    words = i18n.catalog_words("ko")
-    catalog_keys = [key for key in (*EN_TERMS, "female", "male") if key not in KO_TERMS]
-    return {**KO_TERMS, **{key: words.get(key, key) for key in catalog_keys}}
+    """Korean words for statuses, vulnerabilities and sexes: the pages' words, then the letters' own."""
+    pages = {code: words.label(code, vocabulary, "ko")
+             for vocabulary in KO_VOCABULARIES for code in words.VOCABULARIES[vocabulary]}
+    return {**pages, **KO_TERMS}
 
 
 _MD_SPECIALS = re.compile(r"([\\`*_\[\]])")

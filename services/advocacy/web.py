@@ -14,8 +14,9 @@ from marshmallow import Schema, ValidationError
 from shared import unhcr_offices
 from shared.forms import form_errors
 from shared.hardening import as_document
+from shared.i18n import N_
 from shared.mongo import utcnow
-from shared.ui import N_, login_required
+from shared.ui import login_required
 from shared.web import resources
 
 from services.advocacy import domain, handlers, letters_for
@@ -30,19 +31,6 @@ READERS = ("advocate", "caseworker", "analyst")  # as the API: anyone may read, 
 WRITERS = {"advocate", "admin"}
 RECENT_APPEALS = 20
 FORM = "_form"  # the errors key of a message about the whole form, not one field
-
-# The words people read for the service's values (the API's enum values are not words).
-TERMS = {
-    "urgent_appeal": N_("urgent appeal"), "allegation_letter": N_("allegation letter"),
-    "communication": N_("communication"),
-    "draft": N_("draft"), "issued": N_("issued"), "response_received": N_("response received"),
-    "no_response": N_("no response"), "sent": N_("sent"), "acknowledged": N_("acknowledged"),
-    "granted": N_("granted"), "denied": N_("denied"),
-    "email": N_("email"), "fax": N_("fax"), "letter": N_("letter"), "meeting": N_("meeting"),
-    "phone": N_("telephone"), "online_form": N_("online form"),
-    domain.DEPORTATION_CLOCK: N_("deportation clock"), "manual": N_("written by an advocate"),
-    domain.EPISODE_ENDED: N_("the case is no longer at imminent risk of deportation"),
-}
 
 # Schema messages only the advocacy forms meet.
 N_("Name each recipient once.")
@@ -63,12 +51,6 @@ NOT_ALLOWED = (
     ("received_on must be between the date sent and today", "received_on",
      N_("Must be between the date the request was sent and today.")),
 )
-
-
-@bp.app_template_filter("term")
-def term(value: str | None) -> str:
-    """A value of the service (a status, a kind, a channel) as a word people read, translated."""
-    return _(TERMS.get(value, value)) if value else "—"
 
 
 @bp.app_template_filter("office_name")

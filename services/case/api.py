@@ -93,6 +93,9 @@ def _recorded(write, case_id: str, cmd: dict):
                      now=utcnow())
     except handlers.NotFound:
         raise ApiError(404, "not_found", "No case with that id.") from None
+    except domain.MergedDuplicate as exc:
+        message = domain.MERGED_ELSEWHERE % {"case_id": exc.into}
+        raise ApiError(409, "merged_duplicate", message, fields={"case_id": [message]}, merged_into=exc.into) from None
     except domain.NotReturned:
         raise ApiError(409, "not_returned", "Only a case that has been repatriated has news after return.") from None
     except domain.InvalidRecord as exc:
@@ -103,7 +106,9 @@ def _recorded(write, case_id: str, cmd: dict):
 @require_roles("caseworker")
 @doc(summary="Record what became known of a person after their return (a case that has been repatriated; "
              "409 not_returned otherwise). The same record sent again answers the one stored "
-             "(Idempotent-Replayed: true)", body=AfterReturnIn, responses={201: AfterReturnOut, 404: None, 409: None})
+             "(Idempotent-Replayed: true); 409 merged_duplicate, naming merged_into, for a case merged into another; 422 "
+             "for a date before every repatriation of the case", body=AfterReturnIn,
+     responses={201: AfterReturnOut, 404: None, 409: None, 422: None})
 def record_after_return(case_id: str):
     """Add an after-return record (custody, outcome, forced labour, ill-treatment) to a returned person's case."""
     record, replayed = _recorded(handlers.record_after_return, case_id, load_body(AfterReturnIn()))
@@ -113,8 +118,9 @@ def record_after_return(case_id: str):
 @bp.post("/api/v1/cases/<case_id>/asylum")
 @require_roles("caseworker")
 @doc(summary="Record a step of an asylum procedure: article 46, UNHCR's refugee status determination, a status "
-             "granted by China. The same record sent again answers the one stored (Idempotent-Replayed: true)",
-     body=AsylumIn, responses={201: AsylumOut, 404: None})
+             "granted by China. The same record sent again answers the one stored (Idempotent-Replayed: true); 409 "
+             "merged_duplicate, naming merged_into, for a case merged into another",
+     body=AsylumIn, responses={201: AsylumOut, 404: None, 409: None})
 def record_asylum(case_id: str):
     """Add an asylum record to a case."""
     record, replayed = _recorded(handlers.record_asylum, case_id, load_body(AsylumIn()))

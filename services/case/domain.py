@@ -337,10 +337,22 @@ EFFECTIVE_AFTER_LEARNED = N_("Cannot be after the date it was learned.")
 SENTENCE_WITHOUT_CAMP = N_("A sentence goes only with a labour training camp or a kyohwaso.")
 LABOUR_DENIED = N_("Forced labour is recorded as no: leave the kinds of work and products empty.")
 NOT_A_STEP = N_("Not a step of this procedure.")
+BEFORE_RETURN = N_("Must not be before the person was repatriated.")
+MERGED_ELSEWHERE = N_("This case was merged into case %(case_id)s as a duplicate: record it on that case.")
 
 
 class NotReturned(Exception):
     """News after return for a case that has never been repatriated."""
+
+
+class MergedDuplicate(Exception):
+    """A new record for a case closed as a duplicate of another: `into` is the surviving case,
+    which holds the person's records from the merge on (records are refused here, not forwarded,
+    so that what a caseworker sees recorded is where she recorded it)."""
+
+    def __init__(self, case_id: str, into: str | None):
+        super().__init__(f"{case_id} was merged into {into}")
+        self.into = into
 
 
 class InvalidRecord(Exception):
@@ -448,17 +460,79 @@ def _asylum_order(record: dict) -> tuple:
         record["record_id"]
 
 
+def repatriated_on(case: dict, day: str) -> str | None:
+    """The case's latest repatriation effective on or before `day` (ISO), or None: news after
+    return follows some return (a person returned twice may have news from either)."""
+    returns = [e["effective_on"] for e in case["history"] if e["status"] == "repatriated" and e["effective_on"] <= day]
+    return max(returns) if returns else None
+
+
+def before_return_errors(case: dict, record: dict) -> dict[str, list[str]]:
+    """The dates of an after-return record (learned_on, effective_on) that no repatriation of the
+    case precedes (on the same day is after it)."""
+    return {name: [BEFORE_RETURN] for name in ("learned_on", "effective_on")
+            if record.get(name) is not None and repatriated_on(case, record[name]) is None}
+
+
 def add_after_return(case: dict, record: dict, now: dt.datetime) -> dict:
-    """The case with an after-return record (NotReturned unless it was ever repatriated), or the
-    very same case if it already holds that record (the same command again)."""
+    """The case with an after-return record, or the very same case if it already holds that
+    record (the same command again). MergedDuplicate on a case merged into another, NotReturned
+    unless it was ever repatriated, InvalidRecord for a date before every repatriation."""
+    if find_record(case, "after_return", record["record_id"]) is not None:
+        return case
+    _refuse_if_merged(case)
     if not has_been_returned(case):
         raise NotReturned(case["_id"])
+    if errors := before_return_errors(case, record):
+        raise InvalidRecord(errors)
     return _add(case, "after_return", record, now, _after_return_order)
 
 
 def add_asylum(case: dict, record: dict, now: dt.datetime) -> dict:
-    """The case with an asylum record, or the very same case if it already holds it."""
+    """The case with an asylum record, or the very same case if it already holds it;
+    MergedDuplicate on a case merged into another."""
+    if find_record(case, "asylum", record["record_id"]) is not None:
+        return case
+    _refuse_if_merged(case)
     return _add(case, "asylum", record, now, _asylum_order)
+
+
+def _refuse_if_merged(case: dict) -> None:
+    if case["status"] == "closed_duplicate":
+        raise MergedDuplicate(case["_id"], case.get("merged_into"))
+
+
+RECORD_KINDS = (("after_return", _after_return_order), ("asylum", _asylum_order))
+
+
+def carried_record_id(case_id: str, kind: str, original_id: str) -> str:
+    """The id a record of a merged duplicate takes on the surviving case `case_id`: from that
+    case and the original id only, so a replay or a redelivered merge names the same record."""
+    return str(uuid.uuid5(RECORD_NAMESPACE, f"{case_id}\ncarried {kind}\n{original_id}"))
+
+
+def carry_records(case: dict, merged: dict, now: dt.datetime) -> tuple[dict, list[tuple[str, dict]]]:
+    """The surviving case with the after-return and asylum records of a case merged into it, and
+    the records it gained as (kind, record). Each keeps its business dates, source and
+    reliability under a new deterministic id (carried_record_id; `carried_from` says whence);
+    a record already carried, or one whose content the case already holds, is not added again.
+    Neither the return check nor the dates' check applies: the news was checked on its own case."""
+    added: list[tuple[str, dict]] = []
+    for kind, order in RECORD_KINDS:
+        for original in merged.get(kind) or []:
+            record = {**record_payload(original), "record_id": carried_record_id(case["_id"], kind,
+                                                                                 original["record_id"])}
+            held = case.get(kind) or []
+            if any(r["record_id"] == record["record_id"] or _content(r) == _content(record) for r in held):
+                continue
+            record["carried_from"] = {"case_id": merged["_id"], "record_id": original["record_id"]}
+            case = _add(case, kind, record, now, order)
+            added.append((kind, find_record(case, kind, record["record_id"])))
+    return case, added
+
+
+def _content(record: dict) -> dict:
+    return {k: v for k, v in record_payload(record).items() if k != "record_id"}
 
 
 def _add(case: dict, key: str, record: dict, now: dt.datetime, order) -> dict:
@@ -475,4 +549,4 @@ def find_record(case: dict, key: str, record_id: str) -> dict | None:
 
 def record_payload(record: dict) -> dict:
     """A stored record as its event carries it (the API's fields and the record_id, no more)."""
-    return {k: v for k, v in record.items() if k != "recorded_at"}
+    return {k: v for k, v in record.items() if k not in ("recorded_at", "carried_from")}

@@ -44,22 +44,17 @@ def on_case_reported(event: dict, *, store: CaseStore, publisher: Publisher, now
 
 
 def on_case_merged(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
-    """case.merged: the surviving case takes the merged one's reports, then the merged one closes
-    as closed_duplicate. Each step is applied once (the event id is kept on each case)."""
+    """case.merged: the merged case closes as closed_duplicate (from then on it refuses new
+    records), then the surviving case takes its reports and, as its own records with their
+    case.after_return_recorded / case.asylum_recorded and audit, its after-return and asylum
+    records. The closing and the taking in are each applied once (the event id is kept on each
+    case); records are carried under deterministic ids, so a redelivery adds none twice."""
     closing, into = event["case_id"], event["payload"]["into_case_id"]
-    merged = store.get(closing)
-    if merged is None or store.get(into) is None:
+    if store.get(closing) is None or store.get(into) is None:
         raise RetryLater("a case of this merge has not been opened yet")
     effective_on = event["occurred_at"].date()
     follow = {"actor": event.get("actor"), "correlation_id": event["correlation_id"],
               "causation_id": event["event_id"], "now": now}
-
-    def take_in(case: dict | None):
-        if applied(case, event["event_id"]):
-            return None
-        case, changes = domain.absorb(case, merged, effective_on, now)
-        return mark_applied(case, event["event_id"]), \
-            [new_event("case.facts_updated", producer="case", case_id=into, payload=changes, **follow)]
 
     def close(case: dict | None):
         if applied(case, event["event_id"]):
@@ -69,8 +64,23 @@ def on_case_merged(event: dict, *, store: CaseStore, publisher: Publisher, now: 
             if payload else []
         return mark_applied(case, event["event_id"]), events
 
-    store.save(into, take_in, publisher=publisher, topic=TOPIC, now=now)
     store.save(closing, close, publisher=publisher, topic=TOPIC, now=now)
+    merged = store.get(closing)  # closed: every record it will ever hold (a later one is refused)
+
+    def take_in(case: dict | None):
+        fresh, events = not applied(case, event["event_id"]), []
+        if fresh:
+            case, changes = domain.absorb(case, merged, effective_on, now)
+            case = mark_applied(case, event["event_id"])
+            if changes:  # none when the same merge comes again under another id
+                events.append(new_event("case.facts_updated", producer="case", case_id=into, payload=changes,
+                                        **follow))
+        case, carried = domain.carry_records(case, merged, now)  # also for a redelivery: what is missing
+        if not fresh and not carried:
+            return None
+        return case, events + [e for kind, record in carried for e in _record_events(into, kind, record, follow)]
+
+    store.save(into, take_in, publisher=publisher, topic=TOPIC, now=now)
 
 
 def on_consent_changed(event: dict, *, store: CaseStore, publisher: Publisher, now: dt.datetime) -> None:
@@ -176,10 +186,11 @@ def record_after_return(case_id: str, cmd: dict, *, actor: str, store: CaseStore
                         now: dt.datetime) -> tuple[dict, bool]:
     """Add what became known of a returned person to the case, with its case.after_return_recorded
     and its audit.recorded in the same version: (the stored record, True if the case already held
-    it: the same command again adds nothing). NotFound, domain.NotReturned, domain.InvalidRecord."""
+    it: the same command again adds nothing). NotFound, domain.MergedDuplicate, domain.NotReturned,
+    domain.InvalidRecord (a date in the future, or before every repatriation of the case)."""
     record = domain.after_return_record(case_id, cmd, now.date())
-    return _record(case_id, "after_return", record, domain.add_after_return, "case.after_return_recorded",
-                   record["outcome"], actor=actor, store=store, publisher=publisher, now=now)
+    return _record(case_id, "after_return", record, domain.add_after_return, actor=actor, store=store,
+                   publisher=publisher, now=now)
 
 
 def record_asylum(case_id: str, cmd: dict, *, actor: str, store: CaseStore, publisher: Publisher,
@@ -187,15 +198,34 @@ def record_asylum(case_id: str, cmd: dict, *, actor: str, store: CaseStore, publ
     """Add a step of an asylum procedure to the case, with its case.asylum_recorded and its
     audit.recorded in the same version: (the stored record, True if it was already there)."""
     record = domain.asylum_record(case_id, cmd, now.date())
-    return _record(case_id, "asylum", record, domain.add_asylum, "case.asylum_recorded",
-                   f"{record['procedure']} {record['step']}", actor=actor, store=store, publisher=publisher, now=now)
+    return _record(case_id, "asylum", record, domain.add_asylum, actor=actor, store=store, publisher=publisher,
+                   now=now)
 
 
 _AUDIT_ACTION = {"after_return": "after_return_recorded", "asylum": "asylum_recorded"}
+_EVENT_TYPE = {"after_return": "case.after_return_recorded", "asylum": "case.asylum_recorded"}
 
 
-def _record(case_id: str, key: str, record: dict, add, event_type: str, detail: str, *, actor: str,
-            store: CaseStore, publisher: Publisher, now: dt.datetime) -> tuple[dict, bool]:
+def _audit_detail(kind: str, record: dict) -> str:
+    return record["outcome"] if kind == "after_return" else f"{record['procedure']} {record['step']}"
+
+
+def _record_events(case_id: str, kind: str, record: dict, follow: dict) -> list[dict]:
+    """A record's event and its audit.recorded (when an account made the write: a record carried
+    by a merge names the caseworker who merged)."""
+    recorded = new_event(_EVENT_TYPE[kind], producer="case", case_id=case_id, payload=domain.record_payload(record),
+                         **follow)
+    if not follow.get("actor"):
+        return [recorded]
+    audited = audit_events.recorded(_AUDIT_ACTION[kind], producer="case", actor=follow["actor"], case_ids=[case_id],
+                                    object_id=record["record_id"], detail=_audit_detail(kind, record),
+                                    now=follow["now"], correlation_id=recorded["correlation_id"],
+                                    causation_id=recorded["event_id"])
+    return [recorded, audited]
+
+
+def _record(case_id: str, key: str, record: dict, add, *, actor: str, store: CaseStore, publisher: Publisher,
+            now: dt.datetime) -> tuple[dict, bool]:
     held = False  # whether the case already held the record, as of the decision that stood
 
     def decide(case: dict | None):
@@ -206,12 +236,7 @@ def _record(case_id: str, key: str, record: dict, add, event_type: str, detail: 
         held = updated is case
         if held:
             return None
-        recorded = new_event(event_type, producer="case", case_id=case_id, actor=actor, now=now,
-                             payload=domain.record_payload(record))
-        audited = audit_events.recorded(_AUDIT_ACTION[key], producer="case", actor=actor, case_ids=[case_id],
-                                        object_id=record["record_id"], detail=detail, now=now,
-                                        correlation_id=recorded["correlation_id"], causation_id=recorded["event_id"])
-        return updated, [recorded, audited]
+        return updated, _record_events(case_id, key, record, {"actor": actor, "now": now})
 
     case = store.save(case_id, decide, publisher=publisher, topic=TOPIC, now=now)
     return domain.find_record(case, key, record["record_id"]), held

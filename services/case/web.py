@@ -14,8 +14,10 @@ from shared import unhcr_offices
 from shared.events import (ASYLUM_STEPS, CUSTODY, FORCED_LABOUR, ILL_TREATMENT, LABOUR_WORK, RELIABILITIES,
                            RETURN_OUTCOMES, SOURCE_TYPES)
 from shared.forms import form_errors
+from shared.i18n import N_
 from shared.mongo import utcnow
-from shared.ui import N_, login_required
+from shared.ui import login_required
+from shared.words import label
 from shared.web import resources
 
 from services.case import domain, handlers
@@ -26,16 +28,6 @@ from services.case.store import CaseStore
 bp = Blueprint("case_web", __name__)
 
 ANY_ROLE = ("caseworker", "advocate", "analyst")
-
-# The words people read for the advocacy events' values (the values themselves are not words);
-# the advocacy service's pages use the same words.
-ADVOCACY_TERMS = {
-    "sent": N_("sent"), "acknowledged": N_("acknowledged"), "granted": N_("granted"), "denied": N_("denied"),
-    "no_response": N_("no response"), "draft": N_("draft"), "issued": N_("issued"), "answered": N_("answered"),
-    "response_received": N_("response received"), "urgent_appeal": N_("urgent appeal"),
-    "allegation_letter": N_("allegation letter"), "communication": N_("communication"),
-}
-
 
 @bp.get("/")
 @login_required(*ANY_ROLE)
@@ -67,13 +59,6 @@ def _advocacy(case: dict) -> dict:
     return {**summary, "appeals": appeals}
 
 
-def _term(value: str | None) -> str:
-    """An advocacy value as people read it in the page's language (an unknown value as it is)."""
-    if not value:
-        return "—"
-    return _(ADVOCACY_TERMS[value]) if value in ADVOCACY_TERMS else value
-
-
 def _render_case(case: dict, errors: dict | None = None, values: dict | None = None, status: int = 200,
                  record_form: str | None = None):
     """The case page; `errors` and `values` belong to the status form, or to the after-return or
@@ -81,9 +66,9 @@ def _render_case(case: dict, errors: dict | None = None, values: dict | None = N
     case = handlers.readable_history(case, g.user["roles"], case_notes())
     status_errors, status_values = ({}, {}) if record_form else (errors or {}, values or {})
     return render_template("case.html", case=case, allowed=domain.allowed_moves(case["status"]),
-                           advocacy=_advocacy(case), term=_term, office_name=unhcr_offices.name, errors=status_errors,
+                           advocacy=_advocacy(case), office_name=unhcr_offices.name, errors=status_errors,
                            values=status_values, today=dt.date.today().isoformat(),
-                           returned=domain.has_been_returned(case), label=_label, choices=RECORD_CHOICES,
+                           returned=domain.has_been_returned(case), choices=RECORD_CHOICES,
                            record_form=record_form, record_errors=(errors or {}) if record_form else {},
                            record_values=(values or {}) if record_form else {}), status
 
@@ -143,7 +128,8 @@ def transition(case_id: str):
                                    actor=g.user["id"], store=store, publisher=resources().publisher, now=utcnow(),
                                    notes=case_notes())
         except domain.IllegalTransition as exc:
-            errors["to"] = [_("A case cannot move from %(current)s to %(to)s.", current=_(exc.current), to=_(exc.to))]
+            errors["to"] = [_("A case cannot move from %(current)s to %(to)s.", current=label(exc.current, "case_status"),
+                                to=label(exc.to, "case_status"))]
         except domain.InvalidDate:
             errors["effective_on"] = [_("The date must not be in the future.")]
         else:
@@ -153,33 +139,6 @@ def transition(case_id: str):
 
 # --- after return and asylum ---------------------------------------------------------------------
 
-# The words people read for the records' codes (the codes themselves are not words), by field.
-RECORD_TERMS = {
-    "source_type": {"family": N_("family"), "fellow_escapee": N_("fellow escapee"), "broker": N_("broker"),
-                    "church_partner": N_("church partner"), "ngo_partner": N_("NGO partner"), "media": N_("media"),
-                    "other": N_("other")},
-    "source_reliability": {"confirmed": N_("confirmed"), "probable": N_("probable"), "unverified": N_("unverified")},
-    "custody": {"mss": N_("Ministry of State Security (MSS)"), "mps": N_("Ministry of People's Safety (MPS)"),
-                "border_guards": N_("border guards"), "other": N_("other"), "unknown": N_("unknown")},
-    "outcome": {"released": N_("released"), "labour_training_camp": N_("labour training camp"),
-                "kyohwaso": N_("kyohwaso (reform-through-labour prison)"),
-                "kwanliso": N_("kwanliso (political prison camp)"), "died_in_custody": N_("died in custody"),
-                "disappeared": N_("disappeared"), "unknown": N_("unknown")},
-    "forced_labour": {"yes": N_("Yes"), "no": N_("No"), "unknown": N_("unknown")},
-    "work": {"mining": N_("mining"), "logging": N_("logging"), "farming": N_("farming"),
-             "construction": N_("construction"), "textiles": N_("textiles"), "wigs_eyelashes": N_("wigs and eyelashes"),
-             "other": N_("other")},
-    "ill_treatment": {"torture": N_("torture"), "sexual_violence": N_("sexual violence"),
-                      "forced_abortion": N_("forced abortion"), "other": N_("other")},
-    "procedure": {"art46": N_("Article 46 application (Exit and Entry Administration Law)"),
-                  "unhcr_rsd": N_("UNHCR refugee status determination"),
-                  "china_status": N_("Refugee status granted by China")},
-    "step": {"applied": N_("applied"), "tic_issued": N_("temporary identity certificate issued"),
-             "refused": N_("refused"), "no_answer": N_("no answer"), "granted": N_("status granted"),
-             "requested": N_("requested"), "access_granted": N_("access granted"),
-             "access_denied": N_("access denied"), "recognised": N_("recognised as a refugee"),
-             "rejected": N_("rejected")},
-}
 RECORD_CHOICES = {"source_type": SOURCE_TYPES, "source_reliability": RELIABILITIES, "custody": CUSTODY,
                   "outcome": RETURN_OUTCOMES, "forced_labour": FORCED_LABOUR, "work": LABOUR_WORK,
                   "ill_treatment": ILL_TREATMENT, "procedure": tuple(ASYLUM_STEPS), "steps": ASYLUM_STEPS}
@@ -188,14 +147,6 @@ RECORD_MESSAGES = (N_("Between 1 and 120 characters."), N_("Years from 0 to 50, 
                    N_("Not a valid number."), N_("Name things, never people: this looks like a phone number."),
                    N_("Name things, never people: this looks like an e-mail address."))
 NAMED_FIELDS = ("products", "facilities", "companies")  # one name a line on the form
-
-
-def _label(field: str, code) -> str:
-    """A record's code as people read it in the page's language ("—" for none)."""
-    if code is None or code == "":
-        return "—"
-    words = RECORD_TERMS.get(field, {}).get(code)
-    return _(words) if words else str(code)
 
 
 def _after_return_command(form) -> dict:
@@ -233,6 +184,8 @@ def _record_from_form(case_id: str, form_name: str, schema, command, write):
     else:
         try:
             write(case_id, cmd, actor=g.user["id"], store=store, publisher=resources().publisher, now=utcnow())
+        except domain.MergedDuplicate as exc:
+            errors["_form"] = [_(domain.MERGED_ELSEWHERE, case_id=exc.into)]
         except domain.NotReturned:
             errors["_form"] = [_(domain.NOT_RETURNED)]
         except domain.InvalidRecord as exc:

@@ -18,8 +18,9 @@ from shared import identity
 from shared.errors import flatten_messages
 from shared.events import CONSENT_ADVOCACY, RELIABILITIES, SEXES, SOURCE_TYPES, VULNERABILITIES
 from shared.forms import translate_message
+from shared.i18n import N_
 from shared.mongo import is_server_internal, is_transient, utcnow
-from shared.ui import N_, login_required
+from shared.ui import login_required
 from shared.web import resources
 
 from services.intake import domain, erasure, handlers

@@ -19,8 +19,9 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from shared.errors import flatten_messages
 from shared.forms import translate_message
 from shared.hardening import as_document
+from shared.i18n import N_
 from shared.mongo import utcnow
-from shared.ui import N_, login_required
+from shared.ui import login_required
 from shared.web import resources
 
 from services.reporting import domain, evidence, figures, handlers

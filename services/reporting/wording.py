@@ -129,7 +129,7 @@ KO = {
 
 # Korean words that the pages' catalog already has: (the annex's key, the catalog's message id).
 KO_FROM_CATALOG = {("sex", "female"): "female", ("sex", "male"): "male", ("heading", "sex"): "Sex",
-                   ("measure", "detained"): "detained", ("measure", "deportation_imminent"): "deportation_imminent",
+                   ("measure", "detained"): "detained", ("measure", "deportation_imminent"): "deportation imminent",
                    ("measure", "unhcr_access_requested"): "UNHCR-access request"}
 
 

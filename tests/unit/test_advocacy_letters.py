@@ -11,12 +11,12 @@ import subprocess
 import uuid
 
 import pytest
-from babel.messages.pofile import read_po
 from reportlab.pdfbase import pdfmetrics
 
 from services.advocacy import letter_pdf
-from services.advocacy.letters import (FORMATS, KO_CATALOG, LANGS, LETTERS, LetterError, markdown_to_html,
+from services.advocacy.letters import (FORMATS, KO_TERMS, LANGS, LETTERS, LetterError, markdown_to_html,
                                        render_letter, render_markdown)
+from shared import words
 from shared.events import CASE_STATUSES, VULNERABILITIES
 from tests.support import SYNTH
 
@@ -239,13 +239,17 @@ def test_a_recipient_outside_the_list_is_written_once_by_its_name():
 
 
 def test_the_korean_letter_uses_the_pages_words_for_statuses_and_vulnerabilities():
-    with KO_CATALOG.open("rb") as po:
-        words = {message.id: message.string for message in read_po(po)}
+    pages = {v: words.label(v, "vulnerability", "ko") for v in VULNERABILITIES}
+    # the letter's own (shorter) words for a trafficking victim, as letters have always said it
+    assert pages["trafficking_victim"] == "인신매매 피해자" and KO_TERMS["trafficking_victim"] == "인신매매 피해"
+    said = [KO_TERMS.get(v, pages[v]) for v in VULNERABILITIES]
     for status in CASE_STATUSES:
         case = _case(status=status, vulnerabilities=list(VULNERABILITIES))
         text = render_markdown(_context("appeal", [case]), lang="ko")[1]
-        assert f"현재 상태: {words[status]}." in text
-        assert "취약성: " + ", ".join(words[v] for v in VULNERABILITIES) + "." in text
+        assert f"현재 상태: {words.label(status, 'case_status', 'ko')}." in text
+        assert "취약성: " + ", ".join(said) + "." in text
+    assert "현재 상태: 송환 임박." in render_markdown(_context("appeal", [_case(status="deportation_imminent")]),
+                                                 lang="ko")[1]
 
 
 def test_every_character_of_the_letters_has_a_glyph_in_the_pdf_font():

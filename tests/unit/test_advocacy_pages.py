@@ -1,5 +1,5 @@
-"""The advocacy pages' words: time left as people read it, values as words in both languages,
-case ids as typed, and the domain's refusals each said by the page."""
+"""The advocacy pages' words: time left as people read it, case ids as typed, and the domain's
+refusals each said by the page (values as words: tests/unit/test_words.py)."""
 
 import datetime as dt
 import inspect
@@ -29,19 +29,6 @@ def test_the_time_left_reads_as_people_say_it(app, lang, left, said):
     with app.test_request_context("/", headers={"Accept-Language": lang}):
         assert web.time_left_text(left) == said
     assert web.time_left_text(None) is None
-
-
-def test_every_value_the_pages_show_is_a_word_in_english_and_in_korean(app):
-    values = {*domain.APPEAL_KINDS, *domain.APPEAL_STATUSES, *domain.REQUEST_STATUSES, *domain.CHANNELS,
-              domain.DEPORTATION_CLOCK, "manual", domain.EPISODE_ENDED}
-    assert values <= set(web.TERMS)
-    with app.test_request_context("/", headers={"Accept-Language": "en"}):
-        assert web.term("urgent_appeal") == "urgent appeal" and web.term("response_received") == "response received"
-        assert web.term(None) == "—"
-    with app.test_request_context("/", headers={"Accept-Language": "ko"}):
-        korean = {value: web.term(value) for value in values}
-    assert all(word != web.TERMS[value] for value, word in korean.items()), korean
-    assert korean["urgent_appeal"] == "긴급 호소"
 
 
 def test_case_ids_are_read_one_per_line_or_separated_by_commas():

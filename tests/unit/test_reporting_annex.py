@@ -30,6 +30,7 @@ from services.reporting.domain import MEASURES
 from shared.events import SEXES
 from shared.people import AGE_GROUPS
 from shared import fonts, i18n
+from shared.words import label as page_label
 from tests.support import SYNTH
 
 PDFTOTEXT, PDFINFO = shutil.which("pdftotext"), shutil.which("pdfinfo")
@@ -223,9 +224,9 @@ def test_the_korean_annex_answers_in_korean_from_the_published_totals():
 
 
 def test_the_korean_words_are_the_pages_words():
-    catalog = i18n.catalog_words("ko")
-    assert wording.sex_label("female", "ko") == catalog["female"]
-    assert wording.measure_title("deportation_imminent", "ko", qualified=False) == catalog["deportation_imminent"]
+    assert wording.sex_label("female", "ko") == page_label("female", "sex", "ko") == "여성"
+    assert (wording.measure_title("deportation_imminent", "ko", qualified=False)
+            == page_label("deportation_imminent", "case_status", "ko") == "송환 임박")
 
 
 class _Page(HTMLParser):
