@@ -8,7 +8,11 @@ at each start by id: a recommendation's id comes from what identifies it (mechan
 number, or symbol, paragraph and text), so loading again adds nothing and never overwrites an
 analyst's edits. Figures "since" a recommendation are the statistics code's own tables with
 `since = issued_on` (events in (issued_on, as_of]); a recommendation without a date is followed
-over every documented case up to `as_of`, and says so."""
+over every documented case up to `as_of`, and says so.
+
+`text` is the official text, in English; `text_ko` an optional unofficial Korean translation of it
+(not part of what identifies a recommendation), which Korean readers see first, marked as such,
+with the official text beside it (recommendation_words.quoted)."""
 
 from __future__ import annotations
 
