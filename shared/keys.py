@@ -9,6 +9,9 @@ processes sign their cookies (language, CSRF, the flash message) with `web-sessi
 login inside the cookie is the issuer's signed session token, which that secret cannot forge.
 Intake's processes seal each entry of the audit trail with `audit.key` (an HMAC key: whoever can
 write to the database but has not this file cannot change the trail unseen; shared/audit.py).
+Reporting's web process perturbs public figures with record keys derived from
+`reporting-cellkey.key` (services/reporting/cellkey.py): kept out of the database, so a copy of
+the database cannot undo the noise.
 
 Files live in NRW_SECRETS_DIR (default var/secrets), mode 0600 in a 0700 folder; on a server
 they are compose secrets, each given only to the processes listed above. `python -m shared.keys
@@ -36,6 +39,7 @@ WEB_SESSION_SECRET = "web-session.secret"
 DATA_KEYS = "keys.json"  # identifying data's keys (shared/crypto.py): intake's processes only
 AUDIT_KEY = "audit.key"  # the audit trail's HMAC key (shared/audit.py): intake's processes only
 CASE_NOTES_KEY = "case-notes.key"  # the case service's own key for free text about a person: case-web only
+CELLKEY_KEY = "reporting-cellkey.key"  # the cell key method's secret (public figures' noise): reporting-web only
 SERVICE_ACCOUNTS = ("advocacy",)
 
 
@@ -142,6 +146,9 @@ def init(settings: Settings) -> list[Path]:
     notes = case_notes_key_path(settings)
     if not notes.exists() and write_new(notes, secrets.token_hex(32).encode()):
         made.append(notes)
+    cellkey = cellkey_key_path(settings)
+    if not cellkey.exists() and write_new(cellkey, secrets.token_hex(32).encode()):
+        made.append(cellkey)
     data_keys = settings.secrets_path / DATA_KEYS
     if not data_keys.exists():
         local_keys(data_keys)
@@ -187,6 +194,32 @@ def case_notes_key(settings: Settings) -> bytes:
     return bytes.fromhex(_read(case_notes_key_path(settings), "the case notes key").decode().strip())
 
 
+def cellkey_key_path(settings: Settings) -> Path:
+    """The cell key method's secret file (reporting's web process only)."""
+    return settings.secrets_path / CELLKEY_KEY
+
+
+def cellkey_key(settings: Settings) -> bytes:
+    """That secret (32 random bytes, hex in the file), made on first use if missing like the
+    cookie secret (a local stack or a test); KeyMissing if the file holds no hex key of 32 bytes."""
+    path = cellkey_key_path(settings)
+    if not path.exists():
+        write_new(path, secrets.token_hex(32).encode())
+    return _hex_key(path, "the cell key secret")
+
+
+def _hex_key(path: Path, what: str) -> bytes:
+    """A key of at least 32 bytes written in hex; KeyMissing if the file is missing or holds none."""
+    text = _read(path, what).decode().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise KeyMissing(f"{path} does not hold a hex key") from None
+    if len(key) < 32:
+        raise KeyMissing(f"{path} holds a key shorter than 32 bytes")
+    return key
+
+
 def audit_key_path(settings: Settings) -> Path:
     """The audit trail's HMAC key file (read by intake's processes only)."""
     return settings.secrets_path / AUDIT_KEY
@@ -200,14 +233,7 @@ def audit_key(settings: Settings) -> bytes:
     a trail is never sealed under a key made up on the spot by a process that lacks the file."""
     path = audit_key_path(settings)
     if path not in _audit_keys:
-        text = _read(path, "the audit key").decode().strip()
-        try:
-            key = bytes.fromhex(text)
-        except ValueError:
-            raise KeyMissing(f"{path} does not hold a hex key") from None
-        if len(key) < 32:
-            raise KeyMissing(f"{path} holds a key shorter than 32 bytes")
-        _audit_keys[path] = key
+        _audit_keys[path] = _hex_key(path, "the audit key")
     return _audit_keys[path]
 
 

@@ -31,11 +31,34 @@ attacker combining bounds across several lines of a large table may still narrow
 count to a range. Protecting every interval needs linear programming (what tau-ARGUS does) and
 is not done here. The ``reason`` of a suppressed cell says which cells are primary (so 1 to 4):
 an API must not publish it (the reporting service strips it).
+
+Across tables (issue 12 point 5): suppression protects each table on its own, but two tables as of
+consecutive dates, differenced, give the count of the day. So the cells ``protect`` leaves
+published, and the total, are then published *perturbed* by the cell key method (the Australian
+Bureau of Statistics' TableBuilder, the 2021 census of England and Wales): each case has a secret
+record key in 0..255, a cell's key is the sum of its cases' record keys mod 256, and the published
+value is ``perturb(count, cell_key)`` from the fixed table below. The same cases give the same
+key, so the same cell gets the same value in every table, breakdown, date and snapshot, and a
+difference of two tables is a difference of two noises, not the count.
+
+The perturbation table (``perturb``): 0 stays 0; 1 to ``THRESHOLD - 1`` are never published
+(suppressed as above); a count n >= THRESHOLD is rounded to a multiple of ``BASE`` (5), up with
+probability (n mod 5) / 5 over the cell key, else down: unbiased, never below 5, off by at most
+4. Every published value v therefore has several possible true counts: ``preimages(v)``, from
+v - 4 to v + 4 (5 to 9 for v = 5). Why rounding and not an additive noise of -2..+2 (the first
+design): with additive noise, an attacker who knows its bounds pins the day's count when the two
+noises sit at opposite ends (10 people published as 12, then 11 people as 9: the true counts
+are 10 to 14 and 7 to 11, so a day's count of 1 to 4 can only be 1; about one difference in 25). On the grid of 5
+the smallest possible true count of a published value is 1 more than a multiple of 5 (or 5), the
+largest 4 less, so no two of them are 1 or 4 apart: a difference of two published values never
+pins a suppressed count of 1 to 4 (tests/unit/test_differencing.py plays that attacker).
 """
 
 from math import gcd, prod
 
 THRESHOLD = 5
+BASE = 5  # published counts are multiples of it (the perturbation table, module doc)
+KEYS = 256  # record and cell keys are in 0..KEYS - 1
 # Up to this many cells, secondary suppression fixes one derivable cell per rank test (fewest cells
 # lost); above it, every derivable cell the test finds (fewer tests on big tables). Both stop only
 # when the rank test finds no derivable cell.
@@ -93,6 +116,48 @@ def protect(cells: list[dict], dims: list[str], total: int, *, threshold: int = 
         "suppressed": {"primary": len(primary), "secondary": len(secondary)},
         "note": _note(len(primary), len(secondary), published_total is None, threshold),
     }
+
+
+def perturb(count: int, cell_key: int) -> int:
+    """The published value of a count the suppression left published (module doc: the ptable).
+
+    0 stays 0; a count from THRESHOLD up is rounded to a multiple of BASE, up when
+    ``cell_key * BASE < (count % BASE) * KEYS`` (so with probability (count mod 5) / 5 over a
+    uniform key: unbiased); the same count and key always give the same value. A count from 1 to
+    THRESHOLD - 1 is never published: ValueError.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError("count must be a non-negative integer")
+    if not 0 <= cell_key < KEYS:
+        raise ValueError(f"a cell key is in 0..{KEYS - 1}")
+    if count == 0:
+        return 0
+    if count < THRESHOLD:
+        raise ValueError("a count from 1 to 4 is suppressed, never published")
+    low, rest = count - count % BASE, count % BASE
+    return low + BASE if cell_key * BASE < rest * KEYS else low
+
+
+def preimages(value: int) -> range:
+    """Every true count ``perturb`` can publish as ``value`` (for a reader: what a figure can mean)."""
+    if value == 0:
+        return range(0, 1)
+    if value < THRESHOLD or value % BASE:
+        raise ValueError(f"{value} is never published")
+    return range(max(THRESHOLD, value - BASE + 1), value + BASE)
+
+
+def perturbed(protected: dict, cell_keys: list[int], total_key: int) -> dict:
+    """``protect``'s result with its published cells and total perturbed (each by its own key;
+    ``cell_keys`` in the cells' order); suppressed cells stay suppressed. The counts summed from
+    published cells no longer add up to the published total exactly: that is the point."""
+    cells = []
+    for cell, key in zip(protected["cells"], cell_keys, strict=True):
+        if cell["count"] is not None:
+            cell = {**cell, "count": perturb(cell["count"], key)}
+        cells.append(cell)
+    total = protected["total"]
+    return {**protected, "cells": cells, "total": None if total is None else perturb(total, total_key)}
 
 
 def derivable(cells: list[dict], dims: list[str], total: int | None, suppressed_keys) -> set[tuple]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Iterable
+from typing import Callable, Iterable
 
 from shared.events import SEXES
 from shared.people import AGE_GROUPS, age_group
@@ -235,17 +235,33 @@ def categories(records: Iterable[dict], dim: str, as_of: str) -> list[str]:
     return sorted({dimension_value(r, dim, as_of) for r in records})
 
 
-def count(records: list[dict], measure: str, as_of: str, since: str | None, by: list[str]) -> dict:
+def count(records: list[dict], measure: str, as_of: str, since: str | None, by: list[str],
+          record_key: Callable[[str], int] | None = None) -> dict:
     """The exact table: {"total", "cells": [{dim: value, ..., "count"}], "case_ids": [...]}, with a
-    cell for every combination of categories (zeros included)."""
+    cell for every combination of categories (zeros included).
+
+    With ``record_key`` (case id -> its secret record key, 0..255; public figures only), each cell
+    also has ``"key"``: the sum of its cases' record keys mod 256, and the result ``"total_key"``,
+    the same over every counted case (the cell key method, disclosure.py). The same cases give the
+    same key in any table. Without it (internal figures) neither field is there.
+    """
     people = [r for r in records if counts_as_person(r)]
     counted = [r for r in people if in_measure(r, measure, as_of, since)]
     cells = []
     if by:
         axes = [categories(people, dim, as_of) for dim in by]
         tally: dict[tuple, int] = {}
+        key_sums: dict[tuple, int] = {}
         for r in counted:
             key = tuple(dimension_value(r, dim, as_of) for dim in by)
             tally[key] = tally.get(key, 0) + 1
+            if record_key is not None:
+                key_sums[key] = (key_sums.get(key, 0) + record_key(r["_id"])) % 256
         cells = [{**dict(zip(by, key)), "count": tally.get(key, 0)} for key in itertools.product(*axes)]
-    return {"total": len(counted), "cells": cells, "case_ids": sorted(r["_id"] for r in counted)}
+        if record_key is not None:
+            for cell, key in zip(cells, itertools.product(*axes)):
+                cell["key"] = key_sums.get(key, 0)
+    out = {"total": len(counted), "cells": cells, "case_ids": sorted(r["_id"] for r in counted)}
+    if record_key is not None:
+        out["total_key"] = sum(record_key(r["_id"]) for r in counted) % 256
+    return out

@@ -7,7 +7,7 @@ import datetime as dt
 
 from babel.dates import format_date
 
-from services.reporting import disclosure, domain, evidence
+from services.reporting import cellkey, disclosure, domain, evidence
 
 MEASURE_WORDS = {
     "detained": "detained in China",
@@ -20,21 +20,38 @@ MEASURE_WORDS = {
 }
 
 
+def _keys(record_key, disclosure_level: str):
+    """The record keys public figures are perturbed with (this process's unless given); None for internal."""
+    if disclosure_level != "public":
+        return None
+    return record_key or cellkey.process_record_key()
+
+
 def table(records: list[dict], *, measure: str, as_of: dt.date, since: dt.date | None, by: list[str],
-          disclosure_level: str) -> dict:
+          disclosure_level: str, record_key=None) -> dict:
     """One statistics table as API.md defines it. `internal`: exact counts; `public`: cells from 1
-    to 4 suppressed, and enough others that none can be worked out; the note says what and why."""
-    exact = domain.count(records, measure, as_of.isoformat(), since.isoformat() if since else None, by)
+    to 4 suppressed, and enough others that none can be worked out, then the published cells and
+    the total perturbed by the cell key method (disclosure.py; ``record_key`` defaults to this
+    process's secret keys); the note says what and why."""
+    record_key = _keys(record_key, disclosure_level)
+    exact = domain.count(records, measure, as_of.isoformat(), since.isoformat() if since else None, by, record_key)
     head = {"measure": measure, "as_of": as_of.isoformat(), "since": since.isoformat() if since else None,
             "by": list(by), "disclosure": disclosure_level}
     if disclosure_level == "internal":
         return {**head, "total": exact["total"], "cells": exact["cells"], "suppressed": {"primary": 0, "secondary": 0},
                 "note": None}
-    protected = disclosure.protect(exact["cells"], list(by), exact["total"])
+    # A cell's key is never published (with the record keys it would tell who is in the cell).
+    cell_keys = [cell.pop("key") for cell in exact["cells"]]
+    protected = disclosure.perturbed(disclosure.protect(exact["cells"], list(by), exact["total"]), cell_keys,
+                                     exact["total_key"])
     # Which suppressed cells were the small ones is itself a disclosure: publish only "suppressed".
     cells = [{k: v for k, v in cell.items() if k != "reason"} for cell in protected["cells"]]
     return {**head, "total": protected["total"], "cells": cells, "suppressed": protected["suppressed"],
-            "note": protected["note"]}
+            "note": f"{protected['note']} {PERTURBED_NOTE}"}
+
+
+PERTURBED_NOTE = ("Published counts are rounded to a multiple of 5 by a fixed rule (off by at most 4), the same "
+                  "for the same people in every table.")
 
 
 def counted_case_ids(records: list[dict], *, measure: str, as_of: dt.date, since: dt.date | None) -> list[str]:
@@ -60,20 +77,25 @@ def month_ends(as_of: dt.date, months: int = 24) -> list[tuple[str, dt.date, dt.
     return list(reversed(out))
 
 
-def series(records: list[dict], *, as_of: dt.date, months: int = 24, disclosure_level: str = "public") -> dict:
+def series(records: list[dict], *, as_of: dt.date, months: int = 24, disclosure_level: str = "public",
+           record_key=None) -> dict:
     """Monthly figures up to as_of: detained at each month's end, returned and reported within it.
-    Public series are protected like a table whose total (their sum) is known."""
+    Public series are protected like a table whose total (their sum) is known, then each month's
+    published value perturbed by its own cell key (the same as that month's table total)."""
+    record_key = _keys(record_key, disclosure_level)
     spans = month_ends(as_of, months)
     out: dict = {"months": [label for label, _, _ in spans]}
     for measure in ("detained", "repatriated", "reported"):
-        values = []
+        values, keys = [], []
         for _, first, last in spans:
             since = None if measure == "detained" or first == dt.date.min else first - dt.timedelta(days=1)
-            values.append(domain.count(records, measure, last.isoformat(), since.isoformat() if since else None,
-                                       [])["total"])
+            month = domain.count(records, measure, last.isoformat(), since.isoformat() if since else None, [],
+                                 record_key)
+            values.append(month["total"])
+            keys.append(month.get("total_key"))
         if disclosure_level == "public":
             cells = [{"month": label, "count": v} for label, v in zip(out["months"], values)]
-            protected = disclosure.protect(cells, ["month"], sum(values))
+            protected = disclosure.perturbed(disclosure.protect(cells, ["month"], sum(values)), keys, 0)
             values = [c["count"] for c in protected["cells"]]
         out[measure] = values
     return out
@@ -116,10 +138,11 @@ def _amount(value: int | None) -> str:
 
 
 def _by_sex(records: list[dict], *, measure: str, as_of: dt.date, since: dt.date | None,
-            disclosure_level: str) -> str:
+            disclosure_level: str, record_key=None) -> str:
     """'12 women or girls, 30 men or boys' from the measure's own table by sex (a suppressed cell
     may be a secondary one, so it is not called small: just unpublished)."""
-    by_sex = table(records, measure=measure, as_of=as_of, since=since, by=["sex"], disclosure_level=disclosure_level)
+    by_sex = table(records, measure=measure, as_of=as_of, since=since, by=["sex"], disclosure_level=disclosure_level,
+                   record_key=record_key)
     return _sexes_of(by_sex)
 
 
@@ -167,7 +190,8 @@ def _years(value: float) -> str:
     return f"{value:g}"
 
 
-def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, disclosure_level: str) -> list[dict]:
+def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, disclosure_level: str,
+              record_key=None) -> list[dict]:
     """The submission's questions to China, each with a sentence ready to paste that says the
     figures are of documented cases, and the tables behind it (the same tables the statistics
     endpoint gives, keyed by measure); the business question says what case data cannot answer."""
@@ -178,7 +202,8 @@ def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, dis
     items = []
     for qid, question, measure in QUESTIONS:
         def tab(name, by=("sex", "age_group"), start=since):
-            return table(records, measure=name, as_of=as_of, since=start, by=list(by), disclosure_level=disclosure_level)
+            return table(records, measure=name, as_of=as_of, since=start, by=list(by), disclosure_level=disclosure_level,
+                         record_key=record_key)
 
         figures: dict = {}
         if measure is not None:
@@ -187,13 +212,15 @@ def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, dis
             figures[measure] = main
             total = _amount(main["total"])
         if qid == "detained_by_age_sex":
-            sexes = _by_sex(records, measure=measure, as_of=as_of, since=since, disclosure_level=disclosure_level)
+            sexes = _by_sex(records, measure=measure, as_of=as_of, since=since, disclosure_level=disclosure_level,
+                            record_key=record_key)
             text = (f"As of {when}, the cases documented by Non-Refoulement Watch include {total} North Korean "
                     f"nationals detained in China ({sexes}); the age breakdown is in the table.")
         elif qid == "facing_deportation":
             text = f"As of {when}, {total} of the documented detainees faced imminent deportation to the DPRK."
         elif qid == "returned":
-            sexes = _by_sex(records, measure=measure, as_of=as_of, since=since, disclosure_level=disclosure_level)
+            sexes = _by_sex(records, measure=measure, as_of=as_of, since=since, disclosure_level=disclosure_level,
+                            record_key=record_key)
             text = f"{total} documented persons were forcibly returned to the DPRK {period} ({sexes})."
         elif qid == "pattern_after_return":
             figures[f"{measure}_by_sex"] = tab(measure, by=("sex",))

@@ -56,6 +56,9 @@ EN = {
         "60 and over, unknown).",
         "A cell from 1 to 4 is not published, and further cells are suppressed so that none can be worked "
         "out from the totals and the other published figures; each table's note says how many.",
+        "Every other published count is rounded to a multiple of 5 by a fixed rule (off by at most 4; 0 stays "
+        "0), the same for the same people in every table, so comparing tables of two dates does not give the "
+        "count of the days between.",
     ],
     "footnote": "“{cell}”: not published, a count from 1 to 4 or a cell hidden so that such a count cannot be "
                 "worked out. “{small}”: a total from 1 to 4 (every non-zero cell is then hidden as well).",
@@ -108,6 +111,8 @@ KO = {
         "연령대는 {as_of}이 속한 해에 이른 나이에 따른 UNHCR 연령대입니다(0-4, 5-11, 12-17, 18-59, 60세 이상, 연령 미상).",
         "1~4명인 칸은 공개하지 않으며, 합계와 다른 공개 수치로 그 수를 역산할 수 없도록 다른 칸도 추가로 공개하지 "
         "않습니다. 표마다 주에 그 수를 적었습니다.",
+        "그 밖의 공개 수치는 정해진 규칙에 따라 5의 배수로 반올림합니다(차이는 최대 4, 0은 그대로). 같은 사람들의 "
+        "칸은 어느 표에서나 같은 값이므로, 두 날짜의 표를 비교해도 그 사이의 수를 알 수 없습니다.",
     ],
     "footnote": "“{cell}”: 비공개. 1~4명인 칸, 또는 그런 수를 역산할 수 없도록 숨긴 칸입니다. “{small}”: 합계가 "
                 "1~4명입니다(이때 0이 아닌 모든 칸도 비공개).",

@@ -35,6 +35,7 @@ ADVOCACY_KEY, ADVOCACY_PUBLIC = "service-advocacy.key", "service-advocacy.pub"
 DATA_KEYS = "keys.json"
 AUDIT_KEY = "audit.key"
 CASE_NOTES_KEY = "case-notes.key"
+CELLKEY_KEY = "reporting-cellkey.key"
 
 # Who may hold each key file (../shared/ARCHITECTURE.md, "Trust boundaries"): the issuer alone signs
 # tokens and sessions; every web process verifies them and signs its cookies; identifying data is
@@ -52,6 +53,7 @@ KEY_HOLDERS = {
     ADVOCACY_PUBLIC: {"intake-web"},
     AUDIT_KEY: {"intake-web", "intake-consumer", "deadletters"},
     CASE_NOTES_KEY: {"case-web"},
+    CELLKEY_KEY: {"reporting-web"},  # public figures' noise (services/reporting/cellkey.py)
     # Database logins (shared/mongo_accounts.py): the operator's (MongoDB's root) to MongoDB, which
     # makes it on its first start, and to the one-shot job that gives the services their accounts;
     # each service's to that service's three containers and to that job alone.
@@ -215,6 +217,7 @@ def test_key_file_names_are_the_ones_the_code_reads():
     assert keys.service_public_path(settings, "advocacy").name == ADVOCACY_PUBLIC
     assert keys.audit_key_path(settings) == Path("/run/secrets") / AUDIT_KEY
     assert keys.case_notes_key_path(settings) == Path("/run/secrets") / CASE_NOTES_KEY
+    assert keys.cellkey_key_path(settings) == Path("/run/secrets") / CELLKEY_KEY
 
 
 def test_each_secret_is_given_only_to_the_services_that_use_it(model):

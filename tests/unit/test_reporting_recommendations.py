@@ -202,7 +202,8 @@ def test_the_docx_draft_has_the_answers_tables_evidence_and_recommendations(lang
         assert "Detained (on the date)" in text
     # The recommendations with their texts and their figures since their dates.
     assert GOOD["text"] in text and "CAT/C/CHN/CO/5" in text
-    assert any(row[0] in ("Returned to the DPRK (in the period)", "북한으로 강제송환 (기간 중)") and row[-1] == "6"
+    # 6 returned, published by the cell key method as a multiple of 5 within 4 of it.
+    assert any(row[0] in ("Returned to the DPRK (in the period)", "북한으로 강제송환 (기간 중)") and row[-1] in ("5", "10")
                for t in tables for row in t)
     # Every measure's table, sex by age group, as the annex gives it ("–" for a suppressed cell).
     for table in annex.tables:
