@@ -339,7 +339,8 @@ def test_a_snapshot_freezes_the_evidence_register_and_its_annex_prints_it(report
     sid = snap.get_json()["snapshot_id"]
     stored = client.get(f"/api/v1/upr/snapshots/{sid}", headers=tokens["caseworker"]).get_json()
     listed = next(i for i in stored["evidence"]["products"] if i["name"] == product)
-    assert (listed["testimonies"], listed["first_on"], listed["last_on"]) == (6, "2011-04", "2011-05")
+    # Six testimonies, published by the cell key method as a multiple of 5 within 4 of them.
+    assert (listed["first_on"], listed["last_on"]) == ("2011-04", "2011-05") and listed["testimonies"] in (5, 10)
     assert stored["evidence"]["disclosure"] == "public"
     for lang, heading in (("en", "Supply-chain evidence register: Products"), ("ko", "공급망 증거 목록: 제품")):
         res = client.get(f"/api/v1/upr/snapshots/{sid}/annex?format=csv&lang={lang}", headers=tokens["advocate"])
@@ -347,6 +348,6 @@ def test_a_snapshot_freezes_the_evidence_register_and_its_annex_prints_it(report
         rows = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
         ours = [r for r in rows if r["evidence_name"] == product]
         assert [(r["measure"], r["count"], r["first_on"], r["last_on"], r["measure_title"]) for r in ours] == [
-            ("evidence_products", "6", "2011-04", "2011-05", heading)]
+            ("evidence_products", str(listed["testimonies"]), "2011-04", "2011-05", heading)]
         for case_id in case_ids:
             assert case_id not in res.get_data(as_text=True)
