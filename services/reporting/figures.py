@@ -153,16 +153,16 @@ def _sexes_of(by_sex: dict) -> str:
     return ", ".join(parts) or "none"
 
 
-def _small(count: int, disclosure_level: str) -> int | None:
-    """A count that stands alone (not a cell of a table with a total): 1 to 4 unpublished in public."""
-    return None if disclosure_level == "public" and 0 < count < disclosure.THRESHOLD else count
-
-
-def after_return_facts(records: list[dict], *, as_of: dt.date, since: dt.date | None, disclosure_level: str) -> dict:
+def after_return_facts(records: list[dict], *, as_of: dt.date, since: dt.date | None, disclosure_level: str,
+                       record_key=None) -> dict:
     """What the tables cannot hold: the median kyohwaso sentence and the kinds of forced labour,
-    from the latest after-return record of each counted case (the records the measures read)."""
+    from the latest after-return record of each counted case (the records the measures read).
+    Public: each count stands alone, so 1 to 4 is unpublished and the others are perturbed by the
+    cell key of the cases behind them (disclosure.py)."""
+    record_key = _keys(record_key, disclosure_level)
     day, start = as_of.isoformat(), since.isoformat() if since else None
     sentences, work = [], dict.fromkeys(WORK_WORDS, 0)
+    key_sums = dict.fromkeys(("sentences", *WORK_WORDS), 0)  # of the cases behind each count (public)
     for record in records:
         if not domain.counts_as_person(record):
             continue
@@ -170,18 +170,25 @@ def after_return_facts(records: list[dict], *, as_of: dt.date, since: dt.date | 
             years = domain.latest_after_return(record, day)[1].get("sentence_years")
             if years is not None:
                 sentences.append(float(years))
+                key_sums["sentences"] += record_key(record["_id"]) if record_key else 0
         if domain.in_measure(record, "forced_labour_reported", day, start):
             for kind in set(domain.latest_after_return(record, day)[1].get("work") or []):
                 if kind in work:
                     work[kind] += 1
+                    key_sums[kind] += record_key(record["_id"]) if record_key else 0
+
+    def shown(count: int, name: str) -> int | None:
+        if disclosure_level != "public":
+            return count
+        return None if 0 < count < disclosure.THRESHOLD else disclosure.perturb(count, key_sums[name] % disclosure.KEYS)
+
     known = len(sentences)
     hidden = disclosure_level == "public" and 0 < known < disclosure.THRESHOLD
     ordered = sorted(sentences)
     median = None if not ordered or hidden else (
         ordered[known // 2] if known % 2 else (ordered[known // 2 - 1] + ordered[known // 2]) / 2)
-    return {"median_sentence": {"years": median, "sentences": None if hidden else known, "suppressed": hidden},
-            "work": {"cells": [{"work": k, "count": _small(v, disclosure_level),
-                                **({"suppressed": True} if _small(v, disclosure_level) is None else {})}
+    return {"median_sentence": {"years": median, "sentences": shown(known, "sentences"), "suppressed": hidden},
+            "work": {"cells": [{"work": k, "count": shown(v, k), **({"suppressed": True} if shown(v, k) is None else {})}
                                for k, v in work.items()],
                      "note": "A case may name several kinds of work; each count 1 to 4 is unpublished in public."}}
 
@@ -226,7 +233,8 @@ def questions(records: list[dict], *, as_of: dt.date, since: dt.date | None, dis
             figures[f"{measure}_by_sex"] = tab(measure, by=("sex",))
             for name in PATTERN:
                 figures[name] = tab(name, by=("sex",))
-            facts = after_return_facts(records, as_of=as_of, since=since, disclosure_level=disclosure_level)
+            facts = after_return_facts(records, as_of=as_of, since=since, disclosure_level=disclosure_level,
+                                       record_key=record_key)
             figures.update(facts)
             figures["products"] = {"names": [p["name"] for p in register["products"]],
                                    "source": "/api/v1/evidence/supply-chain"}

@@ -120,3 +120,27 @@ def test_the_secret_file_is_made_0600_read_once_and_refused_when_not_a_key(tmp_p
     path.write_text("ab" * 8)
     with pytest.raises(keys.KeyMissing):
         keys.cellkey_key(settings)
+
+
+def _returned(n: int) -> list[dict]:
+    """n cases whose latest news: sent to a kyohwaso for 5 years, forced to mine."""
+    out = []
+    for i in range(n):
+        rec = domain.new_record(f"r-{i:03d}")
+        rec.update(reported_on="2023-01-01", after_return={"n1": {
+            "effective_on": "2023-06-01", "learned_on": "2023-07-01", "outcome": "kyohwaso", "sentence_years": 5,
+            "forced_labour": "yes", "work": ["mining"], "custody": None, "ill_treatment": []}})
+        out.append(rec)
+    return out
+
+
+def test_the_after_return_facts_are_perturbed_in_public_and_exact_inside():
+    def facts(records, level, key=None):
+        got = figures.after_return_facts(records, as_of=dt.date(2023, 12, 31), since=None, disclosure_level=level,
+                                         record_key=key)
+        return got["median_sentence"]["sentences"], {c["work"]: c["count"] for c in got["work"]["cells"]}["mining"]
+
+    assert facts(_returned(7), "internal") == (7, 7)
+    assert facts(_returned(7), "public", lambda case_id: 0) == (10, 10)  # 7 rounded up by key 0
+    assert facts(_returned(7), "public", lambda case_id: 255) == (5, 5)  # and down by key 255
+    assert facts(_returned(3), "public", lambda case_id: 0) == (None, None)  # 1 to 4: unpublished
