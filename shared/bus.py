@@ -9,7 +9,11 @@ events, written just BEFORE the document and deleted once its events are on the 
 writer publishes at once and deletes the marker; the relay publishes what a marker older than the
 writer's own attempt still points to. An event is never lost and at worst published twice (a
 publish that timed out may have landed), and consumers are idempotent, so twice is harmless.
-A marker whose document never arrived (the writer died or lost a race) is dropped after a while.
+A marker whose document never arrived (the writer died or lost a race) is dropped after a while;
+a document refused by the database takes its marker back. A document with `outbox_after`
+({"collection", "_id"}) is one part of a larger write: its events wait until that document
+exists, and the relay deletes the part if it still does not after MARKER_ORPHAN_AFTER (such a
+part is marked even when it has no events of its own, so that the relay finds it).
 Why markers rather than a flag on the document: FerretDB v1 on SQLite evaluates every filter but
 a plain `_id` match by scanning the whole collection (so the relay would scan all history,
 forever), and an update costs it about twice an insert or a delete.
@@ -218,12 +222,21 @@ def _markers(collection: Collection) -> Collection:
 def insert_with_outbox(collection: Collection, doc: dict) -> None:
     """Insert a document built by with_outbox (DuplicateKeyError if its _id exists), marking it
     for the relay first so that no pending event can be missed."""
-    if doc.get("outbox"):
+    marked = False
+    if doc.get("outbox") or doc.get("outbox_after"):  # a gated part is marked even without events
         try:
             _markers(collection).insert_one({"_id": doc["_id"], "at": doc["updated_at"]})
+            marked = True
         except DuplicateKeyError:
             pass  # a racing writer of the same _id marked it; the relay checks the stored document
-    collection.insert_one(doc)
+    try:
+        collection.insert_one(doc)
+    except DuplicateKeyError:
+        raise  # the document that exists is the one the marker (now) points to
+    except Exception:
+        if marked:  # the document was refused (too large, invalid): no marker left behind for it
+            _markers(collection).delete_one({"_id": doc["_id"]})
+        raise
 
 
 def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher,
@@ -274,6 +287,14 @@ def relay_once(collections: list[Collection], topic: str, publisher: Publisher, 
                 if marker["at"] < now - MARKER_ORPHAN_AFTER:
                     _markers(collection).delete_one({"_id": marker["_id"]})
                 continue
+            gate = doc.get("outbox_after")
+            if gate and collection.database[gate["collection"]].find_one({"_id": gate["_id"]}, {"_id": 1}) is None:
+                # Part of a larger write whose main document is not there (yet): never published;
+                # once the writer cannot still be at it, deleted with its marker (a failed attempt).
+                if marker["at"] < now - MARKER_ORPHAN_AFTER:
+                    collection.delete_one({"_id": doc["_id"]})
+                    _markers(collection).delete_one({"_id": marker["_id"]})
+                continue
             if not publish_outbox(collection, doc, topic, publisher):
                 return relayed
             relayed += 1
@@ -322,8 +343,12 @@ class EventConsumer:
 
     def __init__(self, settings: Settings, *, principal: str, group_id: str, topics: list[str],
                  handlers: dict[str, Handler], publisher: Publisher, max_poll_records: int = 100,
-                 retry_backoff_s: float = 1.0):
+                 retry_backoff_s: float = 1.0, batch_handler: Callable[[list[dict]], None] | None = None):
         self.settings = settings
+        # Given, each poll's events go to it at once (one read and one write for many events);
+        # `handlers` still say which event types are taken, and apply them one by one when a
+        # batch fails for a reason other than the database being away (to find the event at fault).
+        self.batch_handler = batch_handler
         self.principal = principal
         self.group_id = group_id
         self.topics = topics
@@ -375,6 +400,9 @@ class EventConsumer:
         while not self.stop.is_set():
             try:
                 batch = consumer.poll(timeout_ms=500)
+                if self.batch_handler is not None and batch:
+                    self._apply_batch(consumer, batch)
+                    continue
                 for tp, records in batch.items():
                     self._apply_partition(consumer, tp, records)
             except CommitFailedError as exc:
@@ -400,6 +428,43 @@ class EventConsumer:
                 return
             done = record.offset
         self._commit(consumer, tp, done)
+
+    def _apply_batch(self, consumer: KafkaConsumer, batch: dict) -> None:
+        """A whole poll at once: the valid events of every partition (each partition's in order) to
+        the batch handler, then the unreadable records to the dead letters, then one commit. The
+        database away: every partition goes back to the batch's start and is tried again. Any
+        other failure: the batch is applied record by record, so that only what is at fault is
+        dead-lettered."""
+        events, unreadable = [], []
+        for records in batch.values():
+            for record in records:
+                try:
+                    event = validate_event(decode(record.value))
+                except EventError as exc:
+                    unreadable.append((record, exc.reason))
+                    continue
+                if event["event_type"] in self.handlers:
+                    events.append(event)
+        try:
+            if events:
+                self.batch_handler(events)
+            for record, reason in unreadable:
+                self.dead_letter(record, reason)
+        except Exception as exc:
+            if not isinstance(exc, RetryLater) and not is_transient(exc):
+                log.warning("consumer %s: a batch of %d events failed (%s); applying them one by one",
+                            self.group_id, len(events), type(exc).__name__)
+                for tp, records in batch.items():
+                    self._apply_partition(consumer, tp, records)
+                return
+            log.warning("consumer %s: batch of %d events will be retried: %s", self.group_id, len(events),
+                        exc if isinstance(exc, RetryLater) else type(exc).__name__)
+            for tp, records in batch.items():
+                consumer.seek(tp, records[0].offset)
+            self.stop.wait(self.retry_backoff_s)
+            return
+        consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()})
+        log.info("consumer %s: applied a batch of %d events", self.group_id, len(events))
 
     def _commit(self, consumer: KafkaConsumer, tp: TopicPartition, last_offset: int | None) -> None:
         if last_offset is None:

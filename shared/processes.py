@@ -33,7 +33,9 @@ def wait_for(what: str, attempt: Callable[[], object], stop: threading.Event, in
 
 def run_consumer(service: str, topics: list[str], make_handlers: Callable[[Database, Publisher], dict[str, Handler]],
                  prepare: Callable[[Database], None] | None = None, argv: list[str] | None = None,
-                 consumer_class: type[EventConsumer] = EventConsumer) -> None:
+                 consumer_class: type[EventConsumer] = EventConsumer,
+                 make_batch_handler: Callable[[Database, Publisher], Callable[[list[dict]], None]] | None = None,
+                 max_poll_records: int = 100) -> None:
     """Run one service's event consumer until SIGTERM/SIGINT (`consumer_class`: an EventConsumer
     that checks more of each record, as intake's does of audit events)."""
     parser = argparse.ArgumentParser(
@@ -51,7 +53,8 @@ def run_consumer(service: str, topics: list[str], make_handlers: Callable[[Datab
     wait_for("the topics", lambda: wait_for_topics(settings, service, topics), stop)
     publisher = Publisher(settings, principal=service, client_id=f"nrw-{service}-consumer", max_block_ms=5000)
     consumer = consumer_class(settings, principal=service, group_id=service, topics=topics, handlers=make_handlers(db, publisher),
-                             publisher=publisher)
+                             publisher=publisher, max_poll_records=max_poll_records,
+                             batch_handler=make_batch_handler(db, publisher) if make_batch_handler else None)
     consumer.stop = stop
     try:
         consumer.run()

@@ -15,7 +15,7 @@ from services.reporting import evidence, figures, handlers, recommendations
 from services.reporting.recommendation_store import RecommendationStore
 from services.reporting.schemas import (AnnexQuery, EvidenceQuery, EvidenceRegister, QuestionList, QuestionsQuery,
                                         SnapshotIn, SnapshotList, SnapshotOut, StatisticsQuery, Table)
-from services.reporting.store import ReportingStore
+from services.reporting.store import ReportingStore, live_population
 
 bp = Blueprint("reporting_api", __name__)
 
@@ -46,7 +46,7 @@ def statistics():
     """Counts of cases from the records built from events; business dates throughout."""
     query = load_query(StatisticsQuery())
     level = _disclosure(query["disclosure"])
-    return jsonify(figures.table(_store().all_records(), measure=query["measure"], as_of=query["as_of"],
+    return jsonify(figures.table(live_population(resources().db), measure=query["measure"], as_of=query["as_of"],
                                  since=query.get("since"), by=query["by"], disclosure_level=level))
 
 
@@ -59,7 +59,7 @@ def upr_questions():
     recommendations linked to it."""
     query = load_query(QuestionsQuery())
     level = _disclosure(query["disclosure"])
-    items = figures.questions(_store().all_records(), as_of=query["as_of"], since=query.get("since"),
+    items = figures.questions(live_population(resources().db), as_of=query["as_of"], since=query.get("since"),
                               disclosure_level=level)
     linked = recommendations.by_question(RecommendationStore(resources().db).all())
     for item in items:
@@ -77,7 +77,7 @@ def supply_chain():
     """The evidence register, from after-return records only; never a person."""
     query = load_query(EvidenceQuery())
     level = _disclosure(query["disclosure"])
-    return jsonify(evidence.register(_store().all_records(), as_of=query["as_of"].isoformat(), disclosure_level=level))
+    return jsonify(evidence.register(live_population(resources().db), as_of=query["as_of"].isoformat(), disclosure_level=level))
 
 
 @bp.post("/api/v1/upr/snapshots")

@@ -10,6 +10,7 @@ from services.reporting import handlers
 from services.reporting.store import ReportingStore
 
 TOPICS = CONSUMES["reporting"]  # the broker lets this service read these only (shared/kafka_auth.py)
+MAX_POLL = 1000  # events per batch
 
 
 def make_handlers(db, publisher) -> dict:
@@ -22,9 +23,20 @@ def make_handlers(db, publisher) -> dict:
     return {event_type: handle for event_type in handlers.EVENT_TYPES}
 
 
+def make_batch_handler(db, publisher):
+    """A poll's events at once (handlers.on_batch), with the records written last kept in memory."""
+    store, cache = ReportingStore(db), handlers.RecordCache()
+
+    def handle(events: list[dict]) -> None:
+        handlers.on_batch(events, store=store, cache=cache)
+
+    return handle
+
+
 def main(argv=None) -> None:
-    """Run the consumer until stopped."""
-    run_consumer("reporting", TOPICS, make_handlers, argv=argv)
+    """Run the consumer until stopped: up to MAX_POLL events per batch."""
+    run_consumer("reporting", TOPICS, make_handlers, argv=argv, make_batch_handler=make_batch_handler,
+                 max_poll_records=MAX_POLL)
 
 
 if __name__ == "__main__":

@@ -141,6 +141,14 @@ def status_on(record: dict, day: str) -> str | None:
     return "reported" if record["reported_on"] is not None and record["reported_on"] <= day else None
 
 
+def with_after_return(records) -> list[dict]:
+    """The records holding after-return records: all that the evidence register and the
+    after-return facts read (a Population keeps them apart)."""
+    if hasattr(records, "with_after_return"):
+        return records.with_after_return()
+    return [r for r in records if r.get("after_return")]
+
+
 def counts_as_person(record: dict) -> bool:
     """Counted at all: statistics consent given, and not a merged duplicate or an untrue report."""
     if not record.get("consent_statistics", True) or record.get("merged_into"):
@@ -236,7 +244,7 @@ def categories(records: Iterable[dict], dim: str, as_of: str) -> list[str]:
 
 
 def count(records: list[dict], measure: str, as_of: str, since: str | None, by: list[str],
-          record_key: Callable[[str], int] | None = None) -> dict:
+          record_key: Callable[[str], int] | None = None, with_ids: bool = True) -> dict:
     """The exact table: {"total", "cells": [{dim: value, ..., "count"}], "case_ids": [...]}, with a
     cell for every combination of categories (zeros included).
 
@@ -244,7 +252,12 @@ def count(records: list[dict], measure: str, as_of: str, since: str | None, by: 
     also has ``"key"``: the sum of its cases' record keys mod 256, and the result ``"total_key"``,
     the same over every counted case (the cell key method, disclosure.py). The same cases give the
     same key in any table. Without it (internal figures) neither field is there.
+
+    `records` may be a Population (population.py): the same result from its columns, without
+    the case ids unless `with_ids` (their sorting is most of a big table's cost).
     """
+    if hasattr(records, "with_after_return"):
+        return records.count(measure, as_of, since, by, record_key=record_key, with_ids=with_ids)
     people = [r for r in records if counts_as_person(r)]
     counted = [r for r in people if in_measure(r, measure, as_of, since)]
     cells = []

@@ -32,7 +32,7 @@ def normalised(name: str) -> str:
 
 def testimonies(records: list[dict], as_of: str):
     """(case id, business date, after-return record) of every testimony effective on or before as_of."""
-    for record in records:
+    for record in domain.with_after_return(records):
         if not domain.counts_as_person(record):
             continue
         for entry in (record.get("after_return") or {}).values():

@@ -34,7 +34,8 @@ def table(records: list[dict], *, measure: str, as_of: dt.date, since: dt.date |
     the total perturbed by the cell key method (disclosure.py; ``record_key`` defaults to this
     process's secret keys); the note says what and why."""
     record_key = _keys(record_key, disclosure_level)
-    exact = domain.count(records, measure, as_of.isoformat(), since.isoformat() if since else None, by, record_key)
+    exact = domain.count(records, measure, as_of.isoformat(), since.isoformat() if since else None, by, record_key,
+                         with_ids=False)
     head = {"measure": measure, "as_of": as_of.isoformat(), "since": since.isoformat() if since else None,
             "by": list(by), "disclosure": disclosure_level}
     if disclosure_level == "internal":
@@ -90,7 +91,7 @@ def series(records: list[dict], *, as_of: dt.date, months: int = 24, disclosure_
         for _, first, last in spans:
             since = None if measure == "detained" or first == dt.date.min else first - dt.timedelta(days=1)
             month = domain.count(records, measure, last.isoformat(), since.isoformat() if since else None, [],
-                                 record_key)
+                                 record_key, with_ids=False)
             values.append(month["total"])
             keys.append(month.get("total_key"))
         if disclosure_level == "public":
@@ -163,7 +164,7 @@ def after_return_facts(records: list[dict], *, as_of: dt.date, since: dt.date | 
     day, start = as_of.isoformat(), since.isoformat() if since else None
     sentences, work = [], dict.fromkeys(WORK_WORDS, 0)
     key_sums = dict.fromkeys(("sentences", *WORK_WORDS), 0)  # of the cases behind each count (public)
-    for record in records:
+    for record in domain.with_after_return(records):
         if not domain.counts_as_person(record):
             continue
         if domain.in_measure(record, "sent_to_kyohwaso", day, start):

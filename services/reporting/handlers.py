@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import OrderedDict
 
 from shared import audit_events
 from shared.bus import Publisher, applied, mark_applied, publish_outbox, with_outbox
@@ -11,7 +12,7 @@ from shared.events import new_event
 
 from services.reporting import domain, figures, recommendations
 from services.reporting.recommendation_store import RecommendationStore
-from services.reporting.store import ReportingStore
+from services.reporting.store import ReportingStore, live_population
 
 TOPIC = "reporting.events"
 
@@ -23,18 +24,57 @@ EVENT_TYPES = ("case.reported", "consent.changed", "case.merged", "case.opened",
 
 def on_event(event: dict, *, store: ReportingStore) -> None:
     """Apply one event to its case's record (skipped if the record has it already)."""
+    on_batch([event], store=store)
+
+
+class RecordCache:
+    """The records the consumer wrote last, so that a case's next events need no read (the
+    consumer is the records' only writer). Bounded; emptied when the records in use change."""
+
+    def __init__(self, size: int = 20000):
+        self.size = size
+        self.collection: str | None = None
+        self._records: OrderedDict[str, dict] = OrderedDict()
+
+    def take(self, store: ReportingStore, case_ids: set[str]) -> dict[str, dict]:
+        if store.records_name != self.collection:
+            self._records.clear()
+            self.collection = store.records_name
+        known = {c: self._records[c] for c in case_ids if c in self._records}
+        return {**known, **store.get_many(c for c in case_ids if c not in known)}
+
+    def keep(self, records: list[dict]) -> None:
+        for record in records:
+            self._records[record["_id"]] = record
+            self._records.move_to_end(record["_id"])
+        while len(self._records) > self.size:
+            self._records.popitem(last=False)
+
+
+def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | None = None) -> int:
+    """Apply a batch of events (each partition's in order) to their cases' records: one read of
+    each record the batch touches, one write of those it changed. An event a record already has
+    is skipped, so a batch delivered again changes nothing. Returns how many records changed."""
     store = store.pinned()
-    record = store.get(event["case_id"])
-    if applied(record, event["event_id"]):
-        return
-    store.save(mark_applied(domain.apply_event(record, event), event["event_id"]))
+    cache = cache or RecordCache(size=0)
+    records = cache.take(store, {e["case_id"] for e in events})
+    changed: dict[str, dict] = {}
+    for event in events:
+        record = records.get(event["case_id"])
+        if applied(record, event["event_id"]):
+            continue
+        records[event["case_id"]] = changed[event["case_id"]] = mark_applied(domain.apply_event(record, event),
+                                                                                 event["event_id"])
+    store.save_many(list(changed.values()))
+    cache.keep(list(changed.values()))
+    return len(changed)
 
 
 def take_snapshot(cmd: dict, *, actor: str, store: ReportingStore, publisher: Publisher, now: dt.datetime) -> dict:
     """Freeze the figures as of a date for a submission; each counted case hears of it through
     upr.snapshot_taken (one event per case, in the same write as the snapshot)."""
     snapshot_id = str(uuid.uuid4())
-    records = store.all_records()
+    records = live_population(store.db)
     doc = figures.snapshot(records, snapshot_id=snapshot_id, cycle=cmd["cycle"], as_of=cmd["as_of"],
                            since=cmd.get("since"), title=cmd.get("title") or "", actor=actor, now=now)
     # The recommendations followed, each with its figures since its date, as of the snapshot.

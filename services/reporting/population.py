@@ -114,6 +114,7 @@ class _Columns:
                        for i, m in enumerate(domain.ASYLUM_MEASURES)}
         self.ar_case, self.ar_day, self.ar_bits, self.ar_start = self._flat(rows, lambda r: r[8], lambda x: x)
         self._status_on: dict[int, np.ndarray] = {}
+        self._keys: tuple = (None, None)
 
     def _flat(self, rows, items, pair):
         """Every record's list of (day, value) flattened, in record order: (case index, day,
@@ -188,7 +189,14 @@ class _Columns:
             return vocab, self.status_on(day_number(as_of))
         return self.vocab[dim].words, getattr(self, dim)
 
-    def count(self, measure: str, as_of: str, since: str | None, by: list[str], with_ids: bool = True) -> dict:
+    def record_keys(self, record_key) -> np.ndarray:
+        """Each record's secret key (domain.count's `record_key`), worked out once per function."""
+        if self._keys[0] is not record_key:
+            self._keys = (record_key, np.fromiter((record_key(i) for i in self.ids), dtype=np.int64, count=self.n))
+        return self._keys[1]
+
+    def count(self, measure: str, as_of: str, since: str | None, by: list[str], with_ids: bool = True,
+              record_key=None) -> dict:
         """domain.count, from the arrays."""
         day, start = day_number(as_of), (BEFORE_ALL if since is None else day_number(since))
         counted = self.in_measure(measure, day, start) & self.person
@@ -216,8 +224,16 @@ class _Columns:
             tally = np.bincount(index[counted & valid], minlength=size) if size else np.zeros(0, dtype=np.int64)
             cells = [{**dict(zip(by, key)), "count": int(tally[i])}
                      for i, key in enumerate(itertools.product(*axes))]
+            if record_key is not None:
+                taken = counted & valid
+                sums = np.bincount(index[taken], weights=self.record_keys(record_key)[taken], minlength=size) \
+                    if size else np.zeros(0)
+                for cell, total in zip(cells, sums):
+                    cell["key"] = int(total) % 256
         out = {"total": int(counted.sum()), "cells": cells}
         out["case_ids"] = sorted(self.ids[counted].tolist()) if with_ids else None
+        if record_key is not None:
+            out["total_key"] = int(self.record_keys(record_key)[counted].sum()) % 256
         return out
 
 
@@ -254,9 +270,11 @@ class Population:
                 self._columns = _Columns(list(self._facts.values()))
             return self._columns
 
-    def count(self, measure: str, as_of: str, since: str | None, by: list[str], with_ids: bool = True) -> dict:
-        """Exactly `domain.count(records, measure, as_of, since, by)` of the records put here."""
-        return self.columns().count(measure, as_of, since, list(by), with_ids=with_ids)
+    def count(self, measure: str, as_of: str, since: str | None, by: list[str], with_ids: bool = True,
+              record_key=None) -> dict:
+        """Exactly `domain.count(records, measure, as_of, since, by, record_key)` of the records
+        put here (case_ids None unless `with_ids`)."""
+        return self.columns().count(measure, as_of, since, list(by), with_ids=with_ids, record_key=record_key)
 
     def with_after_return(self) -> list[dict]:
         """The records that hold after-return records (what the evidence register and the

@@ -41,8 +41,10 @@ def _end_offsets(settings: Settings, partitions: list[TopicPartition]) -> dict:
         probe.close()
 
 
-def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dict, progress) -> tuple[int, int]:
-    """Apply every record between `start` and `end` offsets; (applied, skipped as not events)."""
+def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dict, progress,
+           cache: handlers.RecordCache | None = None) -> tuple[int, int]:
+    """Apply every record between `start` and `end` offsets, a poll at a time (handlers.on_batch);
+    (applied, skipped as not events)."""
     partitions = [tp for tp in end if end[tp] > start.get(tp, 0)]
     if not partitions:
         return 0, 0
@@ -52,19 +54,23 @@ def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dic
     applied = skipped = 0
     remaining = set(partitions)
     while remaining:
-        for tp, records in consumer.poll(timeout_ms=1000).items():
+        events, seen = [], 0
+        for tp, records in consumer.poll(timeout_ms=1000, max_records=2000).items():
             for record in records:
                 if record.offset >= end[tp]:
                     continue
+                seen += 1
                 try:
                     event = validate_event(decode(record.value))
                 except EventError:
                     skipped += 1  # the live consumer dead-lettered it; it was never part of the records
                 else:
                     if event["event_type"] in handlers.EVENT_TYPES:
-                        handlers.on_event(event, store=store)
+                        events.append(event)
                     applied += 1
-                progress.update(1)
+        if events:
+            handlers.on_batch(events, store=store, cache=cache)
+        progress.update(seen)
         remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
     return applied, skipped
 
@@ -75,8 +81,9 @@ def rebuild(settings: Settings, *, quiet: bool = False) -> dict:
     live = ReportingStore(db)
     old = live.records_name
     fresh = f"records_{time.strftime('%Y%m%d%H%M%S')}"
-    target = ReportingStore(db, records=fresh)
+    target = ReportingStore(db, records=fresh, journal=False)  # no reader sees it before the move
     target.records.drop()
+    cache = handlers.RecordCache(size=200000)
     consumer = KafkaConsumer(**client_options(settings, "reporting"), group_id=None, enable_auto_commit=False,
                              bootstrap_timeout_ms=10000)
     try:
@@ -85,12 +92,13 @@ def rebuild(settings: Settings, *, quiet: bool = False) -> dict:
         end = consumer.end_offsets(partitions)
         with tqdm(total=sum(end[tp] - start[tp] for tp in partitions), unit="event", desc="replaying",
                   disable=quiet, file=sys.stderr) as progress:
-            applied, skipped = replay(consumer, target, start, end, progress)
+            applied, skipped = replay(consumer, target, start, end, progress, cache)
             live.point_to(fresh)
+            target.journaling = True  # readers now follow these records
             # What arrived while replaying (the live consumer wrote it to the old records).
             later = _end_offsets(settings, partitions)
             progress.total += sum(later[tp] - end[tp] for tp in partitions)
-            caught_up, skipped_later = replay(consumer, target, end, later, progress)
+            caught_up, skipped_later = replay(consumer, target, end, later, progress, cache)
     finally:
         consumer.close()
     if old != fresh:

@@ -19,7 +19,7 @@ from services.reporting import recommendation_words as rw
 from services.reporting import recommendations as recs
 from services.reporting.recommendation_store import Duplicate, RecommendationStore
 from services.reporting.schemas import EvidenceQuery
-from services.reporting.store import ReportingStore
+from services.reporting.store import live_population
 from services.reporting.web import _errors  # the reporting forms' one way to put schema errors on a page
 
 bp = Blueprint("recommendation_pages", __name__)
@@ -137,7 +137,7 @@ def recommendation(recommendation_id: str):
         return render_template("recommendation.html", rec=state, followed=None, errors=_errors(exc), values=values,
                                exact_allowed=exact_allowed, today=dt.date.today().isoformat(),
                                sexes=domain.SEXES, **_editing(exact_allowed), **_context(lang)), 422
-    followed = recs.followed(ReportingStore(resources().db).all_records(), state, as_of=query["as_of"],
+    followed = recs.followed(live_population(resources().db), state, as_of=query["as_of"],
                              disclosure_level=query["disclosure"])
     return render_template("recommendation.html", rec=state, followed=followed, errors={}, values=values,
                            exact_allowed=exact_allowed, today=dt.date.today().isoformat(), sexes=domain.SEXES,

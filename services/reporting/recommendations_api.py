@@ -15,7 +15,7 @@ from shared.web import resources
 from services.reporting import recommendations as recs
 from services.reporting.recommendation_store import Duplicate, RecommendationStore
 from services.reporting.schemas import EvidenceQuery, Table
-from services.reporting.store import ReportingStore
+from services.reporting.store import live_population
 
 bp = Blueprint("recommendations_api", __name__)
 
@@ -138,6 +138,6 @@ def get_recommendation(recommendation_id: str):
     state = rec_store().get(recommendation_id)
     if state is None:
         raise ApiError(404, "not_found", "No recommendation with that id.")
-    records = ReportingStore(resources().db).all_records()
+    records = live_population(resources().db)
     return jsonify({**recs.public(state), "figures": recs.followed(records, state, as_of=query["as_of"],
                                                                    disclosure_level=query["disclosure"])})

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from pymongo import DESCENDING
+import logging
+import threading
+import time
+
+from pymongo import DESCENDING, ReplaceOne
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from shared.bus import insert_with_outbox
 
+from services.reporting.population import Population
+
+log = logging.getLogger(__name__)
+
 RECORDS = "records"
 POINTER = {"_id": "records"}
+JOURNAL = "journal"  # what changed, batch by batch: how every web process keeps its columns current
+JOURNAL_META = {"_id": "journal"}
+JOURNAL_RECORDS_PER_ENTRY = 250  # an entry stays far below the 16 MiB document limit
+JOURNAL_KEPT = 4000  # entries kept; a reader further behind loads every record again
+# Replacements per bulk write: FerretDB 1.24 on SQLite writes a few dozen by _id in well under a
+# millisecond each, but a bulk of hundreds goes far slower than that (measured: bench/scale.py).
+WRITE_CHUNK = 50
+
+
+def entry_id(seq: int) -> str:
+    """A journal entry's _id: its number as fixed-width text (FerretDB on SQLite finds a document
+    by a text _id from its index, but reads the whole collection for a number)."""
+    return f"{seq:012d}"
 
 
 class ReportingStore:
@@ -17,11 +39,13 @@ class ReportingStore:
     pointer: one write, so readers see the old records or the new, never a half-built set);
     `snapshots`: frozen figures for a submission, each with its outbox."""
 
-    def __init__(self, db: Database, records: str | None = None):
+    def __init__(self, db: Database, records: str | None = None, journal: bool = True):
         self.db = db
         self._fixed = records
         self.meta = db["meta"]
         self.snapshots = db["snapshots"]
+        self.journal = db[JOURNAL]
+        self.journaling = journal  # False while a rebuild fills records no reader uses yet
 
     @property
     def records_name(self) -> str:
@@ -38,11 +62,17 @@ class ReportingStore:
 
     def pinned(self) -> "ReportingStore":
         """This store fixed to the records in use now: one pointer read for several operations."""
-        return ReportingStore(self.db, records=self.records_name)
+        return ReportingStore(self.db, records=self.records_name, journal=self.journaling)
 
     def point_to(self, collection: str) -> None:
-        """Make `collection` the records in use."""
+        """Make `collection` the records in use (readers then load them afresh)."""
         self.meta.replace_one(POINTER, {"collection": collection}, upsert=True)
+        self._write_journal(collection, [], reset=True)
+
+    def clear_records(self) -> None:
+        """Delete every record (tests; readers load afresh)."""
+        self.records.delete_many({})
+        self._write_journal(self.records_name, [], reset=True)
 
     def counts(self) -> int:
         """How many case records there are."""
@@ -52,12 +82,56 @@ class ReportingStore:
         """A case's record, or None."""
         return self.records.find_one({"_id": case_id})
 
+    def get_many(self, case_ids) -> dict[str, dict]:
+        """The records of these cases that exist, by case id: one read by _id each (FerretDB on
+        SQLite answers those from its index; a query with $in reads the whole collection)."""
+        found = {}
+        for case_id in case_ids:
+            record = self.records.find_one({"_id": case_id})
+            if record is not None:
+                found[case_id] = record
+        return found
+
     def save(self, record: dict) -> None:
-        """Store a case's record (the consumer is its only writer, one event at a time)."""
-        self.records.replace_one({"_id": record["_id"]}, record, upsert=True)
+        """Store one case's record (see save_many)."""
+        self.save_many([record])
+
+    def save_many(self, records: list[dict]) -> None:
+        """Store changed records (the consumer is their only writer): first the journal entry
+        readers follow, then the records. A crash between the two leaves an entry for records
+        not written; the events are delivered again, so the records follow and the entry was
+        only early."""
+        if not records:
+            return
+        if self.journaling:
+            self._write_journal(self.records_name, records)
+        for i in range(0, len(records), WRITE_CHUNK):
+            self.records.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True)
+                                     for r in records[i:i + WRITE_CHUNK]], ordered=False)
+
+    def _write_journal(self, collection: str, records: list[dict], reset: bool = False) -> None:
+        """Journal entries numbered 1, 2, ... (the last number in `meta`; entry_id), each with the changed
+        records without their applied event ids; the entry JOURNAL_KEPT back is dropped."""
+        slim = [{k: v for k, v in r.items() if k != "applied_event_ids"} for r in records]
+        parts = [slim[i:i + JOURNAL_RECORDS_PER_ENTRY] for i in range(0, len(slim), JOURNAL_RECORDS_PER_ENTRY)] or [[]]
+        meta = self.meta.find_one(JOURNAL_META)
+        seq = meta["seq"] if meta else 0
+        for part in parts:
+            while True:
+                seq += 1
+                try:
+                    self.journal.insert_one({"_id": entry_id(seq), "seq": seq, "collection": collection,
+                                             "reset": reset, "records": part})
+                    break
+                except DuplicateKeyError:
+                    continue  # an entry whose number was not yet in meta (a crash between the two)
+            if seq > JOURNAL_KEPT:
+                self.journal.delete_one({"_id": entry_id(seq - JOURNAL_KEPT)})
+        self.meta.replace_one(JOURNAL_META, {"seq": seq}, upsert=True)
 
     def all_records(self) -> list[dict]:
-        """Every case's record, without the bookkeeping of applied events."""
+        """Every case's record, without the bookkeeping of applied events (a full read: for a
+        rebuild's checks and tests; pages and the API count from `LivePopulation`)."""
         return list(self.records.find({}, {"applied_event_ids": 0}))
 
     def insert_snapshot(self, doc: dict) -> None:
@@ -68,8 +142,84 @@ class ReportingStore:
         """A snapshot, or None."""
         return self.snapshots.find_one({"_id": snapshot_id}, {"outbox": 0})
 
+    def has_snapshot_part(self, part_id: str) -> bool:
+        return self.snapshot_parts.find_one({"_id": part_id}, {"_id": 1}) is not None
+
+    def get_snapshot_part(self, part_id: str) -> dict | None:
+        """A snapshot part's case ids (without its outbox), or None."""
+        return self.snapshot_parts.find_one({"_id": part_id}, {"outbox": 0})
+
     def list_snapshots(self) -> list[dict]:
         """Snapshots, newest first, without their figures."""
         return list(self.snapshots.find({}, {"snapshot_id": 1, "cycle": 1, "as_of": 1, "since": 1, "title": 1,
                                              "taken_at": 1, "taken_by": 1, "case_count": 1})
                     .sort("taken_at", DESCENDING))
+
+
+class LivePopulation:
+    """One process's columns of every record (population.py), kept current from the journal:
+    loaded once from the records, then, at each use (or at most every `refresh_s`), the journal
+    entries written since (reads by _id, under a millisecond each: a page reflects every batch
+    the consumer stored before it was asked for). A reader that fell behind the entries kept, or
+    meets a reset (a rebuild moved to new records; records cleared), loads everything again."""
+
+    def __init__(self, db: Database, refresh_s: float = 0.0):
+        self.store = ReportingStore(db)
+        self.refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._population: Population | None = None
+        self._collection: str | None = None
+        self._seq = 0
+        self._checked = 0.0
+
+    def _load(self) -> None:
+        began = time.monotonic()
+        meta = self.store.meta.find_one(JOURNAL_META)
+        self._seq = meta["seq"] if meta else 0
+        self._collection = self.store.records_name
+        self._population = Population(self.store.db[self._collection].find({}, {"applied_event_ids": 0}))
+        log.info("reporting records: %d loaded from %s in %.1f s (journal at %d)", len(self._population),
+                 self._collection, time.monotonic() - began, self._seq)
+
+    def _follow(self) -> None:
+        while True:
+            entry = self.store.journal.find_one({"_id": entry_id(self._seq + 1)})
+            if entry is None:
+                # Entries are written before their number is, so one missing below the number
+                # written was dropped: this reader fell too far behind.
+                meta = self.store.meta.find_one(JOURNAL_META)
+                if meta and meta["seq"] > self._seq and \
+                        self.store.journal.find_one({"_id": entry_id(self._seq + 1)}, {"_id": 1}) is None:
+                    self._load()
+                    continue
+                return
+            if entry.get("reset") or entry["collection"] != self._collection:
+                self._load()
+                continue
+            for record in entry["records"]:
+                self._population.put(record)
+            self._seq = entry["seq"]
+
+    def get(self) -> Population:
+        """The columns, as current as the journal was at most `refresh_s` ago."""
+        with self._lock:
+            if self._population is None:
+                self._load()
+            if time.monotonic() - self._checked >= self.refresh_s:
+                self._follow()
+                self._checked = time.monotonic()
+            return self._population
+
+
+_LIVE: dict[tuple[int, str], LivePopulation] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def live_population(db: Database) -> Population:
+    """This process's current columns of the records of `db` (one LivePopulation per database)."""
+    key = (id(db.client), db.name)
+    with _LIVE_LOCK:
+        live = _LIVE.get(key)
+        if live is None:
+            live = _LIVE[key] = LivePopulation(db)
+    return live.get()

@@ -6,7 +6,9 @@ exact ones for analysts and admins who ask for them."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
+import json
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -26,7 +28,7 @@ from shared.web import resources
 
 from services.reporting import domain, evidence, figures, handlers
 from services.reporting.schemas import AnnexQuery, EvidenceQuery, QuestionsQuery, SnapshotIn
-from services.reporting.store import ReportingStore
+from services.reporting.store import ReportingStore, live_population
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +200,23 @@ def _presentation_attributes(text: str) -> tuple[str, str]:
 
 
 def _chart(draw, *args, **kwargs) -> Markup | None:
-    """A chart inlined (its ids prefixed with the chart's name), or None (said on the page) if it cannot be drawn."""
+    """A chart inlined (its ids prefixed with the chart's name), or None (said on the page) if it
+    cannot be drawn. Drawing takes matplotlib a tenth of a second or more, far more than the
+    figures: the same figures in the same language are drawn once (the last CHARTS_KEPT kept)."""
+    return _drawn(draw, json.dumps([args, kwargs], sort_keys=True, default=str), _lang())
+
+
+CHARTS_KEPT = 32
+
+
+@functools.lru_cache(maxsize=CHARTS_KEPT)
+def _drawn(draw: str, arguments: str, lang: str) -> Markup | None:
     from services.reporting import charts  # matplotlib loads only when a chart is drawn
     from shared.fonts import FontMissing
 
+    args, kwargs = json.loads(arguments)
     try:
-        return inline_svg(getattr(charts, draw)(*args, fmt="svg", lang=_lang(), **kwargs),
+        return inline_svg(getattr(charts, draw)(*args, fmt="svg", lang=lang, **kwargs),
                           draw.replace("_", "-") + "-svg")
     except (charts.ChartError, FontMissing, UnsafeSvg, ET.ParseError) as exc:
         log.warning("chart %s not drawn: %s", draw, exc)
@@ -290,9 +303,11 @@ def question_views(records: list[dict], *, as_of: dt.date, since: dt.date | None
     return out
 
 
-def provinces(records: list[dict]) -> list[str]:
-    """The provinces of the counted people: the categories the statistics API's tables by province show."""
-    return sorted({domain.dimension_value(r, "province", "") for r in records if domain.counts_as_person(r)})
+def provinces(records) -> list[str]:
+    """The provinces of the counted people: the categories the statistics API's tables by province show
+    (a province does not change with the date)."""
+    return [cell["province"] for cell in domain.count(records, "reported", dt.date.max.isoformat(), None,
+                                                      ["province"], with_ids=False)["cells"]]
 
 
 # --- the dashboard ------------------------------------------------------------------------------
@@ -306,7 +321,7 @@ def dashboard():
     names = DASHBOARD_FIELDS if exact_allowed else DASHBOARD_FIELDS[:-1]  # others: always public
     values = _present(request.args, names)
     today = dt.date.today()
-    records = _store().all_records()
+    records = live_population(resources().db)
     known = provinces(records)
     context = {"values": values, "exact_allowed": exact_allowed, "provinces": known, "sexes": domain.SEXES,
                "age_groups": domain.AGE_GROUPS, "today": today.isoformat()}
@@ -353,7 +368,7 @@ def evidence_register():
         query = EvidenceQuery().load(values)
     except ValidationError as exc:
         return render_template("evidence.html", errors=_errors(exc), **context), 422
-    register = evidence.register(_store().all_records(), as_of=query["as_of"].isoformat(),
+    register = evidence.register(live_population(resources().db), as_of=query["as_of"].isoformat(),
                                  disclosure_level=query["disclosure"])
     return render_template("evidence.html", errors={}, register=register, as_of=query["as_of"], **context)
 

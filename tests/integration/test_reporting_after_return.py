@@ -257,7 +257,7 @@ def world(settings, mongo, reporting_app):
         for stream, evs in zip(streams, events_of(p, clock)):
             stream.extend(evs)
     store = ReportingStore(mongo[settings.database_name("reporting")])
-    store.records.delete_many({})  # this module's cases only: other modules feed reporting too
+    store.clear_records()  # this module's cases only: other modules feed reporting too
     delivered = interleave(rng, streams)
     deliver(store, delivered)
     deliver(store, rng.sample(delivered, 80))  # some delivered again, as Kafka may, out of order

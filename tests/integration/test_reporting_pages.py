@@ -83,7 +83,7 @@ def _events(case: dict, case_id: str, clock) -> list[dict]:
 def world(settings, mongo, reporting_app):
     """The invented cases, their events applied by reporting's handler as the consumer would."""
     store = ReportingStore(mongo[settings.database_name("reporting")])
-    store.records.delete_many({})  # this module's cases only: other modules feed reporting too
+    store.clear_records()  # this module's cases only: other modules feed reporting too
     start = dt.datetime(2024, 7, 1, tzinfo=UTC)
     clock = (start + dt.timedelta(seconds=i) for i in range(10_000))
     cases = _cases()

@@ -77,6 +77,11 @@ def populations(draw):
     return records
 
 
+def _key(case_id: str) -> int:
+    """A record key (the cell key method's) for the test: any fixed function of the case id."""
+    return int(uuid.UUID(case_id)) * 2654435761 % 256
+
+
 BREAKDOWNS = [[]] + [[d] for d in domain.DIMENSIONS] + [list(p) for p in itertools.combinations(domain.DIMENSIONS, 2)]
 
 
@@ -89,6 +94,9 @@ def test_the_columns_count_exactly_as_the_records_rules_do(records, as_of, since
             expected = domain.count(records, measure, as_of.isoformat(), since and since.isoformat(), by)
             got = population.count(measure, as_of.isoformat(), since and since.isoformat(), by)
             assert got == expected, (measure, by)
+            keyed = domain.count(records, measure, as_of.isoformat(), since and since.isoformat(), by, _key)
+            assert population.count(measure, as_of.isoformat(), since and since.isoformat(), by,
+                                    record_key=_key) == keyed, (measure, by)
 
 
 def test_a_changed_record_replaces_the_old_one_and_ids_are_only_given_when_asked():
@@ -105,6 +113,16 @@ def test_a_changed_record_replaces_the_old_one_and_ids_are_only_given_when_asked
         "total": 1, "case_ids": None,
         "cells": [{"sex": "female", "count": 1}, {"sex": "male", "count": 0}, {"sex": "unknown", "count": 0}]}
     assert population.count("detained", "2024-01-02", None, [])["total"] == 0
+
+
+def test_a_population_is_counted_through_domain_count_too():
+    record = domain.apply_event(None, _event("case.reported", str(uuid.UUID(int=7)),
+                                             {"received_on": "2024-01-02", "sex": "male"}, DAYS[0], 1))
+    population = Population([record])
+    assert domain.count(population, "reported", "2024-01-05", None, ["sex"], _key) == \
+        domain.count([record], "reported", "2024-01-05", None, ["sex"], _key)
+    assert domain.count(population, "reported", "2024-01-05", None, [], with_ids=False)["case_ids"] is None
+    assert domain.with_after_return(population) == domain.with_after_return([record]) == []
 
 
 def test_an_empty_population_counts_nothing():
