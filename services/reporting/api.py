@@ -11,7 +11,7 @@ from shared.mongo import utcnow
 from shared.http import doc, load_body, load_query
 from shared.web import resources
 
-from services.reporting import evidence, figures, handlers, recommendations
+from services.reporting import evidence, figures, handlers, recommendations, snapshots
 from services.reporting.recommendation_store import RecommendationStore
 from services.reporting.schemas import (AnnexQuery, EvidenceQuery, EvidenceRegister, QuestionList, QuestionsQuery,
                                         SnapshotIn, SnapshotList, SnapshotOut, StatisticsQuery, Table)
@@ -92,8 +92,10 @@ def take_snapshot():
 
 
 def _snapshot_out(snapshot: dict) -> dict:
-    shown = snapshot if _sees_exact() else {k: v for k, v in snapshot.items() if k not in ("case_ids", "exact")}
-    return SnapshotOut().dump(shown)
+    if not _sees_exact():
+        return SnapshotOut().dump({k: v for k, v in snapshot.items() if k not in ("case_ids", "exact")})
+    # The cases counted are in the snapshot's parts: read only for those who may see them.
+    return SnapshotOut().dump({**snapshot, "case_ids": snapshots.case_ids(_store(), snapshot)})
 
 
 @bp.get("/api/v1/upr/snapshots")

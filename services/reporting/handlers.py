@@ -6,11 +6,9 @@ import datetime as dt
 import uuid
 from collections import OrderedDict
 
-from shared import audit_events
-from shared.bus import Publisher, applied, mark_applied, publish_outbox, with_outbox
-from shared.events import new_event
+from shared.bus import Publisher, applied, mark_applied
 
-from services.reporting import domain, figures, recommendations
+from services.reporting import domain, figures, recommendations, snapshots
 from services.reporting.recommendation_store import RecommendationStore
 from services.reporting.store import ReportingStore, live_population
 
@@ -29,24 +27,36 @@ def on_event(event: dict, *, store: ReportingStore) -> None:
 
 class RecordCache:
     """The records the consumer wrote last, so that a case's next events need no read (the
-    consumer is the records' only writer). Bounded; emptied when the records in use change."""
+    consumer is the records' only writer). Bounded; emptied when the records in use change.
 
-    def __init__(self, size: int = 20000):
+    With `track_ids`, it also knows which cases have a record at all (their ids, read once when
+    it meets a collection): a case met for the first time then costs no read either, where a
+    read that finds nothing costs as much as one that finds something."""
+
+    def __init__(self, size: int = 20000, track_ids: bool = False):
         self.size = size
+        self.track_ids = track_ids
         self.collection: str | None = None
+        self.ids: set[str] | None = None
         self._records: OrderedDict[str, dict] = OrderedDict()
 
     def take(self, store: ReportingStore, case_ids: set[str]) -> dict[str, dict]:
+        """The records of these cases that exist, from memory where it can."""
         if store.records_name != self.collection:
             self._records.clear()
             self.collection = store.records_name
+            self.ids = store.ids() if self.track_ids else None
         known = {c: self._records[c] for c in case_ids if c in self._records}
-        return {**known, **store.get_many(c for c in case_ids if c not in known)}
+        missing = [c for c in case_ids if c not in known and (self.ids is None or c in self.ids)]
+        return {**known, **store.get_many(missing)}
 
     def keep(self, records: list[dict]) -> None:
+        """Remember records just written."""
         for record in records:
             self._records[record["_id"]] = record
             self._records.move_to_end(record["_id"])
+            if self.ids is not None:
+                self.ids.add(record["_id"])
         while len(self._records) > self.size:
             self._records.popitem(last=False)
 
@@ -72,7 +82,7 @@ def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | 
 
 def take_snapshot(cmd: dict, *, actor: str, store: ReportingStore, publisher: Publisher, now: dt.datetime) -> dict:
     """Freeze the figures as of a date for a submission; each counted case hears of it through
-    upr.snapshot_taken (one event per case, in the same write as the snapshot)."""
+    upr.snapshot_taken (one event per case, in the snapshot's parts, released once it exists)."""
     snapshot_id = str(uuid.uuid4())
     records = live_population(store.db)
     doc = figures.snapshot(records, snapshot_id=snapshot_id, cycle=cmd["cycle"], as_of=cmd["as_of"],
@@ -80,15 +90,6 @@ def take_snapshot(cmd: dict, *, actor: str, store: ReportingStore, publisher: Pu
     # The recommendations followed, each with its figures since its date, as of the snapshot.
     doc["recommendations"] = recommendations.snapshot_part(records, RecommendationStore(store.db).all(),
                                                            as_of=cmd["as_of"])
-    correlation = str(uuid.uuid4())
-    events = [new_event("upr.snapshot_taken", producer="reporting", case_id=case_id, actor=actor, now=now,
-                        correlation_id=correlation,
-                        payload={"snapshot_id": snapshot_id, "cycle": doc["cycle"], "as_of": doc["as_of"]})
-              for case_id in doc["case_ids"]]
-    # Who froze which snapshot, for intake's audit trail: in the same write (no title: typed text).
-    events.append(audit_events.recorded("snapshot_taken", producer="reporting", actor=actor, object_id=snapshot_id,
-                                        detail=f"as_of={doc['as_of']}", now=now, correlation_id=correlation))
-    doc = with_outbox(doc, events, now)
-    store.insert_snapshot(doc)
-    publish_outbox(store.snapshots, doc, TOPIC, publisher)
-    return {k: v for k, v in doc.items() if k != "outbox"}
+    # The snapshot document (with the audit event of who froze it: no title, typed text) stays
+    # small; the counted cases and their upr.snapshot_taken go into parts (snapshots.py).
+    return snapshots.take(doc, store=store, publisher=publisher, topic=TOPIC, actor=actor, now=now)

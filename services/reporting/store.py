@@ -43,6 +43,7 @@ class ReportingStore:
         self.db = db
         self._fixed = records
         self.meta = db["meta"]
+        self.snapshot_parts = db["snapshot_parts"]  # a snapshot's counted cases and their events (snapshots.py)
         self.snapshots = db["snapshots"]
         self.journal = db[JOURNAL]
         self.journaling = journal  # False while a rebuild fills records no reader uses yet
@@ -81,6 +82,10 @@ class ReportingStore:
     def get(self, case_id: str) -> dict | None:
         """A case's record, or None."""
         return self.records.find_one({"_id": case_id})
+
+    def ids(self) -> set[str]:
+        """Every case id that has a record (one read of the collection)."""
+        return {doc["_id"] for doc in self.records.find({}, {"_id": 1})}
 
     def get_many(self, case_ids) -> dict[str, dict]:
         """The records of these cases that exist, by case id: one read by _id each (FerretDB on
@@ -141,6 +146,10 @@ class ReportingStore:
     def get_snapshot(self, snapshot_id: str) -> dict | None:
         """A snapshot, or None."""
         return self.snapshots.find_one({"_id": snapshot_id}, {"outbox": 0})
+
+    def insert_snapshot_part(self, part: dict) -> None:
+        """A part of a snapshot's counted cases, with its outbox (DuplicateKeyError if its _id exists)."""
+        insert_with_outbox(self.snapshot_parts, part)
 
     def has_snapshot_part(self, part_id: str) -> bool:
         return self.snapshot_parts.find_one({"_id": part_id}, {"_id": 1}) is not None
