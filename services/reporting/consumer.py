@@ -25,7 +25,7 @@ def make_handlers(db, publisher) -> dict:
 
 def make_batch_handler(db, publisher):
     """A poll's events at once (handlers.on_batch), with the records written last kept in memory."""
-    store, cache = ReportingStore(db), handlers.RecordCache()
+    store, cache = ReportingStore(db), handlers.RecordCache(track_ids=True)
 
     def handle(events: list[dict]) -> None:
         handlers.on_batch(events, store=store, cache=cache)

@@ -274,7 +274,7 @@ def count(records: list[dict], measure: str, as_of: str, since: str | None, by: 
         if record_key is not None:
             for cell, key in zip(cells, itertools.product(*axes)):
                 cell["key"] = key_sums.get(key, 0)
-    out = {"total": len(counted), "cells": cells, "case_ids": sorted(r["_id"] for r in counted)}
+    out = {"total": len(counted), "cells": cells, "case_ids": sorted(r["_id"] for r in counted) if with_ids else None}
     if record_key is not None:
         out["total_key"] = sum(record_key(r["_id"]) for r in counted) % 256
     return out

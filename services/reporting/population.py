@@ -239,12 +239,22 @@ class _Columns:
 
 class Population:
     """The case records as columns (see the module doc): `put` a record as it changes, `count`
-    as `domain.count` does. Safe to share between a process's threads."""
+    as `domain.count` does. Safe to share between a process's threads.
+
+    After a change the columns are built again from every record's facts (0.6-0.8 s at 100,000
+    records on the 2-core machine). Up to SYNC_REBUILD_MAX records that happens at the next
+    query, which then sees every change; above it, in a thread of its own while queries go on
+    with the columns built last (behind by the changes of the last second or so), so a steady
+    trickle of events never makes every page wait for a rebuild."""
+
+    SYNC_REBUILD_MAX = 20000
 
     def __init__(self, records=()):
         self._facts: dict[str, tuple] = {}
         self._after_return: dict[str, dict] = {}
         self._columns: _Columns | None = None
+        self._version = self._built = 0
+        self._building = False
         self._lock = threading.Lock()
         for record in records:
             self.put(record)
@@ -258,17 +268,33 @@ class Population:
                 self._after_return[record["_id"]] = record
             else:
                 self._after_return.pop(record["_id"], None)
-            self._columns = None
+            self._version += 1
 
     def __len__(self) -> int:
         return len(self._facts)
 
     def columns(self) -> _Columns:
-        """The arrays of the records as they are now (built at most once per change)."""
+        """The arrays of the records (see the class doc for when they are built)."""
         with self._lock:
-            if self._columns is None:
-                self._columns = _Columns(list(self._facts.values()))
+            if self._columns is not None and self._built == self._version:
+                return self._columns
+            if self._columns is None or len(self._facts) <= self.SYNC_REBUILD_MAX:
+                self._columns, self._built = _Columns(list(self._facts.values())), self._version
+                return self._columns
+            if not self._building:
+                self._building = True
+                threading.Thread(target=self._rebuild, name="population-rebuild", daemon=True).start()
             return self._columns
+
+    def _rebuild(self) -> None:
+        try:
+            with self._lock:
+                rows, version = list(self._facts.values()), self._version
+            columns = _Columns(rows)
+            with self._lock:
+                self._columns, self._built = columns, version
+        finally:
+            self._building = False
 
     def count(self, measure: str, as_of: str, since: str | None, by: list[str], with_ids: bool = True,
               record_key=None) -> dict:

@@ -83,7 +83,7 @@ def rebuild(settings: Settings, *, quiet: bool = False) -> dict:
     fresh = f"records_{time.strftime('%Y%m%d%H%M%S')}"
     target = ReportingStore(db, records=fresh, journal=False)  # no reader sees it before the move
     target.records.drop()
-    cache = handlers.RecordCache(size=200000)
+    cache = handlers.RecordCache(size=50000, track_ids=True)
     consumer = KafkaConsumer(**client_options(settings, "reporting"), group_id=None, enable_auto_commit=False,
                              bootstrap_timeout_ms=10000)
     try:

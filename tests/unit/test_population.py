@@ -5,6 +5,8 @@ breakdowns compared cell by cell."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 import itertools
 import uuid
 
@@ -97,6 +99,8 @@ def test_the_columns_count_exactly_as_the_records_rules_do(records, as_of, since
             keyed = domain.count(records, measure, as_of.isoformat(), since and since.isoformat(), by, _key)
             assert population.count(measure, as_of.isoformat(), since and since.isoformat(), by,
                                     record_key=_key) == keyed, (measure, by)
+        assert population.count(measure, as_of.isoformat(), None, ["sex"], with_ids=False) == \
+            domain.count(records, measure, as_of.isoformat(), None, ["sex"], with_ids=False)
 
 
 def test_a_changed_record_replaces_the_old_one_and_ids_are_only_given_when_asked():
@@ -134,3 +138,18 @@ def test_day_numbers_order_as_iso_dates_do():
     days = ["0001-01-01", "1999-12-31", "2024-02-29", "2024-03-01", "9999-12-31"]
     assert [day_number(d) for d in days] == sorted(day_number(d) for d in days)
     assert day_number(None) > day_number("9999-12-31")
+
+
+def test_above_the_sync_size_a_change_is_counted_once_the_columns_are_rebuilt_in_the_background():
+    first = domain.apply_event(None, _event("case.reported", "c1", {"received_on": "2024-01-02"}, DAYS[0], 1))
+    second = domain.apply_event(None, _event("case.reported", "c2", {"received_on": "2024-01-02"}, DAYS[0], 2))
+    population = Population([first, second])
+    population.SYNC_REBUILD_MAX = 1
+    assert population.count("detained", "2024-01-05", None, [])["total"] == 0  # first build: at once
+    population.put(domain.apply_event(first, _event("case.status_changed", "c1",
+                                                    {"to": "detained", "effective_on": "2024-01-03"}, DAYS[0], 3)))
+    deadline = time.monotonic() + 10
+    while population.count("detained", "2024-01-05", None, [])["total"] != 1:  # the old columns meanwhile
+        assert time.monotonic() < deadline, "the columns were never rebuilt"
+        threading.Event().wait(0.01)
+    assert population.count("detained", "2024-01-05", None, [])["case_ids"] == ["c1"]
