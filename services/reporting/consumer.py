@@ -10,7 +10,7 @@ from services.reporting import handlers
 from services.reporting.store import ReportingStore
 
 TOPICS = CONSUMES["reporting"]  # the broker lets this service read these only (shared/kafka_auth.py)
-MAX_POLL = 1000  # events per batch
+MAX_POLL = 2000  # events per batch
 
 
 def make_handlers(db, publisher) -> dict:

@@ -50,6 +50,10 @@ class RecordCache:
         missing = [c for c in case_ids if c not in known and (self.ids is None or c in self.ids)]
         return {**known, **store.get_many(missing)}
 
+    def new_ids(self, case_ids) -> set[str]:
+        """Of these cases, those known to have no record stored yet (none unless it tracks ids)."""
+        return set() if self.ids is None else {c for c in case_ids if c not in self.ids}
+
     def keep(self, records: list[dict]) -> None:
         """Remember records just written."""
         for record in records:
@@ -75,7 +79,7 @@ def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | 
             continue
         records[event["case_id"]] = changed[event["case_id"]] = mark_applied(domain.apply_event(record, event),
                                                                                  event["event_id"])
-    store.save_many(list(changed.values()))
+    store.save_many(list(changed.values()), new_ids=cache.new_ids(changed))
     cache.keep(list(changed.values()))
     return len(changed)
 

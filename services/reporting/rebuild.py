@@ -41,10 +41,14 @@ def _end_offsets(settings: Settings, partitions: list[TopicPartition]) -> dict:
         probe.close()
 
 
+REPLAY_BATCH = 20000  # events applied at once: a case's events from several topics meet in one batch
+
+
 def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dict, progress,
            cache: handlers.RecordCache | None = None) -> tuple[int, int]:
-    """Apply every record between `start` and `end` offsets, a poll at a time (handlers.on_batch);
-    (applied, skipped as not events)."""
+    """Apply every record between `start` and `end` offsets, up to REPLAY_BATCH events at a time
+    (handlers.on_batch: each record changed in a batch is written once, and most are new, so
+    inserted); (applied, skipped as not events)."""
     partitions = [tp for tp in end if end[tp] > start.get(tp, 0)]
     if not partitions:
         return 0, 0
@@ -53,8 +57,8 @@ def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dic
         consumer.seek(tp, start.get(tp, 0))
     applied = skipped = 0
     remaining = set(partitions)
+    events, seen = [], 0
     while remaining:
-        events, seen = [], 0
         for tp, records in consumer.poll(timeout_ms=1000, max_records=2000).items():
             for record in records:
                 if record.offset >= end[tp]:
@@ -68,10 +72,12 @@ def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dic
                     if event["event_type"] in handlers.EVENT_TYPES:
                         events.append(event)
                     applied += 1
-        if events:
-            handlers.on_batch(events, store=store, cache=cache)
-        progress.update(seen)
         remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
+        if len(events) >= REPLAY_BATCH or not remaining:
+            if events:
+                handlers.on_batch(events, store=store, cache=cache)
+            progress.update(seen)
+            events, seen = [], 0
     return applied, skipped
 
 

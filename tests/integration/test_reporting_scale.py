@@ -142,3 +142,21 @@ def test_figures_at_scale_equal_an_independent_count_and_no_request_reads_every_
     wait_for(lambda: stats("detained", [])["total"] == before + 1, timeout_s=10, what="the late report counted")
     read, got = listener.reading(lambda: stats("detained", []))
     assert got["total"] == before + 1 and read < FEW
+
+
+def test_a_record_written_but_not_remembered_is_replaced_not_lost(settings, mongo):
+    """The consumer inserts the records of cases it knows are new; one stored by a batch whose
+    end a crash cut short (so not remembered) is replaced by the next delivery, not refused."""
+    store = ReportingStore(mongo[settings.database_name("reporting")])
+    case_id = "7a1d0c55-0000-4000-8000-000000009001"
+    store.save_many([{"_id": case_id, "sex": "female", "timeline": [], "applied_event_ids": ["e1"]}],
+                    new_ids={case_id})
+    store.save_many([{"_id": case_id, "sex": "male", "timeline": [], "applied_event_ids": ["e1", "e2"]},
+                     {"_id": case_id[:-1] + "2", "sex": "male", "timeline": [], "applied_event_ids": ["e3"]}],
+                    new_ids={case_id, case_id[:-1] + "2"})
+    assert store.get(case_id)["applied_event_ids"] == ["e1", "e2"]
+    assert store.get(case_id[:-1] + "2")["sex"] == "male"
+    cache = handlers.RecordCache(track_ids=True)
+    assert cache.new_ids([case_id]) == set()  # not bound to a collection yet: nothing is known new
+    cache.take(store.pinned(), {case_id})
+    assert cache.new_ids([case_id, "7a1d0c55-0000-4000-8000-000000009003"]) == {"7a1d0c55-0000-4000-8000-000000009003"}
