@@ -41,6 +41,7 @@ import os
 import queue
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,7 @@ from pathlib import Path
 import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
+from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
 from bench.form import FormClient
@@ -596,6 +598,10 @@ def projected_minutes(last: dict, new_cases: int) -> float:
     return per_case * new_cases / 60
 
 
+def interrupted(_signum, _frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     env = {**tier_env("bench-lists"), **LISTS_ENV}
@@ -606,6 +612,7 @@ def main(argv=None) -> int:
         return 1
     shutil.rmtree(VAR, ignore_errors=True)
     os.environ.update(env)
+    signal.signal(signal.SIGTERM, interrupted)  # `timeout` or a kill stops the stack too
     stack = Stack(env)
     results = {"benchmark": "lists", "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
                "machine": f"{os.cpu_count()} cores", "git": subprocess.run(
@@ -649,23 +656,29 @@ def main(argv=None) -> int:
             results["sizes"].append(measure_size(stack, options, parts, urls, api, web, dbs, size, have, known,
                                                  changed, args))
             print(json.dumps(results["sizes"][-1], indent=1), file=sys.stderr)
+            write_results(results, partial=True)  # what was measured survives a failure at a larger size
             have = size
     except KeyboardInterrupt:
-        print("bench.lists: interrupted", file=sys.stderr)
+        print("bench.lists: interrupted (the sizes measured are in bench/results/)", file=sys.stderr)
         return 130
-    except (RuntimeError, requests.RequestException, KafkaError) as exc:
+    except (RuntimeError, TimeoutError, requests.RequestException, KafkaError, PyMongoError) as exc:
         print(f"bench.lists: the stack does not work: {exc}", file=sys.stderr)
         return 1
     finally:
         stack.stop()
         if not args.keep:
             shutil.rmtree(VAR, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"lists-{stamp}.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "lists-latest.md").write_text(markdown(results))
+    write_results(results)
     print(markdown(results))
     return 0
+
+
+def write_results(results: dict, partial: bool = False) -> None:
+    """bench/results/lists-<start time>.json and lists-latest.md (rewritten after each size)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.fromisoformat(results["date"]).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"lists-{stamp}.json").write_text(json.dumps({**results, "partial": partial}, indent=2))
+    (RESULTS / "lists-latest.md").write_text(markdown(results))
 
 
 if __name__ == "__main__":
