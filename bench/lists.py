@@ -12,8 +12,9 @@ reports and the audit events. Each consumer's ingest (events per second until it
 committed every new record) is measured beside a bare kafka-python consume of the same records.
 
 Then it does what staff do, through the APIs: status changes (each audited in intake's trail),
-UNHCR-access requests and issued appeals, a few reports filed through intake (the synthetic cases
-never passed through intake's own database), and measures p50/p95 of, each beside a read of one
+UNHCR-access requests and issued appeals, from four clients, and files reports through intake and
+reads each once (the synthetic cases never passed through intake's own database, so its report list
+holds only these), then measures p50/p95 of, each beside a read of one
 document by _id from the same database and /healthz of the same service:
 
 - the case list, API (GET /api/v1/cases) and page (/cases), random filters (status, province,
@@ -188,8 +189,8 @@ def ingest(stack: Stack, options: dict, parts, group: str, start: dict, cap_s: f
 
 
 def settle(options: dict, parts, at_least: dict, quiet_s: float = 2.0, cap_s: float = 600) -> dict:
-    """Wait until each topic holds at least at_least[topic] records more than now... and its end
-    offsets stopped moving for quiet_s (the relays have published what the consumer stored)."""
+    """Wait until each topic named in at_least ends at or past that many records (summed over its
+    partitions) and no topic's end has moved for quiet_s (the relays have published what was stored)."""
     last, since = None, time.perf_counter()
     deadline = time.perf_counter() + cap_s
     while time.perf_counter() < deadline:
