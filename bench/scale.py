@@ -342,8 +342,11 @@ def snapshot(urls: dict, token: str, mongo_db) -> dict:
     largest = 0
     for name in mongo_db.list_collection_names():
         if name.startswith("snapshot"):
-            for doc in mongo_db[name].find({}):
-                largest = max(largest, len(BSON.encode(doc)))
+            # One document at a time: FerretDB may answer a plain find with a batch larger than
+            # the wire protocol's 48 MB message, which is what a snapshot used to be.
+            for ref in list(mongo_db[name].find({}, {"_id": 1})):
+                doc = mongo_db[name].find_one({"_id": ref["_id"]})
+                largest = max(largest, len(BSON.encode(doc)) if doc else 0)
     out["largest_document_bytes"] = largest
     return out
 
@@ -481,6 +484,7 @@ def main(argv=None) -> int:
             print(f"bench.scale: {size:,} cases", file=sys.stderr)
             results["sizes"].append(measure_size(stack, options, parts, urls, token, web, mongo_db, size, have, args))
             print(json.dumps(results["sizes"][-1], indent=1), file=sys.stderr)
+            write_results(results, partial=True)  # what was measured survives a failure at a larger size
             have = size
     except KeyboardInterrupt:
         print("bench.scale: interrupted", file=sys.stderr)
@@ -489,12 +493,17 @@ def main(argv=None) -> int:
         stack.stop()
         if not args.keep:
             shutil.rmtree(VAR, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"scale-{stamp}.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "scale-latest.md").write_text(markdown(results))
+    write_results(results)
     print(markdown(results))
     return 0
+
+
+def write_results(results: dict, partial: bool = False) -> None:
+    """bench/results/scale-<start time>.json and scale-latest.md (rewritten after each size)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = results["date"].replace("-", "").replace(":", "").replace("+0000", "Z")[:15] + "Z"
+    (RESULTS / f"scale-{stamp}.json").write_text(json.dumps({**results, "partial": partial}, indent=2))
+    (RESULTS / "scale-latest.md").write_text(markdown(results))
 
 
 if __name__ == "__main__":

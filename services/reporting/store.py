@@ -75,10 +75,6 @@ class ReportingStore:
         self.records.delete_many({})
         self._write_journal(self.records_name, [], reset=True)
 
-    def counts(self) -> int:
-        """How many case records there are."""
-        return self.records.count_documents({})
-
     def get(self, case_id: str) -> dict | None:
         """A case's record, or None."""
         return self.records.find_one({"_id": case_id})
