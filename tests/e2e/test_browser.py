@@ -148,11 +148,13 @@ def test_a_caseworker_reviews_a_possible_duplicate_and_merges_it(page, api):
     shot(page, "10-merged")
     page.goto(f"{api.urls['case']}/cases/{b['case_id']}")
     for _ in range(40):  # the case service closes the duplicate when the event arrives
-        if page.locator("#case-status").inner_text() == "closed_duplicate":
+        if page.locator("#case-status").get_attribute("data-status") == "closed_duplicate":
             break
         page.wait_for_timeout(250)
         page.reload()
-    assert page.locator("#case-status").inner_text() == "closed_duplicate"
+    status = page.locator("#case-status")
+    assert status.get_attribute("data-status") == "closed_duplicate"
+    assert status.inner_text() == "closed as a duplicate"  # the reader's words, not the code
     assert "closed as a duplicate" in page.locator("#merged-into").inner_text()
     shot(page, "11-duplicate-closed")
 
