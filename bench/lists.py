@@ -38,7 +38,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
 import queue
 import random
 import shutil
@@ -58,7 +57,7 @@ from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
 from bench.form import FormClient
-from bench.scale import bare_consume, case_events, end_offsets, rss_mb
+from bench.scale import bare_consume, case_events, end_offsets, own_stack, rss_mb
 from infra.stack import Stack, port_open, ready, service_urls, wait_until
 from shared.events import encode
 from tests.support import ADMIN_PASSWORD, register_kafka, synthetic_report, tier_env
@@ -605,20 +604,13 @@ def interrupted(_signum, _frame):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    env = {**tier_env("bench-lists"), **LISTS_ENV}
-    busy = [a for a in (env["NRW_KAFKA_BOOTSTRAP"], env["NRW_FERRETDB_LISTEN"], *service_urls(env).values())
-            if port_open(a)]
-    if busy:
-        print(f"bench.lists: something already listens on {', '.join(busy)}", file=sys.stderr)
+    made = own_stack("lists", {**tier_env("bench-lists"), **LISTS_ENV}, VAR)
+    if made is None:
         return 1
-    shutil.rmtree(VAR, ignore_errors=True)
-    os.environ.update(env)
+    stack, results = made
+    env = stack.env
     signal.signal(signal.SIGTERM, interrupted)  # `timeout` or a kill stops the stack too
-    stack = Stack(env)
-    results = {"benchmark": "lists", "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-               "machine": f"{os.cpu_count()} cores", "git": subprocess.run(
-                   ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-               "requests": args.requests, "budget": args.budget, "sizes": [], "notes": []}
+    results.update({"requests": args.requests, "budget": args.budget, "sizes": [], "notes": []})
     try:
         print(f"bench.lists: starting a stack of its own (logs in {stack.logs})", file=sys.stderr)
         stack.start("kafka", "ferretdb")

@@ -43,6 +43,7 @@ from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from bench.form import FormClient
+from bench.pipeline import busy_addresses
 from infra.stack import Stack, port_open, ready, service_urls, wait_until
 from shared.events import encode, new_event
 from tests.support import ADMIN_PASSWORD, register_kafka, tier_env
@@ -441,21 +442,29 @@ def parse_args(argv):
     return args
 
 
+def own_stack(name: str, env: dict, var: Path) -> tuple[Stack, dict] | None:
+    """A benchmark's own stack (not started) and the head of its results, after checking that
+    nothing listens on its ports (None then, said on stderr) and emptying its var/ folder."""
+    busy = busy_addresses(env)
+    if busy:
+        print(f"bench.{name}: something already listens on {', '.join(busy)}", file=sys.stderr)
+        return None
+    shutil.rmtree(var, ignore_errors=True)
+    os.environ.update(env)
+    head = {"benchmark": name, "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "machine": f"{os.cpu_count()} cores", "git": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()}
+    return Stack(env), head
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    env = {**tier_env("bench-scale"), **SCALE_ENV}
-    busy = [a for a in (env["NRW_KAFKA_BOOTSTRAP"], env["NRW_FERRETDB_LISTEN"], *service_urls(env).values())
-            if port_open(a)]
-    if busy:
-        print(f"bench.scale: something already listens on {', '.join(busy)}", file=sys.stderr)
+    made = own_stack("scale", {**tier_env("bench-scale"), **SCALE_ENV}, VAR)
+    if made is None:
         return 1
-    shutil.rmtree(VAR, ignore_errors=True)
-    os.environ.update(env)
-    stack = Stack(env)
-    results = {"benchmark": "scale", "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-               "machine": f"{os.cpu_count()} cores", "git": subprocess.run(
-                   ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-               "sizes": []}
+    stack, results = made
+    env = stack.env
+    results["sizes"] = []
     try:
         print(f"bench.scale: starting a stack of its own (logs in {stack.logs})", file=sys.stderr)
         stack.start("kafka", "ferretdb")
