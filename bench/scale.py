@@ -51,16 +51,18 @@ from tests.support import ADMIN_PASSWORD, register_kafka, tier_env
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 VAR = ROOT / "var" / "bench-scale"
+# Ports of its own: tests use 18xxx/19092/27117 (and the launcher test 38xxx/39092/27317), `make run`
+# 8xxx/9092/27017, bench.pipeline 28xxx/29092/27217, bench.lists 48xxx/49092/47017.
 SCALE_ENV = {
-    "NRW_KAFKA_BOOTSTRAP": "127.0.0.1:39092",
-    "NRW_KAFKA_CONTROLLER_PORT": "39093",
+    "NRW_KAFKA_BOOTSTRAP": "127.0.0.1:59092",
+    "NRW_KAFKA_CONTROLLER_PORT": "59093",
     "NRW_KAFKA_HEAP": "1g",
-    "NRW_FERRETDB_LISTEN": "127.0.0.1:27317",
-    "NRW_MONGO_URI": "mongodb://127.0.0.1:27317/",
-    "NRW_INTAKE_PORT": "38001",
-    "NRW_CASE_PORT": "38002",
-    "NRW_ADVOCACY_PORT": "38003",
-    "NRW_REPORTING_PORT": "38004",
+    "NRW_FERRETDB_LISTEN": "127.0.0.1:27517",
+    "NRW_MONGO_URI": "mongodb://127.0.0.1:27517/",
+    "NRW_INTAKE_PORT": "58001",
+    "NRW_CASE_PORT": "58002",
+    "NRW_ADVOCACY_PORT": "58003",
+    "NRW_REPORTING_PORT": "58004",
     "NRW_VAR": str(VAR),
     "NRW_ACCESS_LOG": "0",
     "NRW_2FA_ROLES": "",

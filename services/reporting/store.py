@@ -93,10 +93,6 @@ class ReportingStore:
                 found[case_id] = record
         return found
 
-    def save(self, record: dict) -> None:
-        """Store one case's record (see save_many)."""
-        self.save_many([record])
-
     def save_many(self, records: list[dict], new_ids: set[str] | frozenset = frozenset()) -> None:
         """Store changed records (the consumer is their only writer): first the journal entry
         readers follow, then the records. A crash between the two leaves an entry for records
