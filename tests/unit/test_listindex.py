@@ -1,0 +1,187 @@
+"""shared/listindex.py: the journal's positions, and a ListIndex's pages against a plain filter and
+sort of the same documents (an independent reading of what a list must show), over random
+writes, deletions and readers that load at any moment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from hypothesis import example, given, settings, strategies as st
+from pymongo.errors import DuplicateKeyError
+
+from shared.listindex import ChangeJournal, Column, ListIndex, position_id
+
+
+class FakeCollection:
+    """The few calls a ListIndex makes, on a dict (unit tests only; the integration tests use
+    FerretDB)."""
+
+    def __init__(self, name="things"):
+        self.name = name
+        self.docs: dict = {}
+        self.reads = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _project(doc, projection):
+        if not projection:
+            return dict(doc)
+        return {k: v for k, v in doc.items() if k == "_id" or projection.get(k)}
+
+    def find(self, query, projection=None, batch_size=None):
+        assert query == {}
+        self.reads += len(self.docs)
+        return [self._project(d, projection) for d in list(self.docs.values())]
+
+    def find_one(self, query, projection=None):
+        self.reads += 1
+        doc = self.docs.get(query["_id"])
+        return None if doc is None else self._project(doc, projection)
+
+    def insert_one(self, doc):
+        with self._lock:
+            if doc["_id"] in self.docs:
+                raise DuplicateKeyError("dup")
+            self.docs[doc["_id"]] = dict(doc)
+
+
+COLUMNS = {
+    "status": Column("code", lambda d: d.get("status")),
+    "urgent": Column("bool", lambda d: d.get("urgent")),
+    "created_at": Column("number", lambda d: d.get("created_at")),
+    "case_ids": Column("multi", lambda d: d.get("case_ids")),
+}
+PROJECTION = {"status": 1, "urgent": 1, "created_at": 1, "case_ids": 1}
+T0 = dt.datetime(2026, 1, 1)
+
+
+def make_index(things, journal):
+    return ListIndex(things, COLUMNS, order="created_at", projection=PROJECTION, journal=ChangeJournal(journal.collection))
+
+
+def expected(things, status=None, urgent=None, case=None):
+    docs = [d for d in things.docs.values()
+            if (status is None or d.get("status") == status)
+            and (urgent is None or bool(d.get("urgent")) == urgent)
+            and (case is None or case in (d.get("case_ids") or []))]
+    docs.sort(key=lambda d: (d["created_at"], d["_id"]), reverse=True)  # newest first, then by id
+    return [d["_id"] for d in docs]
+
+
+def test_the_journal_numbers_without_gap_and_finds_its_tail_from_anywhere():
+    journal = ChangeJournal(FakeCollection("journal"))
+    assert journal.tail() == 0
+    positions = [journal.append(f"d{i}") for i in range(37)]
+    assert positions == list(range(1, 38))
+    assert set(journal.collection.docs) == {position_id(n) for n in range(1, 38)}
+    other = ChangeJournal(journal.collection)  # another process, with no hint
+    assert other.tail() == 37
+    assert other.append("x") == 38
+    assert journal.append("y") == 39  # its hint was behind: it takes the next free position
+    journal.collection.reads = 0
+    fresh = ChangeJournal(journal.collection)
+    assert fresh.tail() == 39 and fresh.collection.reads < 20  # probes, not a read per entry
+
+
+def test_racing_writers_take_every_position_once():
+    collection = FakeCollection("journal")
+    journals = [ChangeJournal(collection) for _ in range(4)]
+    taken: list[int] = []
+
+    def write(journal, k):
+        for i in range(50):
+            taken.append(journal.append(f"{k}-{i}"))
+
+    threads = [threading.Thread(target=write, args=(j, k)) for k, j in enumerate(journals)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(1, 201))
+
+
+put = st.tuples(st.just("put"), st.integers(0, 30), st.sampled_from(["open", "closed", None, "merged"]),
+                st.booleans(), st.integers(0, 5), st.lists(st.sampled_from("abcd"), max_size=3))
+operations = st.tuples(
+    st.lists(put, min_size=1, max_size=40),
+    st.lists(st.one_of(put, put, st.tuples(st.just("delete"), st.integers(0, 30)), st.tuples(st.just("reader"),),
+                       st.tuples(st.just("ask"), st.sampled_from(["open", "closed", None, "merged", "never"]),
+                                 st.sampled_from([None, True, False]), st.sampled_from([None, "a", "b", "z"]),
+                                 st.integers(0, 12), st.integers(1, 6))), max_size=60))
+EVERY_QUESTION = [("ask", status, urgent, case, 0, 100) for status in ["open", "closed", None, "merged", "never"]
+                  for urgent in [None, True, False] for case in [None, "a", "z"]]
+
+
+def _ask(things, readers, op):
+    _, status, urgent, case, offset, limit = op
+    want = expected(things, status, urgent, case)
+    equal = {k: v for k, v in (("status", status), ("urgent", urgent)) if v is not None}
+    for reader in readers:
+        got, total = reader.current().select(equal=equal, holding={"case_ids": case} if case else None,
+                                             offset=offset, limit=limit)
+        assert total == len(want)
+        assert got == want[offset:offset + limit]
+    return len(want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations)
+@example(([("put", 2, "open", False, 0, []), ("put", 1, "open", False, 0, []), ("put", 3, "open", False, 0, [])],
+          [("delete", 1), ("put", 1, "open", False, 0, [])]))  # back after a deletion, maybe unseen
+def test_pages_equal_a_plain_filter_and_sort_after_any_writes(ops):
+    things, journal = FakeCollection(), ChangeJournal(FakeCollection("journal"))
+    readers = [make_index(things, journal).current()]  # loaded empty: follows every write
+    first, rest = ops
+    for op in [*first[:len(first) // 2], ("reader",), *first[len(first) // 2:], *rest, *EVERY_QUESTION]:
+        if op[0] == "put":
+            _, n, status, urgent, day, cases = op
+            things.docs[f"t{n}"] = {"_id": f"t{n}", "status": status, "urgent": urgent, "case_ids": cases,
+                                    "created_at": T0 + dt.timedelta(days=day)}
+            journal.append(f"t{n}")
+        elif op[0] == "delete":
+            if things.docs.pop(f"t{op[1]}", None) is not None:
+                journal.append(f"t{op[1]}")
+        elif op[0] == "reader":
+            readers.append(make_index(things, journal).current())
+        else:
+            _ask(things, readers, op)
+
+
+def test_a_status_that_is_none_is_a_value_of_its_own():
+    things, journal = FakeCollection(), ChangeJournal(FakeCollection("journal"))
+    for i, status in enumerate(["open", None, "open"]):
+        things.docs[f"t{i}"] = {"_id": f"t{i}", "status": status, "created_at": T0 + dt.timedelta(days=i)}
+        journal.append(f"t{i}")
+    index = make_index(things, journal).current()
+    assert index.select(equal={"status": None}) == (["t1"], 1)
+    assert index.select(equal={"status": "open"}) == (["t2", "t0"], 2)
+    assert index.select(among={"status": ["open", "gone"]})[1] == 2
+    assert index.select(not_among={"status": ["open"]}) == (["t1"], 1)
+
+
+def test_following_costs_one_read_when_nothing_changed_and_a_few_per_change():
+    things, journal = FakeCollection(), ChangeJournal(FakeCollection("journal"))
+    for i in range(500):
+        things.docs[f"t{i}"] = {"_id": f"t{i}", "status": "open", "created_at": T0 + dt.timedelta(minutes=i)}
+    index = make_index(things, journal).current()
+    things.reads = journal.collection.reads = 0
+    index.current()
+    assert things.reads + journal.collection.reads == 1
+    things.docs["t3"]["status"] = "closed"
+    journal.append("t3")
+    things.reads = journal.collection.reads = 0
+    index.current()
+    assert things.reads + journal.collection.reads <= 3
+    assert index.select(equal={"status": "closed"}) == (["t3"], 1)
+
+
+def test_a_collection_of_positions_is_its_own_journal():
+    entries = FakeCollection("audit")
+    for n in range(1, 6):
+        entries.docs[position_id(n)] = {"_id": position_id(n), "user": "u1" if n % 2 else "u2", "seq": n}
+    columns = {"user": Column("code", lambda d: d.get("user")), "seq": Column("number", lambda d: d.get("seq"))}
+    index = ListIndex(entries, columns, order="seq", projection={"user": 1, "seq": 1}, journal=None).current()
+    assert index.select(equal={"user": "u1"}) == ([position_id(5), position_id(3), position_id(1)], 3)
+    entries.docs[position_id(6)] = {"_id": position_id(6), "user": "u1", "seq": 6}
+    assert index.current().select(equal={"user": "u1"}, limit=1) == ([position_id(6)], 4)
