@@ -23,6 +23,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.bus import Publisher, insert_with_outbox, publish_outbox, with_outbox
+from shared.listindex import ChangeJournal
 
 
 MAX_ATTEMPTS = 50
@@ -40,11 +41,13 @@ class Conflict(Exception):
 
 
 class VersionedStore:
-    """`<name>_versions` (immutable versions with their outbox) and `<name>` (the projection)."""
+    """`<name>_versions` (immutable versions with their outbox), `<name>` (the projection) and
+    `<name>_journal` (each projection written, for the lists: shared/listindex.py)."""
 
     def __init__(self, db: Database, name: str):
         self.versions = db[f"{name}_versions"]
         self.current = db[name]
+        self.journal = ChangeJournal(db[f"{name}_journal"])
 
     def ensure_indexes(self) -> None:
         """Indexes for MongoDB deployments (FerretDB on SQLite reads by _id anyway); idempotent."""
@@ -93,6 +96,7 @@ class VersionedStore:
                 continue  # a concurrent first projection; write again over it
             following = self.versions.find_one({"_id": version_id(aggregate_id, version["rev"] + 1)})
             if following is None:
+                self.journal.append(aggregate_id)  # after the write: a list reading it reads this state or newer
                 return
             version = self.latest_version(aggregate_id)
 

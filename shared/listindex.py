@@ -335,10 +335,9 @@ _INDEXES_LOCK = threading.Lock()
 
 
 def shared_index(key: tuple, make: Callable[[], ListIndex]) -> ListIndex:
-    """This process's one ListIndex for `key` (made by `make` on first use), current."""
+    """This process's one ListIndex for `key` (made by `make` on first use; `current()` it to ask)."""
     with _INDEXES_LOCK:
         index = _INDEXES.get(key)
         if index is None:
             index = _INDEXES[key] = make()
-    return index.current()
-
+    return index

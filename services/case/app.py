@@ -18,4 +18,6 @@ def create_app(config: Settings | None = None) -> Flask:
 
 
 def _prepare(db) -> None:
-    CaseStore(db).ensure_indexes()
+    store = CaseStore(db)
+    store.ensure_indexes()
+    store.list_index().start()  # the case list's columns load while the first requests are served

@@ -6,6 +6,14 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from shared.aggregates import VersionedStore, version_id
+from shared.listindex import Column, ListIndex, read_in_order, shared_index
+
+LIST_COLUMNS = {
+    "status": Column("code", lambda case: case.get("status")),
+    "province": Column("code", lambda case: case.get("province")),
+    "imminent": Column("bool", lambda case: case.get("deportation_imminent")),
+    "created_at": Column("number", lambda case: case.get("created_at")),
+}
 
 
 class CaseStore(VersionedStore):
@@ -24,16 +32,22 @@ class CaseStore(VersionedStore):
         self.current.create_index([("province", ASCENDING)])
         self.current.create_index([("created_at", DESCENDING)])
 
+    def list_index(self) -> ListIndex:
+        """This process's columns of the case list (filtered and counted in memory, rows read by _id)."""
+        db = self.current.database
+        return shared_index(("cases", id(db.client), db.name), lambda: ListIndex(
+            self.current, LIST_COLUMNS, order="created_at", journal=self.journal,
+            projection={"status": 1, "province": 1, "deportation_imminent": 1, "created_at": 1}))
+
     def page(self, *, status: str | None, province: str | None, page: int,
              imminent: bool | None = None) -> tuple[list[dict], int]:
         """One page of cases, newest first, and the total matching."""
-        query = {k: v for k, v in (("status", status), ("province", province)) if v}
+        equal = {k: v for k, v in (("status", status), ("province", province)) if v}
         if imminent is not None:
-            query["deportation_imminent"] = imminent
-        total = self.current.count_documents(query)
-        items = list(self.current.find(query).sort("created_at", DESCENDING).skip((page - 1) * self.PAGE_SIZE)
-                     .limit(self.PAGE_SIZE))
-        return items, total
+            equal["imminent"] = imminent
+        ids, total = self.list_index().current().select(equal=equal, offset=(page - 1) * self.PAGE_SIZE,
+                                                        limit=self.PAGE_SIZE)
+        return read_in_order(self.current, ids), total
 
     def forget_sealed_reasons(self, case_id: str) -> int:
         """Drop the sealed free text (status reasons) from every stored version of a case, and

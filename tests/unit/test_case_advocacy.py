@@ -208,7 +208,7 @@ def test_the_consumer_maps_every_advocacy_event_type():
     from services.case import consumer
 
     assert "advocacy.events" in consumer.TOPICS and "intake.events" in consumer.TOPICS
-    wired = consumer.make_handlers({"cases_versions": None, "cases": None}, publisher=None)
+    wired = consumer.make_handlers({"cases_versions": None, "cases": None, "cases_journal": None}, publisher=None)
     assert set(domain.ADVOCACY_EVENTS) <= set(wired)
     assert set(domain.ADVOCACY_EVENTS) == {"unhcr_access.requested", "unhcr_access.responded", "appeal.drafted",
                                            "appeal.issued", "appeal.answered"}
