@@ -158,7 +158,7 @@ class ListIndex:
                 dtype = {"code": np.int32, "bool": bool, "number": np.float64}[column.kind]
                 self._data[name] = np.zeros(capacity, dtype=dtype)
         self._sorted: np.ndarray | None = None
-        self._top = -np.inf  # the largest sort value in the order made
+        self._top: tuple = (-np.inf, "")  # the first row's (sort value, id) in the order made
         self._newest: list[int] = []  # rows added since the order was made, each at least as new as all before
 
     # --- keeping the columns -----------------------------------------------------------------
@@ -206,14 +206,15 @@ class ListIndex:
 
     def _reorder(self, row: int, added: bool, before: float | None) -> None:
         """Keep the order made (sorting 100,000 rows at every change would cost more than the
-        page): a new row newer than every other goes first; a row whose sort field did not change
-        stays; anything else sorts again at the next question."""
+        page): a new row newer than every other goes first (the same sort value as the newest and
+        a larger id, e.g. entries written in the same millisecond, too); a row whose sort field did
+        not change stays; anything else sorts again at the next question."""
         if self._sorted is None:
             return
         key = self._data[self.order][row]
-        if added and key > self._top:
+        if added and (key, str(self._ids[row])) > self._top:
             self._newest.append(row)
-            self._top = key
+            self._top = (key, str(self._ids[row]))
         elif added or key != before:
             self._sorted = None
 
@@ -269,14 +270,21 @@ class ListIndex:
             key = self._data[self.order][rows]
             ids = np.array([str(self._ids[row]) for row in rows])
             self._sorted = rows[np.lexsort((ids, key))[::-1]] if len(rows) else rows  # newest first, then by id
-            self._top, self._newest = (float(key.max()) if len(key) else -np.inf), []
+            first = self._sorted[0] if len(rows) else None
+            self._top = (-np.inf, "") if first is None else (self._data[self.order][first], str(self._ids[first]))
+            self._newest = []
         elif self._newest:
             self._sorted = np.concatenate([np.array(self._newest[::-1], dtype=np.int64), self._sorted])
             self._newest = []
         return self._sorted
 
-    def _mask(self, rows: np.ndarray, equal: dict, among: dict, not_among: dict, holding: dict) -> np.ndarray:
+    def _mask(self, rows: np.ndarray, equal: dict, among: dict, not_among: dict, holding: dict,
+              below: dict, not_below: dict) -> np.ndarray:
         keep = np.ones(len(rows), dtype=bool)
+        for name, value in below.items():
+            keep &= self._data[name][rows] < _number(value)
+        for name, value in not_below.items():
+            keep &= self._data[name][rows] >= _number(value)
         for name, value in equal.items():
             column = self.columns[name]
             if column.kind == "code":
@@ -310,15 +318,21 @@ class ListIndex:
         return keep
 
     def select(self, *, equal: dict | None = None, among: dict | None = None, not_among: dict | None = None,
-               holding: dict | None = None, offset: int = 0, limit: int | None = None) -> tuple[list, int]:
+               holding: dict | None = None, below: dict | None = None, not_below: dict | None = None,
+               ascending: str | None = None, offset: int = 0, limit: int | None = None) -> tuple[list, int]:
         """(the ids of the matching rows from `offset`, at most `limit` of them, in the list's
         order; how many match). `equal`: column -> value; `among` / `not_among`: column -> values
         (code columns); `holding`: column or tuple of columns -> a value one of them equals or
-        (multi) holds."""
+        (multi) holds; `below` / `not_below`: number column -> a value it is under / not under;
+        `ascending`: a number column the matching rows are put in, smallest first (the list's order
+        among equal values)."""
         with self._lock:
             rows = self._order()
-            keep = self._mask(rows, equal or {}, among or {}, not_among or {}, holding or {})
+            keep = self._mask(rows, equal or {}, among or {}, not_among or {}, holding or {}, below or {},
+                              not_below or {})
             matching = rows[keep]
+            if ascending is not None:
+                matching = matching[np.argsort(self._data[ascending][matching], kind="stable")]
             end = None if limit is None else offset + limit
             return [self._ids[row] for row in matching[offset:end]], int(len(matching))
 

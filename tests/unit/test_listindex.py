@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import numpy as np
 from hypothesis import example, given, settings, strategies as st
 from pymongo.errors import DuplicateKeyError
 
@@ -185,3 +186,56 @@ def test_a_collection_of_positions_is_its_own_journal():
     assert index.select(equal={"user": "u1"}) == ([position_id(5), position_id(3), position_id(1)], 3)
     entries.docs[position_id(6)] = {"_id": position_id(6), "user": "u1", "seq": 6}
     assert index.current().select(equal={"user": "u1"}, limit=1) == ([position_id(6)], 4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["open", "closed"]), st.integers(0, 4),
+                          st.one_of(st.none(), st.integers(0, 6))), max_size=40),
+       st.integers(0, 7), st.integers(0, 10), st.integers(1, 8))
+def test_number_bounds_and_an_ascending_column_equal_a_plain_filter_and_stable_sort(puts, bound, offset, limit):
+    """`below` / `not_below` split the rows at a value (a missing number is below everything);
+    `ascending` puts the matching rows smallest first, in the list's order among equal values."""
+    things, journal = FakeCollection(), ChangeJournal(FakeCollection("journal"))
+    columns = {**COLUMNS, "due": Column("number", lambda d: d.get("due"))}
+    index = ListIndex(things, columns, order="created_at", projection={**PROJECTION, "due": 1},
+                      journal=ChangeJournal(journal.collection)).current()
+    for n, status, day, due in puts:
+        things.docs[f"t{n}"] = {"_id": f"t{n}", "status": status, "created_at": T0 + dt.timedelta(days=day), "due": due}
+        journal.append(f"t{n}")
+    newest_first = expected(things)
+    due = {i: things.docs[i]["due"] for i in newest_first}
+    missing_first = [i for i in newest_first if due[i] is None] + sorted(
+        (i for i in newest_first if due[i] is not None), key=lambda i: due[i])  # sorted() is stable
+    open_ones = [i for i in missing_first if things.docs[i]["status"] == "open"]
+    under = [i for i in newest_first if due[i] is None or due[i] < bound]
+    index.current()
+    assert index.select(below={"due": bound}) == (under, len(under))
+    assert index.select(not_below={"due": bound}) == ([i for i in newest_first if i not in under],
+                                                       len(newest_first) - len(under))
+    assert index.select(ascending="due") == (missing_first, len(missing_first))
+    assert index.select(equal={"status": "open"}, ascending="due", offset=offset, limit=limit) == (
+        open_ones[offset:offset + limit], len(open_ones))
+
+
+def test_rows_arriving_in_order_keep_the_order_without_sorting_again(monkeypatch):
+    """The audit trail gains an entry at nearly every request, often several in one millisecond:
+    each goes first without a sort of every row; an older one makes the next question sort."""
+    entries = FakeCollection("audit")
+
+    def write(n, minute):
+        entries.docs[position_id(n)] = {"_id": position_id(n), "status": "open", "created_at": T0 + dt.timedelta(minutes=minute)}
+
+    for n in range(1, 61):
+        write(n, n // 3)  # three entries per minute: ties broken by the larger id
+    index = ListIndex(entries, COLUMNS, order="created_at", projection=PROJECTION, journal=None).current()
+    assert index.select(limit=3)[0] == [position_id(60), position_id(59), position_id(58)]
+    sorts = []
+    lexsort = np.lexsort
+    monkeypatch.setattr(np, "lexsort", lambda *a, **k: sorts.append(1) or lexsort(*a, **k))
+    for n in range(61, 91):
+        write(n, n // 3)
+        assert index.current().select(limit=60) == (expected(entries)[:60], n)
+    assert sorts == []
+    write(91, 0)  # dated before the newest (an entry from another service's event)
+    assert index.current().select() == (expected(entries), 91)
+    assert sorts == [1]
