@@ -52,10 +52,11 @@ test-e2e: install browser  ## end-to-end tests: the whole stack as `make run` st
 test-compose: $(REQ_STAMP)  ## docker-compose.yml checks, and the compose stack where a Docker engine exists
 	$(PYTEST) tests/compose
 
-bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip, intake throughput vs /healthz, reporting at 10k/30k/100k cases, the other services' lists and consumers at 10k/30k (bench/results/)
+bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip, intake throughput vs /healthz, reporting at 10k/30k/100k cases, the case list's columns at 10k/30k/100k, the other services' lists and consumers at 10k/30k (bench/results/)
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.throughput
 	$(PY) -m bench.scale
+	$(PY) -m bench.columns
 	$(PY) -m bench.lists
 
 translations: $(REQ_STAMP)  ## extract the pages' strings into the catalog; new ones then need their Korean in messages.po
