@@ -118,16 +118,15 @@ def respond_request(request_id: str):
 
 @bp.get("/api/v1/unhcr-access-requests")
 @require_roles(*READERS)
-@doc(summary="UNHCR-access requests, newest first", query=RequestQuery, responses={200: RequestList})
+@doc(summary="UNHCR-access requests, newest first, a page at a time", query=RequestQuery, responses={200: RequestList})
 def list_requests():
     """Filtered by case, status and whether the follow-up is overdue."""
     query = load_query(RequestQuery())
     today = utcnow().date()
-    items = [request_out(r, today) for r in _store().list_requests(case_id=query.get("case_id"),
-                                                                   status=query.get("status"))]
-    if "overdue" in query:
-        items = [r for r in items if r["overdue"] is query["overdue"]]
-    return jsonify({"items": items})
+    found, total = _store().page_requests(today=today, case_id=query.get("case_id"), status=query.get("status"),
+                                          overdue=query.get("overdue"), page=query["page"])
+    return jsonify({"items": [request_out(r, today) for r in found], "total": total, "page": query["page"],
+                    "page_size": AdvocacyStore.PAGE_SIZE})
 
 
 @bp.get("/api/v1/unhcr-offices")
@@ -213,13 +212,15 @@ def answer_appeal(appeal_id: str):
 
 @bp.get("/api/v1/appeals")
 @require_roles(*READERS)
-@doc(summary="Appeals: drafts by due time first, then newest first", query=AppealQuery, responses={200: AppealList})
+@doc(summary="Appeals: drafts by due time first, then newest first; a page at a time", query=AppealQuery,
+     responses={200: AppealList})
 def list_appeals():
     """Filtered by case and status."""
     query = load_query(AppealQuery())
     now = utcnow()
-    appeals = sort_appeals(_store().list_appeals(case_id=query.get("case_id"), status=query.get("status")))
-    return jsonify({"items": [appeal_out(a, now) for a in appeals]})
+    found, total = _store().page_appeals(case_id=query.get("case_id"), status=query.get("status"), page=query["page"])
+    return jsonify({"items": [appeal_out(a, now) for a in found], "total": total, "page": query["page"],
+                    "page_size": AdvocacyStore.PAGE_SIZE})
 
 
 @bp.get("/api/v1/appeals/<appeal_id>")

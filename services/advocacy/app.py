@@ -18,4 +18,6 @@ def create_app(config: Settings | None = None) -> Flask:
 
 
 def _prepare(db) -> None:
-    AdvocacyStore(db).ensure_indexes()
+    store = AdvocacyStore(db)
+    store.ensure_indexes()
+    store.start_lists()  # the appeal and request lists' columns load while the first requests are served

@@ -216,7 +216,14 @@ def respond(request: dict, *, outcome: str, received_on: dt.date, follow_up_days
     return request
 
 
+def awaited_follow_up(request: dict) -> str | None:
+    """The follow-up date (YYYY-MM-DD) of a request still awaiting an answer, else None."""
+    if request.get("status") in FINAL_OUTCOMES:
+        return None
+    return request.get("follow_up_on") or None
+
+
 def is_overdue(request: dict, today: dt.date) -> bool:
     """No final answer and the follow-up date has passed."""
-    return request["status"] not in FINAL_OUTCOMES and bool(request.get("follow_up_on")) \
-        and today.isoformat() > request["follow_up_on"]
+    follow_up = awaited_follow_up(request)
+    return follow_up is not None and today.isoformat() > follow_up

@@ -19,6 +19,11 @@ def case_ids_field() -> fields.List:
                        validate=validate.Length(min=1, max=50))
 
 
+def page_field() -> fields.Integer:
+    """Which page of a list (1 by default; each page holds AdvocacyStore.PAGE_SIZE items)."""
+    return fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+
+
 OFFICE_NOT_LISTED = "Choose an office from the list of UNHCR offices."
 
 
@@ -59,6 +64,7 @@ class RequestQuery(Schema):
     case_id = fields.String(validate=validate.Length(min=1, max=64))
     status = fields.String(validate=validate.OneOf(REQUEST_STATUSES))
     overdue = fields.Boolean()
+    page = page_field()
 
 
 class ResponseOut(Schema):
@@ -89,9 +95,12 @@ class RequestOut(Schema):
 
 
 class RequestList(Schema):
-    """Requests, newest first."""
+    """A page of requests, newest first."""
 
     items = fields.List(fields.Nested(RequestOut))
+    total = fields.Integer(metadata={"description": "how many requests match the filters"})
+    page = fields.Integer()
+    page_size = fields.Integer()
 
 
 class AppealIn(Schema):
@@ -130,6 +139,7 @@ class AppealQuery(Schema):
 
     case_id = fields.String(validate=validate.Length(min=1, max=64))
     status = fields.String(validate=validate.OneOf(APPEAL_STATUSES))
+    page = page_field()
 
 
 class AppealOut(Schema):
@@ -153,9 +163,12 @@ class AppealOut(Schema):
 
 
 class AppealList(Schema):
-    """Appeals: drafts by due time first, then the rest newest first."""
+    """A page of appeals: drafts by due time first, then the rest newest first."""
 
     items = fields.List(fields.Nested(AppealOut))
+    total = fields.Integer(metadata={"description": "how many appeals match the filters"})
+    page = fields.Integer()
+    page_size = fields.Integer()
 
 
 class LetterQuery(Schema):

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING
+import datetime as dt
+import math
+
+from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.aggregates import VersionedStore
+from shared.listindex import Column, ListIndex, read_in_order, shared_index
 
-from services.advocacy.domain import DEFAULT_RECIPIENTS
+from services.advocacy.domain import DEFAULT_RECIPIENTS, awaited_follow_up
+
+NO_DUE_TIME = dt.datetime.max.replace(tzinfo=dt.timezone.utc)  # a draft without due_by: after every dated one
+
+
+def _urgency(appeal: dict) -> dt.datetime | float:
+    """Where an appeal goes in the appeal list: drafts by due time (those without one last among
+    drafts), then every other appeal (infinity)."""
+    if appeal.get("status") != "draft":
+        return math.inf
+    return appeal.get("due_by") or NO_DUE_TIME
+
+
+def _follow_up_day(access_request: dict) -> float:
+    """The day number of an awaited follow-up (infinity when none is awaited: never overdue)."""
+    follow_up = awaited_follow_up(access_request)
+    return dt.date.fromisoformat(follow_up).toordinal() if follow_up else math.inf
+
+
+APPEAL_COLUMNS = {
+    "status": Column("code", lambda appeal: appeal.get("status")),
+    "case_ids": Column("multi", lambda appeal: appeal.get("case_ids")),
+    "urgency": Column("number", _urgency),
+    "created_at": Column("number", lambda appeal: appeal.get("created_at")),
+}
+REQUEST_COLUMNS = {
+    "status": Column("code", lambda access_request: access_request.get("status")),
+    "case_ids": Column("multi", lambda access_request: access_request.get("case_ids")),
+    "follow_up": Column("number", _follow_up_day),
+    "created_at": Column("number", lambda access_request: access_request.get("created_at")),
+}
 
 
 class AdvocacyStore:
@@ -16,7 +50,8 @@ class AdvocacyStore:
     shared/aggregates.py), advocacy's own copy of each case's non-identifying attributes (built
     from case events; the consent check reads it), and the maintained list of recipients."""
 
-    LIST_LIMIT = 500
+    LIST_LIMIT = 500  # the dashboard's appeals and requests: the newest this many
+    PAGE_SIZE = 50
 
     def __init__(self, db: Database):
         self.db = db
@@ -58,15 +93,58 @@ class AdvocacyStore:
 
     # --- appeals and requests ---------------------------------------------------------------
 
+    # The lists are asked of columns each process keeps in memory (shared/listindex.py: FerretDB
+    # on SQLite would read every appeal per request), then the rows shown are read by _id.
+
+    def appeal_index(self) -> ListIndex:
+        """This process's columns of the appeal list."""
+        return self._index(self.appeals, APPEAL_COLUMNS, {"status": 1, "case_ids": 1, "due_by": 1, "created_at": 1})
+
+    def request_index(self) -> ListIndex:
+        """This process's columns of the UNHCR-access request list."""
+        return self._index(self.requests, REQUEST_COLUMNS,
+                           {"status": 1, "case_ids": 1, "follow_up_on": 1, "created_at": 1})
+
+    def _index(self, store: VersionedStore, columns: dict, projection: dict) -> ListIndex:
+        db = store.current.database
+        return shared_index((store.current.name, id(db.client), db.name), lambda: ListIndex(
+            store.current, columns, order="created_at", projection=projection, journal=store.journal))
+
+    def start_lists(self) -> None:
+        """Load both lists' columns in threads (at a process's first use of the database)."""
+        self.appeal_index().start()
+        self.request_index().start()
+
+    @staticmethod
+    def _filters(case_id: str | None, status: str | None) -> dict:
+        return {"equal": {"status": status} if status else None, "holding": {"case_ids": case_id} if case_id else None}
+
     def list_appeals(self, *, case_id: str | None = None, status: str | None = None) -> list[dict]:
-        """Appeals filtered by case and status (newest state of each)."""
-        query = {k: v for k, v in (("case_ids", case_id), ("status", status)) if v}
-        return list(self.appeals.current.find(query).sort("created_at", DESCENDING).limit(self.LIST_LIMIT))
+        """The LIST_LIMIT newest appeals, filtered by case and status (newest state of each)."""
+        ids, _ = self.appeal_index().current().select(**self._filters(case_id, status), limit=self.LIST_LIMIT)
+        return read_in_order(self.appeals.current, ids)
 
     def list_requests(self, *, case_id: str | None = None, status: str | None = None) -> list[dict]:
-        """UNHCR-access requests filtered by case and status, newest first."""
-        query = {k: v for k, v in (("case_ids", case_id), ("status", status)) if v}
-        return list(self.requests.current.find(query).sort("created_at", DESCENDING).limit(self.LIST_LIMIT))
+        """The LIST_LIMIT newest UNHCR-access requests, filtered by case and status."""
+        ids, _ = self.request_index().current().select(**self._filters(case_id, status), limit=self.LIST_LIMIT)
+        return read_in_order(self.requests.current, ids)
+
+    def page_appeals(self, *, case_id: str | None = None, status: str | None = None,
+                     page: int = 1) -> tuple[list[dict], int]:
+        """One page of appeals (drafts by due time first, those without one last among drafts; then
+        the rest newest first) and how many match."""
+        ids, total = self.appeal_index().current().select(**self._filters(case_id, status), ascending="urgency",
+                                                          offset=(page - 1) * self.PAGE_SIZE, limit=self.PAGE_SIZE)
+        return read_in_order(self.appeals.current, ids), total
+
+    def page_requests(self, *, today: dt.date, case_id: str | None = None, status: str | None = None,
+                      overdue: bool | None = None, page: int = 1) -> tuple[list[dict], int]:
+        """One page of UNHCR-access requests, newest first, and how many match; `overdue`: only
+        those whose follow-up date has passed by `today` without a final answer (or only the others)."""
+        bound = {} if overdue is None else {"below" if overdue else "not_below": {"follow_up": today.toordinal()}}
+        ids, total = self.request_index().current().select(**self._filters(case_id, status), **bound,
+                                                           offset=(page - 1) * self.PAGE_SIZE, limit=self.PAGE_SIZE)
+        return read_in_order(self.requests.current, ids), total
 
     # --- recipients -------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ def field_labels() -> dict[str, str]:
     return {"case_ids": _("Case ids"), "kind": _("Kind"), "recipients": _("Recipients"),
             "issued_on": _("Date it was sent"), "office": _("Office"), "channel": _("Channel"),
             "sent_on": _("Sent on"), "outcome": _("Outcome"), "received_on": _("Date it was received"),
-            "status": _("Status"), "case_id": _("Case id"), "overdue": _("Follow-up")}
+            "status": _("Status"), "case_id": _("Case id"), "overdue": _("Follow-up"), "page": _("Page")}
 
 
 def time_left_text(left: dt.timedelta | None) -> str | None:
@@ -145,6 +145,13 @@ def _refusal(exc: Exception) -> tuple[dict, list[str] | None]:
 REFUSALS = (domain.NoConsent, handlers.UnknownCases, handlers.UnknownRecipients, domain.NotAllowed)
 
 
+def _paging(filters: dict, query: dict | None) -> dict:
+    """What a list page needs for its page links: the filters as typed (the page number apart),
+    the page shown and the page size."""
+    return {"filters": {k: v for k, v in filters.items() if k != "page"}, "page": (query or {}).get("page", 1),
+            "page_size": AdvocacyStore.PAGE_SIZE}
+
+
 def _present(form, *names: str) -> dict:
     """The named fields of a form that were filled in (an empty field is a missing one)."""
     return {name: form.get(name, "").strip() for name in names if form.get(name, "").strip()}
@@ -179,9 +186,12 @@ def appeals():
     """Appeals filtered by status and case: drafts by due time first, then the rest newest first."""
     filters = _present(request.args, *request.args.keys())
     query, errors = _load(AppealQuery(), filters)
-    items = [] if errors else [appeal_view(a, utcnow()) for a in sort_appeals(
-        _store().list_appeals(case_id=query.get("case_id"), status=query.get("status")))]
-    return render_template("appeals.html", items=items, filters=filters, errors=errors,
+    items, total = [], 0
+    if not errors:
+        found, total = _store().page_appeals(case_id=query.get("case_id"), status=query.get("status"),
+                                             page=query["page"])
+        items = [appeal_view(a, utcnow()) for a in found]
+    return render_template("appeals.html", items=items, total=total, **_paging(filters, query), errors=errors,
                            statuses=domain.APPEAL_STATUSES, labels=field_labels()), 422 if errors else 200
 
 
@@ -301,14 +311,13 @@ def requests_list():
     """UNHCR-access requests filtered by status, case and overdue follow-up; newest first."""
     filters = _present(request.args, *request.args.keys())
     query, errors = _load(RequestQuery(), filters)
-    items = []
+    items, total = [], 0
     if not errors:
         today = utcnow().date()
-        items = [request_view(r, today) for r in _store().list_requests(case_id=query.get("case_id"),
-                                                                       status=query.get("status"))]
-        if "overdue" in query:
-            items = [r for r in items if r["overdue"] is query["overdue"]]
-    return render_template("requests.html", items=items, filters=filters, errors=errors,
+        found, total = _store().page_requests(today=today, case_id=query.get("case_id"), status=query.get("status"),
+                                              overdue=query.get("overdue"), page=query["page"])
+        items = [request_view(r, today) for r in found]
+    return render_template("requests.html", items=items, total=total, **_paging(filters, query), errors=errors,
                            statuses=domain.REQUEST_STATUSES, labels=field_labels()), 422 if errors else 200
 
 
