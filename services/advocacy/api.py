@@ -47,19 +47,6 @@ def request_out(request: dict, today: dt.date) -> dict:
     return RequestOut().dump({**request, "overdue": domain.is_overdue(request, today)})
 
 
-def sort_appeals(appeals: list[dict]) -> list[dict]:
-    """Drafts first, soonest due first; then the rest, newest first."""
-    far = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-
-    def due(a: dict) -> dt.datetime:
-        value = a.get("due_by") or far
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-    drafts = sorted((a for a in appeals if a["status"] == "draft"), key=due)
-    others = [a for a in appeals if a["status"] != "draft"]
-    return drafts + others
-
-
 def _refusal(exc: Exception) -> ApiError:
     """The JSON error for a command the rules refused."""
     if isinstance(exc, domain.NoConsent):

@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.aggregates import VersionedStore
 from shared.listindex import Column, ListIndex, read_in_order, shared_index
 
-from services.advocacy.domain import DEFAULT_RECIPIENTS, awaited_follow_up
+from services.advocacy.domain import DEFAULT_RECIPIENTS, FINAL_OUTCOMES, awaited_follow_up
 
 NO_DUE_TIME = dt.datetime.max.replace(tzinfo=dt.timezone.utc)  # a draft without due_by: after every dated one
 
@@ -25,6 +25,14 @@ def _urgency(appeal: dict) -> dt.datetime | float:
     return appeal.get("due_by") or NO_DUE_TIME
 
 
+def _recency(appeal: dict) -> float:
+    """Minus the time an appeal last changed (smallest: the most recently changed)."""
+    changed = appeal.get("updated_at") or appeal.get("created_at")
+    if changed is None:
+        return math.inf
+    return -(changed if changed.tzinfo else changed.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
 def _follow_up_day(access_request: dict) -> float:
     """The day number of an awaited follow-up (infinity when none is awaited: never overdue)."""
     follow_up = awaited_follow_up(access_request)
@@ -35,6 +43,7 @@ APPEAL_COLUMNS = {
     "status": Column("code", lambda appeal: appeal.get("status")),
     "case_ids": Column("multi", lambda appeal: appeal.get("case_ids")),
     "urgency": Column("number", _urgency),
+    "recency": Column("number", _recency),
     "created_at": Column("number", lambda appeal: appeal.get("created_at")),
 }
 REQUEST_COLUMNS = {
@@ -50,7 +59,7 @@ class AdvocacyStore:
     shared/aggregates.py), advocacy's own copy of each case's non-identifying attributes (built
     from case events; the consent check reads it), and the maintained list of recipients."""
 
-    LIST_LIMIT = 500  # the dashboard's appeals and requests: the newest this many
+    LIST_LIMIT = 500  # list_appeals / list_requests: the newest this many
     PAGE_SIZE = 50
 
     def __init__(self, db: Database):
@@ -98,7 +107,8 @@ class AdvocacyStore:
 
     def appeal_index(self) -> ListIndex:
         """This process's columns of the appeal list."""
-        return self._index(self.appeals, APPEAL_COLUMNS, {"status": 1, "case_ids": 1, "due_by": 1, "created_at": 1})
+        return self._index(self.appeals, APPEAL_COLUMNS,
+                           {"status": 1, "case_ids": 1, "due_by": 1, "created_at": 1, "updated_at": 1})
 
     def request_index(self) -> ListIndex:
         """This process's columns of the UNHCR-access request list."""
@@ -136,6 +146,24 @@ class AdvocacyStore:
         ids, total = self.appeal_index().current().select(**self._filters(case_id, status), ascending="urgency",
                                                           offset=(page - 1) * self.PAGE_SIZE, limit=self.PAGE_SIZE)
         return read_in_order(self.appeals.current, ids), total
+
+    def urgent_drafts(self, limit: int) -> tuple[list[dict], int]:
+        """The `limit` drafts due soonest (those without a due time last), and how many drafts there are."""
+        ids, total = self.appeal_index().current().select(equal={"status": "draft"}, ascending="urgency", limit=limit)
+        return read_in_order(self.appeals.current, ids), total
+
+    def recently_changed_appeals(self, limit: int) -> list[dict]:
+        """The `limit` appeals other than drafts changed last (issued, answered), the latest first."""
+        ids, _ = self.appeal_index().current().select(not_among={"status": ["draft"]}, ascending="recency",
+                                                      limit=limit)
+        return read_in_order(self.appeals.current, ids)
+
+    def awaited_requests(self, limit: int) -> tuple[list[dict], int]:
+        """The `limit` requests awaiting an answer whose follow-up comes first (so the overdue ones
+        first; those without a follow-up date last), and how many await one."""
+        ids, total = self.request_index().current().select(not_among={"status": list(FINAL_OUTCOMES)},
+                                                           ascending="follow_up", limit=limit)
+        return read_in_order(self.requests.current, ids), total
 
     def page_requests(self, *, today: dt.date, case_id: str | None = None, status: str | None = None,
                       overdue: bool | None = None, page: int = 1) -> tuple[list[dict], int]:

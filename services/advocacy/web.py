@@ -20,7 +20,6 @@ from shared.ui import login_required
 from shared.web import resources
 
 from services.advocacy import domain, handlers, letters_for
-from services.advocacy.api import sort_appeals
 from services.advocacy.schemas import (AnswerIn, AppealIn, AppealQuery, IssueIn, LetterQuery, RequestIn, RequestQuery,
                                        RequestResponseIn)
 from services.advocacy.store import AdvocacyStore
@@ -30,6 +29,7 @@ bp = Blueprint("advocacy_web", __name__)
 READERS = ("advocate", "caseworker", "analyst")  # as the API: anyone may read, advocates write
 WRITERS = {"advocate", "admin"}
 RECENT_APPEALS = 20
+DASHBOARD_ROWS = 30  # drafts, and requests awaiting an answer, the dashboard shows (the most urgent)
 FORM = "_form"  # the errors key of a message about the whole form, not one field
 
 # Schema messages only the advocacy forms meet.
@@ -163,18 +163,15 @@ def _present(form, *names: str) -> dict:
 @bp.get("/")
 @login_required("advocate")
 def dashboard():
-    """Urgent first: drafts by due time with the time left, then open UNHCR-access requests
-    (overdue first), then recent appeals."""
+    """Urgent first: the drafts due soonest with the time left, then the UNHCR-access requests
+    awaiting an answer whose follow-up comes first (overdue first), then the appeals changed last;
+    each part links to its whole list."""
     store, now = _store(), utcnow()
-    appeals = store.list_appeals()
-    drafts = [appeal_view(a, now) for a in sort_appeals([a for a in appeals if a["status"] == "draft"])]
-    issued = sorted((a for a in appeals if a["status"] != "draft"),
-                    key=lambda a: a.get("updated_at") or a["created_at"], reverse=True)
-    open_requests = sorted((request_view(r, now.date()) for r in store.list_requests()
-                            if r["status"] not in domain.FINAL_OUTCOMES),
-                           key=lambda r: (not r["overdue"], r.get("follow_up_on") or "9999"))
-    return render_template("dashboard.html", drafts=drafts, open_requests=open_requests,
-                           recent=[appeal_view(a, now) for a in issued[:RECENT_APPEALS]])
+    drafts, draft_total = store.urgent_drafts(DASHBOARD_ROWS)
+    awaited, awaited_total = store.awaited_requests(DASHBOARD_ROWS)
+    return render_template("dashboard.html", drafts=[appeal_view(a, now) for a in drafts], draft_total=draft_total,
+                           open_requests=[request_view(r, now.date()) for r in awaited], awaited_total=awaited_total,
+                           recent=[appeal_view(a, now) for a in store.recently_changed_appeals(RECENT_APPEALS)])
 
 
 # --- appeals ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 3,000 appeals and 2,000 requests stored straight into advocacy's database as its store keeps them
 (version 1 of each and its projection, built by advocacy's own domain rules), then two advocacy
 apps of this test's own (two processes' list columns) asked through the API and the pages with
-every filter and the first, middle, last and one-past-last pages. After a process's first request
+every filter and the first, middle, last and one-past-last pages, and the dashboard. After a process's first request
 (which loads the columns), each request reads at most a page of records and a few more documents
 (pymongo's command monitoring), and shows exactly what an independent filter and sort of every
 stored record gives: appeals drafts first by due time (those without one last among drafts), then
@@ -24,6 +24,7 @@ from pymongo import monitoring
 
 from services.advocacy import domain
 from services.advocacy.store import AdvocacyStore
+from services.advocacy.web import DASHBOARD_ROWS, RECENT_APPEALS
 from shared.aggregates import version_id
 from shared.mongo import utcnow
 from tests.integration.conftest import PASSWORD
@@ -118,7 +119,8 @@ def watched(settings, seeded):
 
 def stored(db) -> dict[str, list[dict]]:
     """Every stored appeal's and request's listed fields, read here (not by the apps)."""
-    return {"appeals": list(db["appeals"].find({}, {"status": 1, "case_ids": 1, "due_by": 1, "created_at": 1})),
+    return {"appeals": list(db["appeals"].find({}, {"status": 1, "case_ids": 1, "due_by": 1, "created_at": 1,
+                                                    "updated_at": 1})),
             "requests": list(db["requests"].find({}, {"status": 1, "case_ids": 1, "follow_up_on": 1,
                                                       "created_at": 1}))}
 
@@ -140,6 +142,20 @@ def expected_requests(records, case_id=None, status=None, overdue=None) -> list[
              and (overdue is None or domain.is_overdue(r, today) is overdue)]
     found.sort(key=lambda r: (r["created_at"], r["_id"]), reverse=True)
     return [r["_id"] for r in found]
+
+
+def expected_dashboard(records) -> dict[str, list[str]]:
+    """What the dashboard must show: the drafts due soonest, the requests awaiting an answer whose
+    follow-up comes first (overdue first), the appeals other than drafts changed last."""
+    today = utcnow().date()
+    awaited = [r for r in records["requests"] if r["status"] not in domain.FINAL_OUTCOMES]
+    awaited.sort(key=lambda r: (r["created_at"], r["_id"]), reverse=True)
+    awaited.sort(key=lambda r: (not domain.is_overdue(r, today), r.get("follow_up_on") or "9999"))  # stable
+    sent = [a for a in records["appeals"] if a["status"] != "draft"]
+    sent.sort(key=lambda a: (a["created_at"], a["_id"]), reverse=True)
+    sent.sort(key=lambda a: a.get("updated_at") or a["created_at"], reverse=True)  # stable
+    return {"drafts": expected_appeals(records, status="draft"), "open-requests": [r["_id"] for r in awaited],
+            "recent-appeals": [a["_id"] for a in sent]}
 
 
 def pages_of(total: int) -> list[int]:
@@ -186,6 +202,20 @@ class Lister:
         assert ('rel="next"' in html) == (total > page * PAGE) and ('rel="prev"' in html) == (page > 1)
         return read, re.findall(rf'<a href="{web_path}/([0-9a-f-]{{36}})">', table), total
 
+    def check_dashboard(self, want: dict[str, list[str]]) -> None:
+        """The dashboard shows the first rows of each part of `want` (and how many there are), reading
+        fewer than FEW documents."""
+        read, res = self._reading(lambda: self.web.get("/"))
+        assert res.status_code == 200 and read < FEW, read
+        html = res.get_data(as_text=True)
+        for part, shown in (("drafts", DASHBOARD_ROWS), ("open-requests", DASHBOARD_ROWS),
+                            ("recent-appeals", RECENT_APPEALS)):
+            table = html.split(f'<table id="{part}"', 1)[1].split("</table>", 1)[0]
+            ids = re.findall(r'<a href="/(?:appeals|requests)/([0-9a-f-]{36})">', table)
+            assert ids == want[part][:shown], part
+        assert f"The {DASHBOARD_ROWS} due soonest of {len(want['drafts'])} drafts." in html
+        assert f"The {DASHBOARD_ROWS} to follow up first of {len(want['open-requests'])} requests" in html
+
     def check(self, name: str, want: list[str], filters: dict, pages=None) -> None:
         """Every page asked (default: first, middle, last, past the last), through the API and the
         page, equals `want`, each request reading fewer than FEW documents."""
@@ -201,6 +231,7 @@ class Lister:
 def _check_all(listers, db, cases):
     records = stored(db)
     for lister in listers:
+        lister.check_dashboard(expected_dashboard(records))
         for case_id, status in ((None, None), (None, "draft"), (None, "issued"), (None, "response_received"),
                                 (None, "no_response"), (cases[0], None), (cases[1], "draft"), ("no-such-case", None)):
             lister.check("appeals", expected_appeals(records, case_id, status), {"case_id": case_id, "status": status})
