@@ -43,12 +43,27 @@ def position_id(n: int) -> str:
     return f"{n:012d}"
 
 
+_SEEN: dict[Any, int] = {}  # journal collection -> the last position this process saw held
+
+
 class ChangeJournal:
-    """The ids of changed documents, in the order they were stored, shared by every writer."""
+    """The ids of changed documents, in the order they were stored, shared by every writer.
+
+    What one learns of the tail serves every ChangeJournal of the same collection in the process:
+    a web process makes a store, so a journal, per request, and one starting from nothing probes
+    about 2 log2(n) positions (36 reads at 300,000 entries) before each write."""
 
     def __init__(self, collection: Collection):
         self.collection = collection
-        self._hint = 0  # a position known to be held (or 0)
+
+    @property
+    def _hint(self) -> int:
+        """A position this process saw held (or 0)."""
+        return _SEEN.get(self.collection, 0)
+
+    @_hint.setter
+    def _hint(self, n: int) -> None:
+        _SEEN[self.collection] = n
 
     def _held(self, n: int) -> bool:
         return n <= 0 or self.collection.find_one({"_id": position_id(n)}, {"_id": 1}) is not None
@@ -57,6 +72,8 @@ class ChangeJournal:
         """The last position held (0 when empty): probes from the last one this process saw,
         doubling the step, then halving (a few reads by `_id` however far others wrote)."""
         low, step = self._hint, 1
+        if low and not self._held(low):  # the journal was emptied since (its database made again)
+            low = 0
         while self._held(low + step):
             low, step = low + step, step * 2
         high = low + step

@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import example, given, settings, strategies as st
 from pymongo.errors import DuplicateKeyError
 
+from shared import listindex
 from shared.listindex import ChangeJournal, Column, ListIndex, position_id
 
 
@@ -76,13 +77,41 @@ def test_the_journal_numbers_without_gap_and_finds_its_tail_from_anywhere():
     positions = [journal.append(f"d{i}") for i in range(37)]
     assert positions == list(range(1, 38))
     assert set(journal.collection.docs) == {position_id(n) for n in range(1, 38)}
-    other = ChangeJournal(journal.collection)  # another process, with no hint
+    seen_here = dict(listindex._SEEN)
+    listindex._SEEN.clear()  # another process, with no hint
+    other = ChangeJournal(journal.collection)
     assert other.tail() == 37
     assert other.append("x") == 38
-    assert journal.append("y") == 39  # its hint was behind: it takes the next free position
+    listindex._SEEN.update(seen_here)  # back in the first process, its hint behind
+    assert journal.append("y") == 39  # it takes the next free position
+    listindex._SEEN.clear()
     journal.collection.reads = 0
     fresh = ChangeJournal(journal.collection)
-    assert fresh.tail() == 39 and fresh.collection.reads < 20  # probes, not a read per entry
+    assert fresh.tail() == 39 and 4 < fresh.collection.reads < 20  # probes, not a read per entry
+
+
+def test_a_journal_made_per_request_starts_from_what_the_process_saw():
+    """A web process makes a store (so a ChangeJournal) per request: its append probes from the
+    tail the process last saw, not from the start of a long journal."""
+    collection = FakeCollection("journal")
+    for i in range(5000):
+        ChangeJournal(collection).append(f"d{i}")
+    collection.reads = 0
+    assert ChangeJournal(collection).append("x") == 5001
+    assert collection.reads <= 2  # the position last seen is still held, the next one is free
+    listindex._SEEN.clear()  # another process
+    collection.reads = 0
+    assert ChangeJournal(collection).append("y") == 5002
+    assert collection.reads > 20  # from nothing: about 2 log2(5000) probes, once
+
+
+def test_a_journal_emptied_since_starts_again_from_the_first_position():
+    collection = FakeCollection("journal")
+    for i in range(10):
+        ChangeJournal(collection).append(f"d{i}")
+    collection.docs.clear()  # its database dropped and made again (tests do)
+    assert ChangeJournal(collection).append("x") == 1
+    assert set(collection.docs) == {position_id(1)}
 
 
 def test_racing_writers_take_every_position_once():
