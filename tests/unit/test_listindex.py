@@ -268,3 +268,45 @@ def test_rows_arriving_in_order_keep_the_order_without_sorting_again(monkeypatch
     write(91, 0)  # dated before the newest (an entry from another service's event)
     assert index.current().select() == (expected(entries), 91)
     assert sorts == [1]
+
+
+class ScannedWhileWritten(FakeCollection):
+    """find() hands documents out one at a time, as a cursor does, and calls `during(i)` before
+    the i-th: writes that land while a process loads its columns."""
+
+    def __init__(self, during):
+        super().__init__()
+        self.during = during
+
+    def find(self, query, projection=None, batch_size=None):
+        for i, doc_id in enumerate(list(self.docs)):
+            self.during(i)
+            doc = self.docs.get(doc_id)
+            if doc is not None:
+                yield self._project(doc, projection)
+
+
+def test_writes_that_land_while_a_process_loads_are_in_its_list():
+    """A write stored during the load's scan is journaled after it, past the tail read before the
+    scan, so the load follows it whether the scan met the document before or after the change."""
+    journal = ChangeJournal(FakeCollection("journal"))
+
+    def write(doc_id, status, day=0):
+        things.docs[doc_id] = {"_id": doc_id, "status": status, "created_at": T0 + dt.timedelta(days=day)}
+        journal.append(doc_id)
+
+    def during(i):
+        if i == 50:
+            write("t10", "closed")  # already read by the scan
+            write("t90", "closed")  # not read yet
+            write("t200", "open", day=9)  # new
+            del things.docs["t20"]  # gone (already read)
+            journal.append("t20")
+
+    things = ScannedWhileWritten(during)
+    for i in range(100):
+        things.docs[f"t{i}"] = {"_id": f"t{i}", "status": "open", "created_at": T0}
+    index = make_index(things, journal).current()
+    assert index.select(equal={"status": "closed"}) == (expected(things, "closed"), 2)
+    assert index.select() == (expected(things), 100)
+    assert index.select(limit=1) == (["t200"], 100)
