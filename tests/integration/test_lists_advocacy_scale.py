@@ -2,13 +2,15 @@
 3,000 appeals and 2,000 requests stored straight into advocacy's database as its store keeps them
 (version 1 of each and its projection, built by advocacy's own domain rules), then two advocacy
 apps of this test's own (two processes' list columns) asked through the API and the pages with
-every filter and the first, middle, last and one-past-last pages, and the dashboard. After a process's first request
-(which loads the columns), each request reads at most a page of records and a few more documents
-(pymongo's command monitoring), and shows exactly what an independent filter and sort of every
-stored record gives: appeals drafts first by due time (those without one last among drafts), then
-the rest, each newest `created_at` first (the same instant by `_id`, larger first); requests newest
-first, `overdue` as the domain decides it today. Records created and moved on through the real
-API show at the next request, in the app that wrote them and in the one following the journal."""
+every filter and the first, middle, last and one-past-last pages, and the dashboard. After a
+process's first request (which loads the columns), each request reads at most a page of records
+and a few more documents (pymongo's command monitoring; any query but a read by `_id` counts as
+reading its whole collection, as FerretDB on SQLite does), and shows exactly what an independent
+filter and sort of every stored record gives: appeals drafts first by due time (those without one
+last among drafts), then the rest, each newest `created_at` first (the same instant by `_id`,
+larger first); requests newest first, `overdue` as the domain decides it today. Records created
+and moved on through the real API show at the next request, in the app that wrote them and in the
+one following the journal."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from shared.aggregates import version_id
 from shared.mongo import utcnow
 from tests.integration.conftest import PASSWORD
 from tests.integration import test_advocacy_api
-from tests.integration.test_reporting_scale import DocumentsRead
+from tests.integration.test_lists_case_scale import ServerReads
 from tests.support import page_login
 
 advocacy = test_advocacy_api.advocacy  # what the advocacy consumer uses (a store, a producer), as a fixture here too
@@ -107,7 +109,10 @@ def seeded(settings, mongo, advocacy):
 def watched(settings, seeded):
     """Two advocacy apps of this test's own, each with its own database client (its own list columns,
     as two processes have), made after the listener so that their reads are counted."""
-    listener = DocumentsRead(settings.database_name("advocacy"))
+    db = seeded["db"]
+    sizes = {f"{name}{part}": db[f"{name}{part}"].estimated_document_count()
+             for name in ("appeals", "requests") for part in ("", "_versions", "_journal")}
+    listener = ServerReads({settings.database_name("advocacy"), settings.database_name("identity")}, sizes)
     monitoring.register(listener)
     from services.advocacy.app import create_app
 
