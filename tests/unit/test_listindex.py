@@ -5,6 +5,8 @@ writes, deletions and readers that load at any moment."""
 from __future__ import annotations
 
 import datetime as dt
+import random
+import sys
 import threading
 
 import numpy as np
@@ -310,3 +312,55 @@ def test_writes_that_land_while_a_process_loads_are_in_its_list():
     assert index.select(equal={"status": "closed"}) == (expected(things, "closed"), 2)
     assert index.select() == (expected(things), 100)
     assert index.select(limit=1) == (["t200"], 100)
+
+
+def test_threads_asking_while_another_writes_get_whole_answers():
+    """gunicorn's threads share their process's ListIndex: while a writer adds, changes and deletes,
+    every answer is whole (as many ids as its count, each once, each a document stored at some
+    point), and the last equals a plain filter and sort (without the lock this fails)."""
+    things, journal = FakeCollection(), ChangeJournal(FakeCollection("journal"))
+    index = make_index(things, journal).current()
+    done, answered, failures, ever, answers = threading.Event(), threading.Event(), [], set(), []
+
+    def writer():
+        rng = random.Random(7)
+        for i in range(5000):
+            if failures:
+                break
+            if i % 50 == 0:  # the readers ask between writes: wait for an answer now and then
+                answered.wait(timeout=5)
+                answered.clear()
+            doc_id = f"t{rng.randrange(2000)}"
+            if rng.random() < 0.1:
+                things.docs.pop(doc_id, None)
+            else:
+                ever.add(doc_id)
+                late = rng.random() < 0.5  # half arrive out of order: the order is made again
+                things.docs[doc_id] = {"_id": doc_id, "status": rng.choice(["open", "closed"]),
+                                       "created_at": T0 + dt.timedelta(seconds=rng.randrange(10 ** 6) if late else i)}
+            journal.append(doc_id)
+        done.set()
+
+    def reader():
+        while not done.is_set():
+            try:
+                ids, total = index.current().select(equal={"status": "open"})
+                assert len(ids) == total == len(set(ids)) and set(ids) <= ever, (len(ids), total)
+            except Exception as exc:  # reported below, from the test's own thread
+                failures.append(repr(exc))
+                return
+            answers.append(total)
+            answered.set()
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can, so that races show
+    try:
+        threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switching)
+    assert failures == [] and len(answers) >= 100
+    assert index.current().select(equal={"status": "open"})[0] == expected(things, "open")
