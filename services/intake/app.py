@@ -23,5 +23,8 @@ def create_app(config: Settings | None = None) -> Flask:
 
 
 def _prepare(db, app: Flask) -> None:
-    IntakeStore(db).ensure_indexes()
+    store = IntakeStore(db)
+    store.ensure_indexes()
+    store.report_index().start()  # the report list's and the audit trail's columns load while the
+    store.audit_index().start()   # first requests are served
     migrate_in_background(db, app.extensions["intake_keyring"])  # older records get a key of their own

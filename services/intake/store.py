@@ -13,6 +13,43 @@ from shared.aggregates import Conflict, VersionedStore
 from shared.audit import AuditTrail, audit_trail
 from shared.audit_events import WRITE_ACTIONS
 from shared.bus import insert_with_outbox
+from shared.listindex import ChangeJournal, Column, ListIndex, read_in_order, shared_index
+
+
+def _code(value):
+    """A value as a column code: text and None as they are, anything else (only in an entry edited
+    by hand) a value of its own that no filter equals."""
+    return value if value is None or isinstance(value, str) else ("other", repr(value))
+
+
+def _codes(value) -> list:
+    """The values of a field a filter matches as an array (one value on its own counts as one)."""
+    if value is None:
+        return []
+    return [_code(v) for v in value] if isinstance(value, (list, tuple)) else [_code(value)]
+
+
+def _when(value):
+    """A date column's value (anything but a date sorts last, as a missing one does)."""
+    return value if isinstance(value, dt.datetime) else None
+
+
+# The report list's columns: its two filters and its order (newest first).
+REPORT_COLUMNS = {
+    "case_id": Column("code", lambda r: _code(r.get("case_id"))),
+    "province": Column("code", lambda r: _code((r.get("detention") or {}).get("province"))),
+    "created_at": Column("number", lambda r: _when(r.get("created_at"))),
+}
+# The audit trail's: who, what kind of action (none recorded: a read), the case an entry is about
+# or the cases a write touched, reads out of assignment, and when.
+AUDIT_COLUMNS = {
+    "user_id": Column("code", lambda e: _code(e.get("user_id"))),
+    "action": Column("code", lambda e: _code(e.get("action"))),
+    "case_id": Column("code", lambda e: _code(e.get("case_id"))),
+    "case_ids": Column("multi", lambda e: _codes(e.get("case_ids"))),
+    "out_of_assignment": Column("bool", lambda e: e.get("out_of_assignment") is True),
+    "at": Column("number", lambda e: _when(e.get("at"))),
+}
 
 
 class IntakeStore:
@@ -24,6 +61,8 @@ class IntakeStore:
     def __init__(self, db: Database):
         self.db = db
         self.reports = db["reports"]
+        # Each report stored or changed, by _id, after the write: the report list's columns follow it.
+        self.reports_journal = ChangeJournal(db["reports_journal"])
         self.persons = db["persons"]
         self.audit = db["audit"]
         self.merges = db["merges"]
@@ -73,8 +112,28 @@ class IntakeStore:
             return known["case_id"], not (report_id and known.get("claimed_by") == report_id)
 
     def insert_report(self, doc: dict) -> None:
-        """Store a report together with its outbox: one document write."""
+        """Store a report together with its outbox: one document write (then its journal entry)."""
         insert_with_outbox(self.reports, doc)
+        self._changed(doc["_id"])
+
+    def _changed(self, report_id: str) -> None:
+        """Journal a report written, after the write: a list that reads the entry reads this
+        state or a newer one. (Re-sealing under a key of its own, datakeys.migrate, changes no
+        field a list shows, so it is not journalled.)"""
+        self.reports_journal.append(report_id)
+
+    def report_index(self) -> ListIndex:
+        """This process's columns of the report list (filtered and counted in memory, rows read by _id)."""
+        return shared_index(("reports", id(self.db.client), self.db.name), lambda: ListIndex(
+            self.reports, REPORT_COLUMNS, order="created_at", journal=self.reports_journal,
+            projection={"case_id": 1, "detention.province": 1, "created_at": 1}))
+
+    def audit_index(self) -> ListIndex:
+        """This process's columns of the audit trail: entries are numbered (_id = position), so the
+        collection is its own journal; older entries without a position come from the load."""
+        return shared_index(("audit", id(self.db.client), self.db.name), lambda: ListIndex(
+            self.audit, AUDIT_COLUMNS, order="at", journal=None,
+            projection={"user_id": 1, "action": 1, "case_id": 1, "case_ids": 1, "out_of_assignment": 1, "at": 1}))
 
     def get_report(self, report_id: str) -> dict | None:
         """A stored report, or None."""
@@ -83,34 +142,34 @@ class IntakeStore:
     LIST_FIELDS = {"case_id": 1, "created_at": 1, "detention.province": 1}
 
     def page(self, *, case_id: str | None, province: str | None, page: int) -> tuple[list[dict], int]:
-        """One page of reports, newest first: report and case ids, when and the province, nothing
-        that could point to a person (lists are open to every caseworker, assigned or not)."""
-        query = {k: v for k, v in (("case_id", case_id), ("detention.province", province)) if v}
-        projection = self.LIST_FIELDS
-        total = self.reports.count_documents(query)
-        items = list(self.reports.find(query, projection).sort("created_at", DESCENDING)
-                     .skip((page - 1) * self.PAGE_SIZE).limit(self.PAGE_SIZE))
-        return items, total
+        """One page of reports, newest first (then by _id, larger first): report and case ids, when
+        and the province, nothing that could point to a person (lists are open to every caseworker,
+        assigned or not). Filtered and counted from the columns; the page's reports read by _id."""
+        equal = {k: v for k, v in (("case_id", case_id), ("province", province)) if v}
+        ids, total = self.report_index().current().select(equal=equal, offset=(page - 1) * self.PAGE_SIZE,
+                                                          limit=self.PAGE_SIZE)
+        return read_in_order(self.reports, ids, self.LIST_FIELDS), total
 
     def audit_page(self, *, case_id: str | None, user_id: str | None, page: int, action: str | None = None,
                    out_of_assignment: bool = False) -> tuple[list[dict], int]:
         """One page of the audit trail, newest first. `action`: "read" (entries from before
         `action` was recorded are reads), "write" (any write: WRITE_ACTIONS), or one action."""
-        query: dict = {"user_id": user_id} if user_id else {}
+        equal: dict = {"user_id": user_id} if user_id else {}
+        among, not_among, holding = {}, {}, {}
         if case_id:  # the case an entry is about, or one of the cases a write touched (a merge: both)
-            query["$or"] = [{"case_id": case_id}, {"case_ids": case_id}]
-        if action == "read":
-            query["action"] = {"$nin": list(WRITE_ACTIONS)}
+            holding[("case_id", "case_ids")] = case_id
+        if action == "read":  # no action recorded is a read too
+            not_among["action"] = WRITE_ACTIONS
         elif action == "write":
-            query["action"] = {"$in": list(WRITE_ACTIONS)}
+            among["action"] = WRITE_ACTIONS
         elif action:
-            query["action"] = action
+            equal["action"] = action
         if out_of_assignment:
-            query["out_of_assignment"] = True
-        total = self.audit.count_documents(query)
-        items = list(self.audit.find(query, {"_id": 0, "prev": 0, "mac": 0}).sort("at", DESCENDING)
-                     .skip((page - 1) * self.PAGE_SIZE).limit(self.PAGE_SIZE))
-        return items, total
+            equal["out_of_assignment"] = True
+        ids, total = self.audit_index().current().select(
+            equal=equal, among=among, not_among=not_among, holding=holding, offset=(page - 1) * self.PAGE_SIZE,
+            limit=self.PAGE_SIZE)
+        return read_in_order(self.audit, ids, {"_id": 0, "prev": 0, "mac": 0}), total
 
     @staticmethod
     def near_bucket_ids(birth_year: int | None, province: str | None) -> list[str]:
@@ -172,6 +231,7 @@ class IntakeStore:
         for report in moved:
             self.reports.update_one({"_id": report["_id"]},
                                     {"$set": {"case_id": into_case_id, "moved_from_case_id": case_id}})
+            self._changed(report["_id"])
             if report.get("person_key"):
                 self.persons.update_one({"_id": report["person_key"]}, {"$set": {"case_id": into_case_id}})
         return len(moved)
@@ -298,6 +358,7 @@ class IntakeStore:
         index, the name's letter pairs, the submission fingerprint): each could confirm a guess."""
         self.reports.update_one({"_id": report_id}, {"$set": {"sealed": None, "erased_at": now},
                                                      "$unset": {"person_key": "", "name_grams": "", "submission": ""}})
+        self._changed(report_id)
 
     def forget_persons(self, case_ids: list[str], person_keys: list[str]) -> None:
         """Drop the person index entries of these cases and these blind-index values."""

@@ -126,9 +126,8 @@ def users(settings, mongo, intake_app):
     return made
 
 
-@pytest.fixture(scope="session")
-def tokens(users, intake_app):
-    """A bearer token per role, obtained through the real login route."""
+def bearer_tokens(intake_app, users: dict) -> dict:
+    """A bearer token per role ({role: username}), obtained through intake's real login route."""
     client = intake_app.test_client()
     out = {}
     for role, name in users.items():
@@ -136,6 +135,12 @@ def tokens(users, intake_app):
         assert res.status_code == 200, res.get_json()
         out[role] = {"Authorization": f"Bearer {res.get_json()['access_token']}"}
     return out
+
+
+@pytest.fixture(scope="session")
+def tokens(users, intake_app):
+    """A bearer token per role, obtained through the real login route."""
+    return bearer_tokens(intake_app, users)
 
 
 @pytest.fixture(scope="session")
