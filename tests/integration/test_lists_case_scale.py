@@ -27,6 +27,7 @@ from services.case import domain
 from services.case.store import CaseStore
 from shared.aggregates import version_id
 from tests.integration.conftest import PASSWORD
+from tests.integration.test_reporting_scale import DocumentsRead
 from tests.integration import test_event_flow
 from tests.support import page_login, synthetic_report, wait_for
 
@@ -47,7 +48,7 @@ FILTERS = [(None, None, None), ("detained", None, None), ("reported", None, None
            ("reported", "Jilin", True), (None, "Nowhere", None)]
 
 
-class ServerReads(monitoring.CommandListener):
+class ServerReads(DocumentsRead):
     """The documents the database reads for each thread's requests (a request), on the given
     databases. FerretDB 1.24 on SQLite finds a document by a plain `_id` from its index and reads
     the whole collection for any other query (a filter, a sort, a count, an aggregation), so a read
@@ -55,14 +56,12 @@ class ServerReads(monitoring.CommandListener):
     big as `sizes` says, else a million): a list that filters or counts in the database cannot
     pass for a cheap one by returning only a page."""
 
-    QUERIES = ("find", "aggregate", "count", "countDocuments", "distinct", "getMore")
+    QUERIES = ("find", "aggregate", "count", "distinct", "getMore")
 
     def __init__(self, databases: set[str], sizes: dict[str, int]):
+        super().__init__(database="")
         self.databases, self.sizes = databases, sizes
-        self.counts: dict[int, int] = {}
         self.scans: dict[int, list[str]] = {}
-        self._asked: dict[int, tuple[str, str, bool]] = {}
-        self.on = False
 
     def started(self, event):
         if not (self.on and event.database_name in self.databases and event.command_name in self.QUERIES):
@@ -72,10 +71,10 @@ class ServerReads(monitoring.CommandListener):
         by_id = (event.command_name == "getMore"
                  or (event.command_name == "find" and list(found) == ["_id"] and not isinstance(found["_id"], dict)
                      and not command.get("sort") and not command.get("skip")))
-        self._asked[event.request_id] = (event.command_name, str(command.get(event.command_name)), by_id)
+        self._names[event.request_id] = (event.command_name, str(command.get(event.command_name)), by_id)
 
     def succeeded(self, event):
-        asked = self._asked.pop(event.request_id, None)
+        asked = self._names.pop(event.request_id, None)
         if asked is None:
             return
         name, collection, by_id = asked
@@ -88,19 +87,10 @@ class ServerReads(monitoring.CommandListener):
             self.scans.setdefault(key, []).append(f"{name} {collection}")
         self.counts[key] = self.counts.get(key, 0) + read
 
-    def failed(self, event):
-        self._asked.pop(event.request_id, None)
-
     def reading(self, call):
         """(documents the database read for `call()`, its result)."""
-        key = threading.get_ident()
-        self.counts[key], self.scans[key] = 0, []
-        self.on = True
-        try:
-            result = call()
-        finally:
-            self.on = False
-        return self.counts.get(key, 0), result
+        self.scans[threading.get_ident()] = []
+        return super().reading(call)
 
 
 def _path_to(status: str) -> list[str]:
