@@ -287,3 +287,19 @@ def test_appeals_and_requests_answer_every_filter_and_page_without_reading_every
     times = sorted(t * 1000 for lister in listers for t in lister.times)
     print(f"\nadvocacy lists at {APPEALS} appeals and {REQUESTS} requests: {len(times)} requests (API and pages), "
           f"median {statistics.median(times):.0f} ms, p95 {times[int(len(times) * 0.95) - 1]:.0f} ms")
+
+
+def test_a_page_that_is_not_a_page_number_is_refused_clearly(watched, tokens, users):
+    """`page` below 1 or not a number: a 422 naming the field (API), the message next to the form (pages)."""
+    (app, _), _listener = watched
+    api, web = app.test_client(), app.test_client()
+    for path in ("/api/v1/appeals", "/api/v1/unhcr-access-requests"):
+        for page in ("0", "two"):
+            res = api.get(path, headers=tokens["analyst"], query_string={"page": page})
+            assert res.status_code == 422 and list(res.get_json()["error"]["fields"]) == ["page"], res.get_json()
+    page_login(web, users["analyst"], PASSWORD, next_path="/appeals")
+    html = web.get("/appeals?page=0&status=draft").get_data(as_text=True)
+    assert "Page: Must be greater than or equal to 1" in html and 'rel="next"' not in html
+    page_login(web, users["analyst"], PASSWORD, lang="ko", next_path="/requests")
+    res = web.get("/requests?page=two")
+    assert res.status_code == 422 and "페이지: " in res.get_data(as_text=True)
