@@ -216,7 +216,7 @@ class Lister:
         assert res.status_code == 200
         html = res.get_data(as_text=True)
         total = int(re.search(r"<p>(\d+) cases</p>", html).group(1))
-        return read, re.findall(r'<a href="/cases/([0-9a-f-]{36})">', html), total
+        return read, re.findall(r'<a href="/cases/([^"/?]+)">', html), total
 
     def check(self, cases, status=None, province=None, imminent=None, pages=None, web=True) -> list[str]:
         """Every page asked (default: first, middle, last) equals the independent filter and sort, each
