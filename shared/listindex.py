@@ -144,18 +144,22 @@ class ListIndex:
     on, newest (largest) first, the same value by `_id`, larger first (the same order in every
     process); `projection`: the fields to read when loading or following (enough for every
     column's `get`); `journal`: the ChangeJournal of the collection, or None for a collection whose
-    `_id`s are positions (followed as its own journal)."""
+    `_id`s are positions (followed as its own journal); `written` (with no journal): the last
+    position known written, read when the next is missing: one missing below it was deleted (the
+    audit trail tampered with) and is passed over, else the list would stop there."""
 
     def __init__(self, collection: Collection, columns: dict[str, Column], *, order: str,
-                 projection: dict, journal: ChangeJournal | None):
+                 projection: dict, journal: ChangeJournal | None, written: Callable[[], int] | None = None):
         self.collection = collection
         self.columns = columns
         self.order = order
         self.projection = projection
         self.journal = journal
+        self.written = written
         self._lock = threading.RLock()
         self._loaded = False
         self._position = 0
+        self._passed = 0  # the last written position a gap was passed for
         self._reset()
 
     def _reset(self) -> None:
@@ -253,6 +257,8 @@ class ListIndex:
             if self.journal is None:
                 doc = self.collection.find_one({"_id": following}, self.projection)
                 if doc is None:
+                    if self._past_gap():
+                        continue
                     return
                 self._put(doc["_id"], doc)
             else:
@@ -261,6 +267,25 @@ class ListIndex:
                     return
                 self._put(entry["id"], self.collection.find_one({"_id": entry["id"]}, self.projection))
             self._position += 1
+
+    def _past_gap(self) -> bool:
+        """With no journal: the next position is missing; if one after it was written before (so
+        the next was deleted), read every position stored after ours (a scan, once per last
+        written position seen: only after a deletion). True if the list went on past the gap."""
+        last = self.written() if self.written is not None else 0
+        if last <= self._position or last == self._passed:
+            return False
+        if self.collection.find_one({"_id": position_id(self._position + 1)}, {"_id": 1}) is not None:
+            return True  # stored between the two reads: no gap
+        self._passed = last
+        log.warning("%s: position %d is missing below %d; reading past it", self.collection.name,
+                    self._position + 1, last)
+        before = self._position
+        for doc in self.collection.find({"_id": {"$gt": position_id(self._position)}}, self.projection):
+            if isinstance(doc["_id"], str) and doc["_id"].isdigit():
+                self._put(doc["_id"], doc)
+                self._position = max(self._position, int(doc["_id"]))
+        return self._position > before
 
     def current(self) -> "ListIndex":
         """Load once, then follow what was stored since (one read by `_id` when nothing was)."""

@@ -10,7 +10,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.aggregates import Conflict, VersionedStore
-from shared.audit import AuditTrail, audit_trail
+from shared.audit import HEAD_ID, AuditTrail, audit_trail
 from shared.audit_events import WRITE_ACTIONS
 from shared.bus import insert_with_outbox
 from shared.listindex import ChangeJournal, Column, ListIndex, read_in_order, shared_index
@@ -130,10 +130,16 @@ class IntakeStore:
 
     def audit_index(self) -> ListIndex:
         """This process's columns of the audit trail: entries are numbered (_id = position), so the
-        collection is its own journal; older entries without a position come from the load."""
+        collection is its own journal; older entries without a position come from the load. An
+        entry deleted before this process followed it is passed over (the head says what was written)."""
         return shared_index(("audit", id(self.db.client), self.db.name), lambda: ListIndex(
-            self.audit, AUDIT_COLUMNS, order="at", journal=None,
+            self.audit, AUDIT_COLUMNS, order="at", journal=None, written=self.audit_written,
             projection={"user_id": 1, "action": 1, "case_id": 1, "case_ids": 1, "out_of_assignment": 1, "at": 1}))
+
+    def audit_written(self) -> int:
+        """The last position of the audit trail known written (its hint `audit_head`; 0 if none)."""
+        seq = (self.db["audit_head"].find_one({"_id": HEAD_ID}, {"seq": 1}) or {}).get("seq")
+        return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
 
     def get_report(self, report_id: str) -> dict | None:
         """A stored report, or None."""

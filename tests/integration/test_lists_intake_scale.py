@@ -267,3 +267,21 @@ def test_the_audit_trail_reads_a_page_not_every_entry_and_shows_what_a_sort_of_t
     assert db["audit"].find_one({"_id": entry_id(ENTRIES + 1)})["report_id"] is not None
     reader = db["audit"].find_one({"report_id": filed["report_id"]})["user_id"]
     check_audit(client, listener, db, admin, [*filters, {"case_id": filed["case_id"]}, {"user_id": reader}])
+
+
+def test_an_audit_entry_deleted_before_the_list_followed_it_does_not_stop_the_list(watched):
+    """Someone deletes the newest entry from the database before this process's list read it: the
+    entries written after it still show (the chain's verification reports the deletion)."""
+    db, listener, app = watched["db"], watched["listener"], watched["app"]
+    admin, caseworker = watched["tokens"]["admin"], watched["tokens"]["caseworker"]
+    client = app.test_client()
+    filed = client.post("/api/v1/reports", json=synthetic_report(), headers=caseworker).get_json()
+    assert audit_api(client, listener, admin, case_id=filed["case_id"])[2] == 0
+    for reason in ("to be deleted", "after the deletion"):
+        assert client.get(f"/api/v1/reports/{filed['report_id']}", query_string={"reason": reason},
+                          headers=caseworker).status_code == 200
+        if reason == "to be deleted":
+            assert db["audit"].delete_one({"report_id": filed["report_id"], "reason": reason}).deleted_count == 1
+    read, items, total = audit_api(client, listener, admin, case_id=filed["case_id"])
+    assert ([report_id for report_id, _ in items], total) == ([filed["report_id"]], 1)
+    assert listener.reading(lambda: client.get("/api/v1/audit", headers=admin))[0] < FEW  # passed over once

@@ -364,3 +364,50 @@ def test_threads_asking_while_another_writes_get_whole_answers():
         sys.setswitchinterval(switching)
     assert failures == [] and len(answers) >= 100
     assert index.current().select(equal={"status": "open"})[0] == expected(things, "open")
+
+
+class PositionsCollection(FakeCollection):
+    """A collection of positions that also answers `{"_id": {"$gt": ...}}` (a scan)."""
+
+    def __init__(self):
+        super().__init__("audit")
+        self.scans = 0
+
+    def find(self, query, projection=None, batch_size=None):
+        if query == {}:
+            return super().find(query, projection)
+        self.scans += 1
+        after = query["_id"]["$gt"]
+        return [self._project(d, projection) for i, d in list(self.docs.items()) if isinstance(i, str) and i > after]
+
+
+def test_a_deleted_position_is_passed_over_once_a_later_one_is_known_written():
+    """An entry deleted before a process followed it (the audit trail tampered with) must not
+    stop its list: the trail's head says a later position was written."""
+    entries, head = PositionsCollection(), {"seq": 0}
+
+    def write(n):
+        entries.docs[position_id(n)] = {"_id": position_id(n), "status": "open", "created_at": T0 + dt.timedelta(minutes=n)}
+        head["seq"] = max(head["seq"], n)
+
+    for n in range(1, 4):
+        write(n)
+    index = ListIndex(entries, COLUMNS, order="created_at", projection=PROJECTION, journal=None,
+                      written=lambda: head["seq"]).current()
+    write(4)
+    write(5)
+    del entries.docs[position_id(4)]
+    assert index.current().select() == (expected(entries), 4)
+    write(6)
+    entries.reads = 0
+    assert index.current().select() == (expected(entries), 5)
+    assert entries.scans == 1 and entries.reads == 2  # following on: one read per entry and one for the next
+    entries.reads = 0
+    index.current()
+    assert entries.reads == 1 and entries.scans == 1
+
+    head["seq"] = 10 ** 9  # a hint raised by hand: one scan, then the list follows on as before
+    index.current()
+    index.current()
+    write(7)
+    assert index.current().select() == (expected(entries), 6) and entries.scans == 2
