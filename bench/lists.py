@@ -21,8 +21,8 @@ document by _id from the same database and /healthz of the same service:
   imminent) and random pages, and its deepest page (the last one unfiltered);
 - intake's report list page (/reports; it has no list API) and audit trail, API (GET /api/v1/audit)
   and page (/audit), random filters and pages, and the deepest page of each;
-- advocacy's appeals and UNHCR-access requests, API and page, random filters (they have no pages:
-  the 500 newest);
+- advocacy's appeals and UNHCR-access requests, API and page, random filters, their first page
+  (until issue 12 these lists had no pages: the 500 newest);
 
 and the resident memory of each web service and consumer.
 
