@@ -4,6 +4,8 @@ is ready, stop it cleanly.
     python -m infra.stack run      start everything with honcho in the foreground (Ctrl-C stops)
     python -m infra.stack stop     stop a stack left running by `run`
     python -m infra.stack install  fetch Kafka and build FerretDB only
+    python -m infra.stack run --brokers 3 --instances 2
+                                   a three-broker cluster (replication 3), two of every consumer and relay
 
 `Stack` is also what the end-to-end tests use: the same Procfile lines, each its own process
 group, so that a test can stop, kill or restart any one of them.
@@ -40,6 +42,41 @@ def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
         name, _, command = line.partition(":")
         procs[name.strip()] = command.strip()
     return procs
+
+
+CONSUMERS_AND_RELAYS = re.compile(r"-(consumer|relay)$")
+
+
+def cluster_env(brokers: int, host: str = "127.0.0.1", first_port: int = 9092) -> dict[str, str]:
+    """The settings of a cluster of `brokers` combined broker+controller nodes on one machine: node
+    i's client port is first_port + 2(i-1), its controller's the next; every client is given
+    every node, and topics get min(3, brokers) replicas."""
+    ports = [first_port + 2 * i for i in range(brokers)]
+    return {"NRW_KAFKA_BOOTSTRAP": ",".join(f"{host}:{p}" for p in ports),
+            "NRW_KAFKA_QUORUM": ",".join(f"{i + 1}@{host}:{p + 1}" for i, p in enumerate(ports)),
+            "NRW_TOPIC_REPLICATION": str(min(3, brokers))}
+
+
+def scaled_procfile(target: Path, env: dict[str, str], instances: int = 1, source: Path = PROCFILE) -> Path:
+    """A Procfile like `source`, with one Kafka line per node of NRW_KAFKA_QUORUM (kafka-1, ...)
+    and `instances` of every consumer and relay (case-consumer-1, case-consumer-2, ...): the same
+    commands, so the same processes as one node runs, only more of them."""
+    lines = ["# Written by infra/stack.py (scaled_procfile) from infra/Procfile."]
+    quorum = [v for v in env.get("NRW_KAFKA_QUORUM", "").split(",") if v]
+    addresses = env.get("NRW_KAFKA_BOOTSTRAP", "").split(",")
+    for name, command in read_procfile(source).items():
+        if name == "kafka" and quorum:
+            for voter, address in zip(quorum, addresses):
+                node, _, controller = voter.partition("@")
+                lines.append(f"kafka-{node}: env NRW_KAFKA_NODE_ID={node} NRW_KAFKA_NODE_ADDRESS={address} "
+                             f"NRW_KAFKA_CONTROLLER_PORT={controller.rpartition(':')[2]} {command}")
+        elif instances > 1 and CONSUMERS_AND_RELAYS.search(name):
+            lines += [f"{name}-{i}: {command}" for i in range(1, instances + 1)]
+        else:
+            lines.append(f"{name}: {command}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n")
+    return target
 
 
 def stack_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
@@ -181,8 +218,8 @@ class Stack:
                 return predicate()
             return check
 
-        wait_until(unless_stopped(lambda: port_open(self.env.get("NRW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))),
-                   timeout_s, "Kafka")
+        for address in self.env.get("NRW_KAFKA_BOOTSTRAP", "127.0.0.1:9092").split(","):
+            wait_until(unless_stopped(lambda address=address: port_open(address)), timeout_s, f"Kafka at {address}")
         wait_until(unless_stopped(lambda: port_open(self.env.get("NRW_MONGO_URI", "127.0.0.1:27017"))),
                    timeout_s, "FerretDB")
         subprocess.run([sys.executable, "-m", "shared.topics"], cwd=ROOT, env=self.env, check=True,
@@ -208,9 +245,12 @@ def _bootstrap_admin(env: dict[str, str]) -> str | None:
 
 def run(args) -> int:
     """`make run`: install, start everything under honcho, print where to go, stop on Ctrl-C."""
-    env = stack_env()
+    env = stack_env(cluster_env(args.brokers) if args.brokers > 1 else None)
     install(env)
     var = prepare_var(env)
+    procfile = PROCFILE
+    if args.brokers > 1 or args.instances > 1:
+        procfile = scaled_procfile(var / "run" / "Procfile", env, args.instances)
     pidfile = var / "run" / "stack.pid"
     if pidfile.exists():
         try:
@@ -222,12 +262,12 @@ def run(args) -> int:
     print("nrw: starting Kafka, FerretDB, four web services, their consumers and relays...")
     started = time.monotonic()
     style = "--no-prefix" if args.quiet else "--no-colour"
-    honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", str(PROCFILE), "-d", str(ROOT), style],
+    honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", str(procfile), "-d", str(ROOT), style],
                               cwd=ROOT, env=env)
     pidfile.write_text(str(honcho.pid))
     try:
         try:
-            Stack().wait_ready(timeout_s=args.timeout, alive=lambda: honcho.poll() is None)
+            Stack(env, procfile).wait_ready(timeout_s=args.timeout, alive=lambda: honcho.poll() is None)
         except StackStopped:
             print("nrw: stopped before it was ready", file=sys.stderr)
             return honcho.wait()
@@ -305,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="install what is missing, start everything, wait until ready")
     p_run.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness (default 180)")
     p_run.add_argument("--quiet", action="store_true", help="no process-name prefixes in the output")
+    p_run.add_argument("--brokers", type=int, default=1,
+                       help="Kafka nodes (KRaft, each broker and controller; 3: replication 3, min.insync.replicas 2)")
+    p_run.add_argument("--instances", type=int, default=1, help="processes of every consumer and relay (default 1)")
     p_run.set_defaults(func=run)
     p_stop = sub.add_parser("stop", help="stop a stack started by `run`")
     p_stop.add_argument("--timeout", type=float, default=30, help="seconds to wait (default 30)")

@@ -85,6 +85,7 @@ class Settings:
     login_attempts_per_minute: int = 20
     blind_index_key: str | None = None
     topic_partitions: int = 3
+    topic_replication: int = 1  # NRW_TOPIC_REPLICATION: 1 on one broker, 3 on a three-broker cluster
     relay_interval_seconds: float = 1.0
     relay_grace_seconds: float = 3.0
     session_idle_minutes: float = 30.0
@@ -127,6 +128,7 @@ class Settings:
             login_attempts_per_minute=int(_env("LOGIN_ATTEMPTS_PER_MINUTE", str(cls.login_attempts_per_minute))),
             blind_index_key=_env("BLIND_INDEX_KEY"),
             topic_partitions=int(_env("TOPIC_PARTITIONS", str(cls.topic_partitions))),
+            topic_replication=int(_env("TOPIC_REPLICATION", str(cls.topic_replication))),
             relay_interval_seconds=float(_env("RELAY_INTERVAL_SECONDS", "1.0")),
             relay_grace_seconds=float(_env("RELAY_GRACE_SECONDS", "3.0")),
             session_idle_minutes=float(_env("SESSION_IDLE_MINUTES", str(cls.session_idle_minutes))),
@@ -135,6 +137,12 @@ class Settings:
             service_urls=urls,
             var_dir=Path(_env("VAR", str(ROOT / "var"))),
         )
+
+    @property
+    def topic_min_insync(self) -> int:
+        """min.insync.replicas of every topic: 2 of 3 replicas (a write acknowledged with acks=all
+        is on two brokers, and one broker may be down), 1 with fewer than 3."""
+        return 2 if self.topic_replication >= 3 else 1
 
     def url_of(self, service: str) -> str:
         """Where a service's web process answers (configured, else the local default port)."""

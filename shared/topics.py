@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
                        f"is it running at {settings.kafka_bootstrap}, with the admin password of this secrets folder?\n")
     kept = [t for t in all_topics() if t not in created]
     for topic in created:
-        print(f"topics: created {topic} ({settings.topic_partitions} partitions)")
+        print(f"topics: created {topic} ({settings.topic_partitions} partitions, {settings.topic_replication} replicas, "
+              f"min.insync.replicas {settings.topic_min_insync})")
     if kept:
         print(f"topics: {len(kept)} already present")
     if settings.kafka_security_protocol.upper().startswith("SASL_"):

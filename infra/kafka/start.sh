@@ -17,6 +17,15 @@
 # docker-compose.yml runs this same script in the apache/kafka image: NRW_KAFKA_HOME names the
 # image's Kafka (its jars, nothing to fetch), NRW_KAFKA_LISTEN_HOST the address to bind, and
 # NRW_KAFKA_DATA / NRW_KAFKA_CONF where the data and this generated configuration go.
+#
+# A cluster on one machine (or one node of a cluster anywhere): NRW_KAFKA_QUORUM lists every
+# controller as id@host:port (controller.quorum.voters, e.g. three combined broker+controller
+# nodes), NRW_KAFKA_NODE_ID says which one this is, and NRW_KAFKA_NODE_ADDRESS is its own client
+# address (host:port; NRW_KAFKA_BOOTSTRAP may then list every node). Each node keeps its data and
+# configuration under $NRW_VAR/kafka/node-<id>; all are formatted with the same cluster id (made
+# once, $NRW_VAR/kafka/cluster.id, or NRW_KAFKA_CLUSTER_ID) and the same SCRAM logins and ACL
+# authoriser as the single node. Internal topics (consumer offsets) get NRW_TOPIC_REPLICATION
+# replicas, as the system's topics do (shared/topics.py), with min.insync.replicas 2 of 3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -30,12 +39,25 @@ else
   libs="$root/.cache/kafka/libs"
 fi
 bootstrap="${NRW_KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
-port="${bootstrap##*:}"
-host="${bootstrap%:*}"
+address="${NRW_KAFKA_NODE_ADDRESS:-${bootstrap%%,*}}"
+port="${address##*:}"
+host="${address%:*}"
 bind="${NRW_KAFKA_LISTEN_HOST:-$host}"
 controller_port="${NRW_KAFKA_CONTROLLER_PORT:-$((port + 1))}"
-data="${NRW_KAFKA_DATA:-$var/kafka/data}"
-conf="${NRW_KAFKA_CONF:-$var/kafka}"
+node_id="${NRW_KAFKA_NODE_ID:-1}"
+quorum="${NRW_KAFKA_QUORUM:-}"
+replication="${NRW_TOPIC_REPLICATION:-1}"
+min_isr=1
+if [ "$replication" -ge 3 ]; then min_isr=2; fi
+if [ -n "$quorum" ]; then
+  data="${NRW_KAFKA_DATA:-$var/kafka/node-$node_id/data}"
+  conf="${NRW_KAFKA_CONF:-$var/kafka/node-$node_id}"
+  quorum_setting="controller.quorum.voters=$quorum"
+else
+  data="${NRW_KAFKA_DATA:-$var/kafka/data}"
+  conf="${NRW_KAFKA_CONF:-$var/kafka}"
+  quorum_setting="controller.quorum.bootstrap.servers=$host:$controller_port"
+fi
 props="$conf/server.properties"
 mkdir -p "$data" "$conf"
 # One more listener, same logins, for clients outside the broker's network (the compose tier's
@@ -58,8 +80,8 @@ controller_password=$(cat "$secrets/kafka-controller.password")
 admin_password=$(cat "$secrets/kafka-admin.password")
 cat > "$props" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=$host:$controller_port
+node.id=$node_id
+$quorum_setting
 listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
@@ -80,12 +102,14 @@ allow.everyone.if.no.acl.found=false
 log.dirs=$data
 num.partitions=3
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$replication
 offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+default.replication.factor=$replication
+min.insync.replicas=$min_isr
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replication
+share.coordinator.state.topic.min.isr=$min_isr
 group.initial.rebalance.delay.ms=0
 log.retention.hours=-1
 PROPS
@@ -107,7 +131,22 @@ if [ -e "$data/meta.properties" ] && [ ! -e "$data/nrw-scram" ]; then
   exit 1
 fi
 if [ ! -e "$data/meta.properties" ]; then
-  cluster_id=$(java -cp "${cp[*]}" "${java_opts[@]}" kafka.tools.StorageTool random-uuid)
+  if [ -z "$quorum" ]; then
+    cluster_id=$(java -cp "${cp[*]}" "${java_opts[@]}" kafka.tools.StorageTool random-uuid)
+    standalone="--standalone"
+  else
+    # Every node of the cluster is formatted with one cluster id: the first node to start makes
+    # it (noclobber: one writer wins), the others read it.
+    cluster_id="${NRW_KAFKA_CLUSTER_ID:-}"
+    if [ -z "$cluster_id" ]; then
+      id_file="$var/kafka/cluster.id"
+      candidate=$(java -cp "${cp[*]}" "${java_opts[@]}" kafka.tools.StorageTool random-uuid)
+      (set -C; echo "$candidate" > "$id_file.$node_id" && ln "$id_file.$node_id" "$id_file") 2>/dev/null || true
+      rm -f "$id_file.$node_id"
+      cluster_id=$(cat "$id_file")
+    fi
+    standalone=""
+  fi
   echo "kafka: formatting $data (cluster $cluster_id)"
   # The main class and its arguments come from a 0600 file (the java launcher reads it), so the
   # two passwords never show in the process list.
@@ -116,7 +155,7 @@ if [ ! -e "$data/meta.properties" ]; then
   cat > "$args" <<ARGS
 kafka.tools.StorageTool
 format
---standalone
+$standalone
 -t
 $cluster_id
 -c

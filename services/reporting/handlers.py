@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections import OrderedDict
 
-from shared.bus import Publisher, applied, mark_applied
+from shared.bus import Publisher, RetryLater, applied, mark_applied
 
 from services.reporting import domain, figures, recommendations, snapshots
 from services.reporting.recommendation_store import RecommendationStore
@@ -26,8 +26,9 @@ def on_event(event: dict, *, store: ReportingStore) -> None:
 
 
 class RecordCache:
-    """The records the consumer wrote last, so that a case's next events need no read (the
-    consumer is the records' only writer). Bounded; emptied when the records in use change.
+    """The records the consumer wrote last, so that a case's next events need no read. Bounded;
+    emptied when the records in use change, and when a write finds that another consumer instance
+    changed a record (`forget`): what it remembers is then read again.
 
     With `track_ids`, it also knows which cases have a record at all (their ids, read once when
     it meets a collection): a case met for the first time then costs no read either, where a
@@ -50,6 +51,11 @@ class RecordCache:
         missing = [c for c in case_ids if c not in known and (self.ids is None or c in self.ids)]
         return {**known, **store.get_many(missing)}
 
+    def forget(self) -> None:
+        """Remember nothing: the next take reads the records (and the ids) again."""
+        self._records.clear()
+        self.collection = self.ids = None
+
     def new_ids(self, case_ids) -> set[str]:
         """Of these cases, those known to have no record stored yet (none unless it tracks ids)."""
         return set() if self.ids is None else {c for c in case_ids if c not in self.ids}
@@ -68,10 +74,16 @@ class RecordCache:
 def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | None = None) -> int:
     """Apply a batch of events (each partition's in order) to their cases' records: one read of
     each record the batch touches, one write of those it changed. An event a record already has
-    is skipped, so a batch delivered again changes nothing. Returns how many records changed."""
+    is skipped, so a batch delivered again changes nothing. Returns how many records changed.
+
+    Safe with several consumer instances, whatever partitions each gets: a record is stored only
+    over the version it was made from (store.save_many); if another instance stored a newer one
+    first, the cache is emptied and RetryLater has the batch delivered again, to be applied to
+    what is stored (its events already there are skipped)."""
     store = store.pinned()
     cache = cache or RecordCache(size=0)
     records = cache.take(store, {e["case_id"] for e in events})
+    base = {case_id: (record or {}).get("rev") for case_id, record in records.items()}
     changed: dict[str, dict] = {}
     for event in events:
         record = records.get(event["case_id"])
@@ -79,7 +91,12 @@ def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | 
             continue
         records[event["case_id"]] = changed[event["case_id"]] = mark_applied(domain.apply_event(record, event),
                                                                                  event["event_id"])
-    store.save_many(list(changed.values()), new_ids=cache.new_ids(changed))
+    for case_id, record in changed.items():
+        record["rev"] = (base.get(case_id) or 0) + 1
+    refused = store.save_many(list(changed.values()), new_ids=cache.new_ids(changed))
+    if refused:
+        cache.forget()
+        raise RetryLater(f"{len(refused)} records were changed by another consumer instance; applying again")
     cache.keep(list(changed.values()))
     return len(changed)
 

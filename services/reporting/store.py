@@ -27,6 +27,12 @@ JOURNAL_KEPT = 4000  # entries kept; a reader further behind loads every record 
 WRITE_CHUNK = 50
 
 
+def previous_rev(record: dict) -> int | None:
+    """The rev of the version a record was made from (None: a record stored before revs, or none)."""
+    rev = record.get("rev")
+    return rev - 1 if isinstance(rev, int) and rev > 1 else None
+
+
 def entry_id(seq: int) -> str:
     """A journal entry's _id: its number as fixed-width text (FerretDB on SQLite finds a document
     by a text _id from its index, but reads the whole collection for a number)."""
@@ -93,30 +99,70 @@ class ReportingStore:
                 found[case_id] = record
         return found
 
-    def save_many(self, records: list[dict], new_ids: set[str] | frozenset = frozenset()) -> None:
-        """Store changed records (the consumer is their only writer): first the journal entry
-        readers follow, then the records. A crash between the two leaves an entry for records
-        not written; the events are delivered again, so the records follow and the entry was
-        only early. Records of `new_ids` (known to have none stored yet) are inserted, many at a
-        time (FerretDB inserts ten times faster than it replaces); one that exists after all
-        (a write a crash kept from being remembered) is replaced instead."""
+    def save_many(self, records: list[dict], new_ids: set[str] | frozenset = frozenset()) -> set[str]:
+        """Store changed records, each only over the version it was made from, and return the ids
+        of those that were not stored because another writer stored a newer version first (two
+        consumer instances: a partition moved between them, or a record remembered by one was
+        changed by the other). A record's `rev` counts its versions: one made from version n is
+        rev n+1 and replaces the stored record only where that is still rev n (a record stored
+        before revs has none: rev None); one of `new_ids` (known to have none stored yet) is
+        inserted, many at a time (FerretDB inserts ten times faster than it replaces), and
+        refused if one exists. The caller applies the events of refused records again from what
+        is stored (handlers.on_batch: RetryLater).
+
+        First the journal entry readers follow, then the records. A crash between the two leaves
+        an entry for records not written; the events are delivered again, so the records follow
+        and the entry was only early. Refused records were journalled too: the versions stored
+        are journalled again after them (a reader keeps the highest rev it has read of a record,
+        so that entry cannot undo a newer one)."""
         if not records:
-            return
+            return set()
         if self.journaling:
             self._write_journal(self.records_name, records)
         fresh = [r for r in records if r["_id"] in new_ids]
         known = [r for r in records if r["_id"] not in new_ids]
+        refused: set[str] = set()
         if fresh:
-            try:
-                self.records.insert_many(fresh, ordered=False)
-            except BulkWriteError as exc:
-                taken = {fresh[e["index"]]["_id"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000}
-                if len(taken) != len(exc.details.get("writeErrors", [])):
-                    raise
-                known += [r for r in fresh if r["_id"] in taken]
+            refused |= self._refused(fresh, lambda: self.records.insert_many(fresh, ordered=False))
         for i in range(0, len(known), WRITE_CHUNK):
-            self.records.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True)
-                                     for r in known[i:i + WRITE_CHUNK]], ordered=False)
+            refused |= self._replace(known[i:i + WRITE_CHUNK])
+        if refused and self.journaling:
+            self._write_journal(self.records_name, list(self.get_many(sorted(refused)).values()))
+        return refused
+
+    def _replace(self, chunk: list[dict]) -> set[str]:
+        """Replace each record where its previous version is stored; the ids refused. (No upsert:
+        FerretDB 1.24 answers a bulk whose upsert met a duplicate _id without nModified, which
+        pymongo cannot read. Where fewer matched than were sent, each record is looked at: not
+        stored, it is inserted; stored as another version than this one, it was refused.)"""
+        result = self.records.bulk_write([ReplaceOne({"_id": r["_id"], "rev": previous_rev(r)}, r) for r in chunk],
+                                         ordered=False)
+        if result.matched_count == len(chunk):
+            return set()
+        refused = set()
+        for record in chunk:
+            stored = self.records.find_one({"_id": record["_id"]}, {"rev": 1, "applied_event_ids": 1})
+            if stored is None:
+                try:
+                    self.records.insert_one(record)
+                except DuplicateKeyError:
+                    refused.add(record["_id"])
+            elif (stored.get("rev"), stored.get("applied_event_ids")) != (record.get("rev"), record.get("applied_event_ids")):
+                refused.add(record["_id"])
+        return refused
+
+    @staticmethod
+    def _refused(batch: list[dict], write) -> set[str]:
+        """The ids of `batch` that write() refused as duplicates (any other error is raised)."""
+        try:
+            write()
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            taken = {batch[e["index"]]["_id"] for e in errors if e.get("code") == 11000}
+            if len(taken) != len(errors):
+                raise
+            return taken
+        return set()
 
     def _write_journal(self, collection: str, records: list[dict], reset: bool = False) -> None:
         """Journal entries numbered 1, 2, ... (the last number in `meta`; entry_id), each with the changed
@@ -141,7 +187,7 @@ class ReportingStore:
     def all_records(self) -> list[dict]:
         """Every case's record, without the bookkeeping of applied events (a full read: for a
         rebuild's checks and tests; pages and the API count from `LivePopulation`)."""
-        return list(self.records.find({}, {"applied_event_ids": 0}))
+        return list(self.records.find({}, {"applied_event_ids": 0, "rev": 0}))
 
     def insert_snapshot(self, doc: dict) -> None:
         """A snapshot and its upr.snapshot_taken events: one write."""
@@ -184,15 +230,34 @@ class LivePopulation:
         self._collection: str | None = None
         self._seq = 0
         self._checked = 0.0
+        self._revs: dict[str, int] = {}  # each record's highest rev read (save_many)
 
     def _load(self) -> None:
         began = time.monotonic()
         meta = self.store.meta.find_one(JOURNAL_META)
         self._seq = meta["seq"] if meta else 0
         self._collection = self.store.records_name
-        self._population = Population(self.store.db[self._collection].find({}, {"applied_event_ids": 0}))
+        self._revs = {}
+        self._population = Population(self._noting_revs(self.store.db[self._collection].find({}, {"applied_event_ids": 0})))
         log.info("reporting records: %d loaded from %s in %.1f s (journal at %d)", len(self._population),
                  self._collection, time.monotonic() - began, self._seq)
+
+    def _noting_revs(self, records):
+        for record in records:
+            if isinstance(record.get("rev"), int):
+                self._revs[record["_id"]] = record["rev"]
+            yield record
+
+    def _put(self, record: dict) -> None:
+        """A record from the journal, unless a newer version of it was read already (an entry of
+        a writer that lost a race, or the stored version journalled after it while a newer one was
+        on its way)."""
+        rev = record.get("rev")
+        if isinstance(rev, int):
+            if rev < self._revs.get(record["_id"], 0):
+                return
+            self._revs[record["_id"]] = rev
+        self._population.put(record)
 
     def _follow(self) -> None:
         while True:
@@ -210,7 +275,7 @@ class LivePopulation:
                 self._load()
                 continue
             for record in entry["records"]:
-                self._population.put(record)
+                self._put(record)
             self._seq = entry["seq"]
 
     def get(self) -> Population:

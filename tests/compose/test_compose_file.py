@@ -66,6 +66,7 @@ SETTINGS_ENV = {
     "login_attempts_per_minute": ["NRW_LOGIN_ATTEMPTS_PER_MINUTE"],
     "blind_index_key": ["NRW_BLIND_INDEX_KEY"],
     "topic_partitions": ["NRW_TOPIC_PARTITIONS"],
+    "topic_replication": ["NRW_TOPIC_REPLICATION"],
     "relay_interval_seconds": ["NRW_RELAY_INTERVAL_SECONDS"],
     "relay_grace_seconds": ["NRW_RELAY_GRACE_SECONDS"],
     "session_idle_minutes": ["NRW_SESSION_IDLE_MINUTES"],
@@ -184,6 +185,7 @@ def test_settings_mirror_matches_shared_config(monkeypatch):
                "identifying_reads_per_hour": 9, "max_body_bytes": 12345, "max_json_depth": 7,
                "public_url": "https://nrw.example.org", "login_failures_before_lock": 4, "login_lock_seconds": 12.5,
                "login_attempts_per_minute": 11, "blind_index_key": "sample-index-key", "topic_partitions": 5,
+               "topic_replication": 3,
                "relay_interval_seconds": 0.25, "relay_grace_seconds": 0.75, "session_idle_minutes": 12.5,
                "appeal_due_hours": 6.0, "follow_up_days": 3, "var_dir": Path("/srv/sample")}
     for field, value in samples.items():

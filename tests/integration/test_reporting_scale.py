@@ -145,18 +145,24 @@ def test_figures_at_scale_equal_an_independent_count_and_no_request_reads_every_
     assert got["total"] == before + 1 and read < FEW
 
 
-def test_a_record_written_but_not_remembered_is_replaced_not_lost(settings, mongo):
+def test_a_record_written_but_not_remembered_is_refused_then_applied_again(settings, mongo):
     """The consumer inserts the records of cases it knows are new; one stored by a batch whose
-    end a crash cut short (so not remembered) is replaced by the next delivery, not refused."""
+    end a crash cut short (so not remembered) is refused (store.save_many names it), and the
+    batch is applied again to what is stored (handlers.on_batch: RetryLater), not lost."""
     store = ReportingStore(mongo[settings.database_name("reporting")])
     case_id = "7a1d0c55-0000-4000-8000-000000009001"
-    store.save_many([{"_id": case_id, "sex": "female", "timeline": [], "applied_event_ids": ["e1"]}],
+    store.save_many([{"_id": case_id, "sex": "female", "timeline": [], "rev": 1, "applied_event_ids": ["e1"]}],
                     new_ids={case_id})
-    store.save_many([{"_id": case_id, "sex": "male", "timeline": [], "applied_event_ids": ["e1", "e2"]},
-                     {"_id": case_id[:-1] + "2", "sex": "male", "timeline": [], "applied_event_ids": ["e3"]}],
-                    new_ids={case_id, case_id[:-1] + "2"})
-    assert store.get(case_id)["applied_event_ids"] == ["e1", "e2"]
+    refused = store.save_many([{"_id": case_id, "sex": "male", "timeline": [], "rev": 1, "applied_event_ids": ["e1", "e2"]},
+                               {"_id": case_id[:-1] + "2", "sex": "male", "timeline": [], "rev": 1,
+                                "applied_event_ids": ["e3"]}],
+                              new_ids={case_id, case_id[:-1] + "2"})
+    assert refused == {case_id}
+    assert store.get(case_id)["applied_event_ids"] == ["e1"]
     assert store.get(case_id[:-1] + "2")["sex"] == "male"
+    assert store.save_many([{"_id": case_id, "sex": "male", "timeline": [], "rev": 2,
+                             "applied_event_ids": ["e1", "e2"]}]) == set()
+    assert store.get(case_id)["applied_event_ids"] == ["e1", "e2"]
     cache = handlers.RecordCache(track_ids=True)
     assert cache.new_ids([case_id]) == set()  # not bound to a collection yet: nothing is known new
     cache.take(store.pinned(), {case_id})
