@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 REQ_STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 PYTEST := $(PY) -m pytest
 
-.PHONY: help install browser run stop test test-unit test-integration test-e2e test-compose bench translations clean
+.PHONY: help install browser run stop test test-unit test-integration test-e2e test-compose test-cluster bench translations clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -36,8 +36,8 @@ browser:  ## install Debian's Chromium for the browser tests, and fetch axe-core
 	@infra/browser.sh
 	@infra/axe.sh
 
-test: install browser  ## run every test tier: unit, integration, end-to-end (with a real browser), compose
-	@$(MAKE) --no-print-directory test-unit test-integration test-e2e test-compose
+test: install browser  ## run every test tier: unit, integration, end-to-end (with a real browser), compose, cluster
+	@$(MAKE) --no-print-directory test-unit test-integration test-e2e test-compose test-cluster
 
 test-unit: $(REQ_STAMP)  ## unit tests (no I/O)
 	@$(VENV)/bin/pybabel -q compile -d shared/translations
@@ -48,6 +48,9 @@ test-integration: install  ## integration tests against a real Kafka broker and 
 
 test-e2e: install browser  ## end-to-end tests: the whole stack as `make run` starts it, and a real Chromium
 	$(PYTEST) tests/e2e
+
+test-cluster: install  ## three Kafka brokers and two of every consumer and relay: a broker and a consumer SIGKILLed while reports flow (about 3 minutes)
+	$(PYTEST) tests/cluster
 
 test-compose: $(REQ_STAMP)  ## docker-compose.yml checks, and the compose stack where a Docker engine exists
 	$(PYTEST) tests/compose
