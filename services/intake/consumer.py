@@ -1,7 +1,8 @@
 """Intake's own consumer: files each new report in the near-match buckets that the review of
 possible duplicates reads, and appends every service's audited writes (`audit.recorded`, on each
-service's own topic) to intake's audit trail. One process, one event at a time, so the buckets
-have one writer."""
+service's own topic) to intake's audit trail. Several instances may run (each with some of the
+partitions): the buckets are changed under a lock each (IntakeStore._bucket_locked), the audit
+trail claims each position by a unique insert."""
 
 from __future__ import annotations
 

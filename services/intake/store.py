@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import time
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
@@ -52,6 +54,9 @@ AUDIT_COLUMNS = {
 }
 
 
+NEAR_LOCK_STALE_S = 30.0  # a near-match bucket's lock held longer was left by a process that died
+
+
 class IntakeStore:
     """Reports (identifying fields encrypted), the person match index, the audit trail, and who
     may read what: the assigned caseworkers of each case and the hourly read counts."""
@@ -70,8 +75,10 @@ class IntakeStore:
         # Near-match buckets, one document per birth year ("y:1991") and per province ("p:Jilin"),
         # each listing its reports' hashed name pairs: a review reads two documents by _id
         # (FerretDB v1 scans a whole collection for any other filter: ~250 ms per 1,000 reports).
-        # Only intake's consumer writes them, one event at a time, so appends never race.
+        # Intake's consumers write them (two instances may, each with its partitions) under a lock
+        # per bucket (`_bucket_locked`).
         self.near = db["near_buckets"]
+        self.near_locks = db["near_bucket_locks"]
         # Need to know. The caseworkers assigned to a case: numbered versions of one list per case
         # (shared/aggregates.py: on FerretDB v1 an insert with a unique _id is atomic and an update
         # is not), every lookup by _id.
@@ -183,12 +190,35 @@ class IntakeStore:
         ids = [f"y:{birth_year}"] if birth_year is not None else []
         return ids + ([f"p:{province}"] if province else [])
 
+    @contextlib.contextmanager
+    def _bucket_locked(self, bucket: str):
+        """Hold one near-match bucket's lock while changing it. FerretDB 1.24 applies an update as a
+        read and then a write, so two consumer instances adding to one bucket at the same moment
+        could each write back the list without the other's entry (measured: two threads, 100
+        $addToSet each, 22 entries lost); an insert of a unique _id is atomic, so the lock is one.
+        A lock older than NEAR_LOCK_STALE_S was left by a process that died holding it."""
+        key = f"lock|{bucket}"
+        while True:
+            try:
+                self.near_locks.insert_one({"_id": key, "at": time.time()})
+                break
+            except DuplicateKeyError:
+                held = self.near_locks.find_one({"_id": key})
+                if held is not None and time.time() - held["at"] > NEAR_LOCK_STALE_S:
+                    self.near_locks.delete_one({"_id": key, "at": held["at"]})
+                time.sleep(0.002)
+        try:
+            yield
+        finally:
+            self.near_locks.delete_one({"_id": key})
+
     def add_to_near_buckets(self, report: dict) -> None:
         """File a stored report in its near-match buckets (idempotent: the same entry once)."""
         entry = {"r": report["_id"], "c": report["case_id"], "y": report["person"].get("birth_year"),
                  "p": report["detention"].get("province"), "g": report.get("name_grams") or []}
         for bucket in self.near_bucket_ids(entry["y"], entry["p"]):
-            self.near.update_one({"_id": bucket}, {"$addToSet": {"entries": entry}}, upsert=True)
+            with self._bucket_locked(bucket):
+                self.near.update_one({"_id": bucket}, {"$addToSet": {"entries": entry}}, upsert=True)
 
     def near_entries(self, birth_year: int | None, province: str | None) -> list[dict]:
         """Every entry of the buckets of this birth year and this province (read by _id)."""
@@ -379,13 +409,14 @@ class IntakeStore:
 
     def drop_from_near_buckets(self, report_ids: list[str], buckets: list[str]) -> None:
         """Take these reports' entries (their hashed name pairs) out of these near-match buckets.
-        Only intake's consumer writes the buckets, one event at a time, so this never races an append."""
+        Under the bucket's lock, so an append by another consumer instance is never lost."""
         gone = set(report_ids)
         for bucket in buckets:
-            doc = self.near.find_one({"_id": bucket})
-            if doc and any(e.get("r") in gone for e in doc["entries"]):
-                self.near.update_one({"_id": bucket},
-                                     {"$set": {"entries": [e for e in doc["entries"] if e.get("r") not in gone]}})
+            with self._bucket_locked(bucket):
+                doc = self.near.find_one({"_id": bucket})
+                if doc and any(e.get("r") in gone for e in doc["entries"]):
+                    self.near.update_one({"_id": bucket},
+                                         {"$set": {"entries": [e for e in doc["entries"] if e.get("r") not in gone]}})
 
     # --- need to know: the hourly read limit ---------------------------------------------------
 
