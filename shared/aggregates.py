@@ -77,6 +77,8 @@ class VersionedStore:
         """Store version `rev` with its events in one insert; Conflict if that version exists."""
         doc = with_outbox({"_id": version_id(aggregate_id, rev), "aggregate_id": aggregate_id, "rev": rev,
                            "state": {**state, "updated_at": now}}, events, now)
+        if rev > 1:  # its events go out after the previous version's, whoever publishes them (shared/bus.py)
+            doc["outbox_previous"] = version_id(aggregate_id, rev - 1)
         try:
             insert_with_outbox(self.versions, doc)
         except DuplicateKeyError:

@@ -5,10 +5,17 @@ The outbox lives inside the document that records a change: the change and the e
 are ONE insert (`outbox` holds the events, and stays as the record of what was sent).
 
 What is still to be sent is kept in `<collection>_outbox`: one small marker per document with
-events, written just BEFORE the document and deleted once its events are on the broker. The
-writer publishes at once and deletes the marker; the relay publishes what a marker older than the
-writer's own attempt still points to. An event is never lost and at worst published twice (a
-publish that timed out may have landed), and consumers are idempotent, so twice is harmless.
+events, written just BEFORE the document and deleted once its events are on the broker. A
+consumer publishes at once and deletes the marker; a web process hands the document to its
+BackgroundPublisher and answers, and that publisher's threads send the events and delete the
+marker once the broker has acknowledged them, having first leased the marker (`lease_until`) so
+that the relay leaves it alone meanwhile. The relay publishes what a marker older than the
+writer's own attempt, and not leased, still points to. A document with `outbox_previous` (a
+version's previous version) goes out after that one: whoever publishes it first publishes the
+previous ones still pending, so a case's events keep their order whichever process sends them.
+An event is never lost and at worst published twice (a publish that timed out may have landed,
+or two processes sent the same pending version), and consumers are idempotent, so twice is
+harmless.
 A marker whose document never arrived (the writer died or lost a race) is dropped after a while;
 a document refused by the database takes its marker back. A document with `outbox_after`
 ({"collection", "_id"}) is one part of a larger write: its events wait until that document
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import signal
 import threading
 import time
@@ -136,8 +144,9 @@ class Publisher:
     """An idempotent, acks=all Kafka producer for events, keyed by case_id. Built lazily, per process."""
 
     def __init__(self, settings: Settings, *, principal: str, client_id: str, max_block_ms: int = 1000,
-                 cooldown_s: float = 0.0):
+                 cooldown_s: float = 0.0, delivery_timeout_ms: int = 30000):
         self._settings = settings
+        self._delivery_timeout_ms = delivery_timeout_ms
         self._principal = principal
         self._client_id = client_id
         self._max_block_ms = max_block_ms
@@ -160,7 +169,7 @@ class Publisher:
                     # max_block_ms for a broker that is down.
                     bootstrap_timeout_ms=max(self._max_block_ms, 1000),
                     request_timeout_ms=5000,
-                    delivery_timeout_ms=30000,
+                    delivery_timeout_ms=self._delivery_timeout_ms,
                 )
             return self._producer
 
@@ -248,33 +257,203 @@ def insert_with_outbox(collection: Collection, doc: dict) -> None:
         raise
 
 
-def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher,
-                   timeout_s: float = FAST_PATH_TIMEOUT_S) -> bool:
-    """Publish a freshly stored document's events, then delete its outbox marker.
+def pending_predecessors(collection: Collection, doc: dict, skip: frozenset | set = frozenset(),
+                         limit: int = 20) -> list[dict]:
+    """The documents this one follows (`outbox_previous`) whose events are still pending, oldest
+    first; `skip`: _ids already on their way from this process (its producer keeps their order)."""
+    chain: list[dict] = []
+    previous = doc.get("outbox_previous")
+    while previous and previous not in skip and len(chain) < limit:
+        if _markers(collection).find_one({"_id": previous}, {"_id": 1}) is None:
+            break
+        earlier = collection.find_one({"_id": previous})
+        if earlier is None:
+            break
+        chain.append(earlier)
+        previous = earlier.get("outbox_previous")
+    return chain[::-1]
 
-    Returns True when the events reached the broker. Never raises for a broker that is down: the
-    marker stays and the relay sends them later. Nor for a database that stops answering once the
-    events are out: the document is stored and its events sent, so the write has succeeded; the
-    marker left behind only makes the relay send them once more, which consumers absorb.
-    """
-    events = doc.get("outbox") or []
-    if events:
-        try:
-            publisher.publish(topic, events, timeout_s=timeout_s)
-        except KafkaError as exc:
-            log.warning("outbox: %d event(s) of %s kept for the relay (%s); first event %s %s",
-                        len(events), doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
-            return False
-        for event in events:
-            log.info("published %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
+
+def _unmark(collection: Collection, doc_id) -> None:
+    """Delete a marker whose events are on the broker; a database that stopped answering leaves it
+    (the relay then sends the events once more, which consumers absorb)."""
     try:
-        _markers(collection).delete_one({"_id": doc["_id"]})
+        _markers(collection).delete_one({"_id": doc_id})
     except Exception as exc:
         if not (is_transient(exc) or is_server_internal(exc)):
             raise
         log.warning("outbox: marker of %s kept (database unavailable: %s); the relay will send its events again",
-                    doc["_id"], type(exc).__name__)
+                    doc_id, type(exc).__name__)
+
+
+def _log_published(events: list[dict]) -> None:
+    for event in events:
+        log.info("published %s %s case=%s", event["event_id"], event["event_type"], event["case_id"])
+
+
+def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Publisher,
+                   timeout_s: float = FAST_PATH_TIMEOUT_S) -> bool:
+    """Publish a freshly stored document's events (after any earlier version still pending), then
+    delete its outbox marker.
+
+    Returns True when the events reached the broker, or, for a BackgroundPublisher (a web
+    process's), when the document was handed to it: the caller does not wait for the broker. Never
+    raises for a broker that is down: the marker stays and the relay sends them later. Nor for a
+    database that stops answering once the events are out: the document is stored and its events
+    sent, so the write has succeeded; the marker left behind only makes the relay send them once
+    more, which consumers absorb.
+    """
+    if isinstance(publisher, BackgroundPublisher):
+        return publisher.submit(collection, doc, topic)
+    events = doc.get("outbox") or []
+    earlier = pending_predecessors(collection, doc) if events else []
+    if events:
+        before = [e for d in earlier for e in d.get("outbox") or []]
+        try:
+            publisher.publish(topic, before + events, timeout_s=timeout_s)
+        except KafkaError as exc:
+            log.warning("outbox: %d event(s) of %s kept for the relay (%s); first event %s %s",
+                        len(events), doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
+            return False
+        _log_published(before + events)
+    for done in earlier + [doc]:
+        _unmark(collection, done["_id"])
     return True
+
+
+# How long a background publisher may still be delivering a document it took: kafka-python's
+# delivery timeout, then the lease on the marker (the relay leaves a leased marker alone).
+BACKGROUND_DELIVERY_TIMEOUT_MS = 30000
+BACKGROUND_LEASE = dt.timedelta(seconds=45)
+
+
+class BackgroundPublisher(Publisher):
+    """A web process's publisher: a request stores its document with its outbox and answers;
+    publish_outbox only queues the document here (never blocking: a full queue leaves it to the
+    relay). One thread sends each document's events with kafka-python's asynchronous send (the
+    producer's metadata fetch and max_block happen there, never on a request), after any earlier
+    version still pending, and leases the marker; a second waits for the acknowledgements in order
+    and deletes a marker only once every event of its document is acknowledged. A document not
+    acknowledged (the broker away longer than the delivery timeout) keeps its marker: the relay
+    sends it when the lease ends. A process that stops or dies leaves its markers to the relay too.
+    One producer, idempotent, sends in queue order, so a case's events keep their order.
+    """
+
+    def __init__(self, settings: Settings, *, principal: str, client_id: str, capacity: int = 10000,
+                 cooldown_s: float = 5.0, lease: dt.timedelta = BACKGROUND_LEASE):
+        super().__init__(settings, principal=principal, client_id=client_id, max_block_ms=5000,
+                         cooldown_s=cooldown_s, delivery_timeout_ms=BACKGROUND_DELIVERY_TIMEOUT_MS)
+        self._lease = lease
+        self._todo: queue.Queue = queue.Queue(capacity)
+        self._sent: queue.Queue = queue.Queue()
+        self._in_flight: set = set()  # _ids queued or sent, not yet acknowledged or given up
+        self._idle = threading.Condition()
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
+        self._start_lock = threading.Lock()
+
+    def submit(self, collection: Collection, doc: dict, topic: str) -> bool:
+        """Queue a stored document's events and return at once; False (left to the relay) when full."""
+        self._start()
+        with self._idle:
+            self._busy += 1
+            self._in_flight.add(doc["_id"])
+        try:
+            self._todo.put_nowait((collection, doc, topic))
+        except queue.Full:
+            self._finished(doc["_id"])
+            log.warning("outbox: background queue full; %s left to the relay", doc["_id"])
+            return False
+        return True
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until everything submitted is acknowledged or given up (True), or timeout_s passed."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout=timeout_s)
+
+    def _start(self) -> None:
+        if self._threads:
+            return
+        with self._start_lock:  # not the producer's lock: making a producer may wait for the broker
+            if self._threads:
+                return
+            for target, name in ((self._send_loop, "outbox-send"), (self._confirm_loop, "outbox-confirm")):
+                thread = threading.Thread(target=target, name=f"{self._client_id}-{name}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _finished(self, doc_id) -> None:
+        with self._idle:
+            self._in_flight.discard(doc_id)
+            self._busy -= 1
+            self._idle.notify_all()
+
+    def _send_loop(self) -> None:
+        while True:
+            collection, doc, topic = self._todo.get()
+            try:
+                sent = self._send(collection, doc, topic)
+            except Exception:  # never let the thread die: the marker stays for the relay
+                log.exception("outbox: background send of %s failed; left to the relay", doc["_id"])
+                sent = None
+            if sent is None:
+                self._finished(doc["_id"])
+            else:
+                self._sent.put(sent)
+
+    def _send(self, collection: Collection, doc: dict, topic: str):
+        events = doc.get("outbox") or []
+        if not events:
+            _unmark(collection, doc["_id"])
+            return None
+        if time.monotonic() < self._down_until:
+            log.warning("outbox: broker failed moments ago; %d event(s) of %s left to the relay",
+                        len(events), doc["_id"])
+            return None
+        with self._idle:
+            mine = set(self._in_flight) - {doc["_id"]}
+        earlier = pending_predecessors(collection, doc, skip=mine)
+        try:
+            producer = self._get()
+            futures = [producer.send(topic, key=e["case_id"].encode("utf-8"), value=encode(e))
+                       for d in earlier + [doc] for e in d.get("outbox") or []]
+        except KafkaError as exc:
+            self._down_until = time.monotonic() + self._cooldown_s
+            log.warning("outbox: %d event(s) of %s left to the relay (%s); first event %s %s", len(events),
+                        doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
+            return None
+        try:  # the relay leaves a leased marker alone while this process delivers it
+            _markers(collection).update_one({"_id": doc["_id"]}, {"$set": {"lease_until": utcnow() + self._lease}})
+        except Exception as exc:
+            if not (is_transient(exc) or is_server_internal(exc)):
+                raise
+        return collection, doc, earlier, producer, futures
+
+    def _confirm_loop(self) -> None:
+        while True:
+            collection, doc, earlier, producer, futures = self._sent.get()
+            try:
+                self._confirm(collection, doc, earlier, producer, futures)
+            except Exception:  # the marker stays for the relay
+                log.exception("outbox: confirming %s failed; left to the relay", doc["_id"])
+            finally:
+                self._finished(doc["_id"])
+
+    def _confirm(self, collection: Collection, doc: dict, earlier: list[dict], producer, futures) -> None:
+        deadline = time.monotonic() + BACKGROUND_DELIVERY_TIMEOUT_MS / 1000 + 5
+        try:
+            for future in futures:
+                future.get(timeout=max(0.05, deadline - time.monotonic()))
+        except KafkaError as exc:
+            self._discard(producer)
+            self._down_until = time.monotonic() + self._cooldown_s
+            events = doc["outbox"]
+            log.warning("outbox: %d event(s) of %s kept for the relay (%s); first event %s %s", len(events),
+                        doc["_id"], type(exc).__name__, events[0]["event_id"], events[0]["event_type"])
+            return
+        _log_published([e for d in earlier + [doc] for e in d.get("outbox") or []])
+        for done in earlier + [doc]:
+            _unmark(collection, done["_id"])
 
 
 def outbox_pending(collection: Collection, doc_id) -> bool:
@@ -289,8 +468,8 @@ def relay_once(collections: list[Collection], topic: str, publisher: Publisher, 
     relayed = 0
     for collection in collections:
         for marker in _markers(collection).find().sort("at", 1).limit(limit):
-            if marker["at"] > cutoff:
-                continue  # the writer's own fast path is probably still at it
+            if marker["at"] > cutoff or marker.get("lease_until", now) > now:
+                continue  # the writer's own fast path, or its background publisher, is probably still at it
             doc = collection.find_one({"_id": marker["_id"]})
             if doc is None:
                 if marker["at"] < now - MARKER_ORPHAN_AFTER:

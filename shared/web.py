@@ -20,7 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from shared import admin_pages, auth, keys, twofactor
 from shared import identity as identity_store
 from shared.accounts import accounts_blueprint
-from shared.bus import Publisher, kafka_status
+from shared.bus import BackgroundPublisher, kafka_status
 from shared.config import TOPICS, Settings
 from shared.errors import ApiError
 from shared.hardening import init_hardening
@@ -61,7 +61,7 @@ class Resources:
         self.on_first_use = on_first_use
         self._lock = threading.RLock()
         self._client: MongoClient | None = None
-        self._publisher: Publisher | None = None
+        self._publisher: BackgroundPublisher | None = None
         self._verifier: auth.TokenVerifier | None = None
         self._signer: auth.TokenSigner | None = None
         self._otp_key: bytes | None = None
@@ -104,13 +104,19 @@ class Resources:
         return self.client[self.settings.database_name("identity")]
 
     @property
-    def publisher(self) -> Publisher:
-        """This process's Kafka producer (short blocking: a request must not hang on a dead broker)."""
+    def publisher(self) -> BackgroundPublisher:
+        """This process's Kafka producer: a request hands it what it stored and answers; its own
+        threads publish (shared/bus.py BackgroundPublisher), so no request waits on the broker."""
         with self._lock:
             if self._publisher is None:
-                self._publisher = Publisher(self.settings, principal=self.service, client_id=f"nrw-{self.service}-web", max_block_ms=500,
-                                            cooldown_s=5.0)
+                self._publisher = BackgroundPublisher(self.settings, principal=self.service,
+                                                      client_id=f"nrw-{self.service}-web", cooldown_s=5.0)
             return self._publisher
+
+    def wait_published(self, timeout_s: float) -> bool:
+        """Wait until the background publisher has sent (or left to the relay) all it was handed:
+        for in-process tests that read a topic right after a request."""
+        return self._publisher is None or self._publisher.wait_idle(timeout_s)
 
     @property
     def token_verifier(self) -> auth.TokenVerifier:

@@ -10,6 +10,7 @@ import threading
 import uuid
 
 import pytest
+from flask.testing import FlaskClient
 
 from infra.stack import Stack, port_open, wait_until
 from shared import identity, keys
@@ -56,9 +57,21 @@ def mongo(settings):
     client.close()
 
 
+class PublishedClient(FlaskClient):
+    """A test client that, after each request, waits until the app's background publisher has sent
+    what the request stored (requests answer before their events are out: shared/bus.py), so a
+    test reading a topic right after a request finds them; the e2e tier tests the real timing."""
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        assert self.application.extensions["nrw"].wait_published(30), "events still unpublished after 30 s"
+        return response
+
+
 def _app(factory, settings):
     app = factory(settings)
     app.testing = True
+    app.test_client_class = PublishedClient
     return app
 
 
