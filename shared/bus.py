@@ -37,6 +37,7 @@ import time
 from typing import Callable, Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import CommitFailedError, InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from pymongo.collection import Collection
@@ -556,6 +557,12 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.max_poll_records,
+            # Partitions by number, topic by topic: with several instances in a group, each gets the
+            # same partition numbers of every topic it reads. The topics have one partition count
+            # and the case id as key, so all of a case's events (intake's, case's, advocacy's) go to
+            # one instance at a time (reporting's record of a case has then one writer; its rev
+            # check covers the moments a partition moves: services/reporting/store.py).
+            partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
             bootstrap_timeout_ms=5000,

@@ -29,3 +29,31 @@ def test_replication_and_min_insync_from_the_setting(monkeypatch):
     monkeypatch.setenv("NRW_TOPIC_REPLICATION", "3")
     settings = Settings.from_env()
     assert (settings.topic_replication, settings.topic_min_insync) == (3, 2)
+
+
+def test_each_consumer_instance_gets_the_same_partition_numbers_of_every_topic(monkeypatch):
+    """EventConsumer asks for the range assignment, which gives each instance the same partition
+    numbers of every topic (one partition count, the case id as key): a case's events from
+    intake, case and advocacy all reach one instance at a time."""
+    from types import SimpleNamespace
+
+    from shared import bus
+    from shared.config import CONSUMES
+
+    made = {}
+    monkeypatch.setattr(bus, "KafkaConsumer", lambda *topics, **options: made.update(options) or object())
+    settings = Settings(kafka_security_protocol="PLAINTEXT")
+    bus.EventConsumer(settings, principal="reporting", group_id="reporting", topics=CONSUMES["reporting"],
+                      handlers={}, publisher=None)._connect()
+    (strategy,) = made["partition_assignment_strategy"]
+    for instances in (2, 3):
+        members = [SimpleNamespace(member_id=f"reporting-{i}", group_instance_id=None,
+                                   metadata=SimpleNamespace(topics=CONSUMES["reporting"])) for i in range(instances)]
+        cluster = SimpleNamespace(partitions_for_topic=lambda topic: {0, 1, 2})
+        assignment = strategy.assign(cluster, members)
+        for member, given in assignment.items():
+            numbers = {topic: tuple(partitions) for topic, partitions in given.assignment}
+            assert set(numbers) == set(CONSUMES["reporting"])
+            assert len(set(numbers.values())) == 1, numbers  # the same numbers of every topic
+        owned = sorted(p for given in assignment.values() for p in dict(given.assignment)[CONSUMES["reporting"][0]])
+        assert owned == [0, 1, 2]
