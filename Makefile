@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 REQ_STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 PYTEST := $(PY) -m pytest
 
-.PHONY: help install browser run stop test test-unit test-integration test-e2e test-compose test-cluster bench translations clean
+.PHONY: help install browser run stop backup restore test test-unit test-integration test-e2e test-compose test-cluster bench translations clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -31,6 +31,16 @@ run: install  ## start the whole stack locally and print where to go (Ctrl-C sto
 
 stop:  ## stop a stack left running by `make run`
 	@$(PY) -m infra.stack stop
+
+BACKUP_DIR ?= backups
+KEYS_DIR ?= key-backups
+backup: $(REQ_STAMP)  ## back up the running stack: a data archive in BACKUP_DIR, the keys in KEYS_DIR (move them apart; README, "Disaster recovery")
+	$(PY) -m infra.backup create --out $(BACKUP_DIR)/
+	$(PY) -m infra.backup keys --out $(KEYS_DIR)/
+
+restore: install  ## restore ARCHIVE=<data archive> KEYS=<keys archive> IDENTITY=<recovery key file> into an empty var/ (FORCE=1: destroy what var/ holds)
+	@test -n "$(ARCHIVE)" -a -n "$(KEYS)" || { echo "usage: make restore ARCHIVE=<data archive> KEYS=<keys archive> IDENTITY=<recovery key file> [FORCE=1]"; exit 2; }
+	$(PY) -m infra.backup restore "$(ARCHIVE)" --keys "$(KEYS)" $(if $(IDENTITY),--identity "$(IDENTITY)") $(if $(FORCE),--force)
 
 browser:  ## install Debian's Chromium for the browser tests, and fetch axe-core (pinned) into .cache/, if missing
 	@infra/browser.sh

@@ -1,0 +1,176 @@
+"""The backup archive format (infra/backup/archive.py): members come back as written, checked
+against the manifest; a changed byte anywhere, a truncated file, another key, a member added,
+missing or altered under a valid encryption are each refused with a clear ArchiveError."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import bson
+import pytest
+
+from infra.backup import archive
+from infra.backup.archive import ArchiveError, Writer, checked, new_recovery_key, read_members
+from infra.backup.dump import settings_snapshot
+from infra.backup.load import occupied
+
+
+def _keys():
+    private, public = new_recovery_key()
+    return (archive.pyrage.x25519.Identity.from_str(private), archive.parse_recipient(public))
+
+
+def _archive(recipient, members=None) -> bytes:
+    out = io.BytesIO()
+    writer = Writer(out, [recipient])
+    for name, data in (members or [("db/nrw_case/cases.bson", bson.encode({"_id": "c1"}) + bson.encode({"_id": "c2"})),
+                                   ("groups.json", b'{"case": {"intake.events": {"0": 3}}}')]):
+        writer.add(name, data, count=data.count(b"_id") or None)
+    writer.close({"created_at": "2026-11-29T00:00:00+00:00"})
+    return out.getvalue()
+
+
+def _read(data: bytes, identity, on_member=None) -> dict:
+    return checked(read_members(io.BytesIO(data), identity), on_member)
+
+
+def test_members_come_back_in_order_with_the_manifest():
+    identity, recipient = _keys()
+    seen = []
+    manifest = _read(_archive(recipient), identity, lambda name, data: seen.append((name, data)))
+    assert [name for name, _ in seen] == ["db/nrw_case/cases.bson", "groups.json"]
+    assert [bson.decode(d)["_id"] for d in archive.split_bson(seen[0][1])] == ["c1", "c2"]
+    assert manifest["format"] == "nrw-backup" and manifest["members"]["db/nrw_case/cases.bson"]["count"] == 2
+    assert manifest["members"]["groups.json"]["sha256"] == archive.sha256(seen[1][1])
+
+
+@pytest.mark.parametrize("where", [0, 40, 150, -300, -1])
+def test_one_changed_byte_anywhere_is_refused(where):
+    identity, recipient = _keys()
+    data = bytearray(_archive(recipient))
+    data[where] ^= 0x01
+    with pytest.raises(ArchiveError):
+        _read(bytes(data), identity)
+
+
+def test_a_changed_payload_byte_says_the_archive_was_changed():
+    identity, recipient = _keys()
+    data = bytearray(_archive(recipient))
+    data[len(data) // 2] ^= 0x80
+    with pytest.raises(ArchiveError, match="changed or damaged"):
+        _read(bytes(data), identity)
+
+
+def test_a_truncated_archive_is_refused():
+    identity, recipient = _keys()
+    data = _archive(recipient)
+    with pytest.raises(ArchiveError):
+        _read(data[:-20], identity)
+
+
+def test_another_key_cannot_open_it():
+    _, recipient = _keys()
+    other, _ = _keys()
+    with pytest.raises(ArchiveError, match="cannot open the archive"):
+        _read(_archive(recipient), other)
+
+
+def _reencrypted(identity, recipient, edit) -> bytes:
+    """The archive's plain tar, edited (as someone holding the public key could), encrypted again."""
+    plain = io.BytesIO()
+    archive.pyrage.decrypt_io(io.BytesIO(_archive(recipient)), plain, [identity])
+    members = []
+    with tarfile.open(fileobj=io.BytesIO(plain.getvalue()), mode="r|") as tar:
+        members = [(info.name, tar.extractfile(info).read()) for info in tar]
+    members = edit(members)
+    tar_out = io.BytesIO()
+    with tarfile.open(fileobj=tar_out, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    archive.pyrage.encrypt_io(io.BytesIO(tar_out.getvalue()), out, [recipient])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: [(n, d + b"x" if n == "groups.json" else d) for n, d in m], "does not match its checksum"),
+    (lambda m: [(n, d) for n, d in m if n != "groups.json"], "is missing"),
+    (lambda m: m[:-1] + [("extra.json", b"{}")] + m[-1:], "is not in the manifest"),
+    (lambda m: m[:-1], "has no manifest"),
+    (lambda m: m + [("late.json", b"{}")], "follows the manifest"),
+    (lambda m: m[:-1] + [(m[-1][0], json.dumps({**json.loads(m[-1][1]), "version": 99}).encode())], "not an archive"),
+])
+def test_the_manifest_catches_what_the_encryption_cannot(edit, message):
+    identity, recipient = _keys()
+    with pytest.raises(ArchiveError, match=message):
+        _read(_reencrypted(identity, recipient, edit), identity)
+
+
+def test_a_member_cannot_be_written_twice_or_as_the_manifest():
+    _, recipient = _keys()
+    writer = Writer(io.BytesIO(), [recipient])
+    writer.add("a", b"1")
+    with pytest.raises(ValueError):
+        writer.add("a", b"2")
+    with pytest.raises(ValueError):
+        writer.add(archive.MANIFEST, b"{}")
+    writer.abort()
+
+
+def test_a_bson_member_cut_inside_a_document_is_refused():
+    data = bson.encode({"_id": "a"}) + bson.encode({"_id": "b"})
+    with pytest.raises(ArchiveError):
+        list(archive.split_bson(data[:-3]))
+
+
+def test_recovery_key_files_and_recipients(tmp_path):
+    private, public = new_recovery_key()
+    path = tmp_path / "recovery.key"
+    path.write_text(f"# a comment\n{private}\n")
+    assert str(archive.read_identity(path).to_public()) == public
+    with pytest.raises(ArchiveError, match="no recovery key at"):
+        archive.read_identity(tmp_path / "missing.key")
+    (tmp_path / "bad.key").write_text("not a key\n")
+    with pytest.raises(ArchiveError, match="holds no age recovery key"):
+        archive.read_identity(tmp_path / "bad.key")
+    with pytest.raises(ArchiveError, match="not an age recipient"):
+        archive.parse_recipient("age1nonsense")
+
+
+def test_the_settings_kept_are_not_secret():
+    kept = settings_snapshot({"NRW_KAFKA_BOOTSTRAP": "k:9092", "NRW_ADMIN_PASSWORD": "p", "NRW_BLIND_INDEX_KEY": "k",
+                              "NRW_KAFKA_SASL_PASSWORD_FILE": "/x", "NRW_DATA_KEYS": "{}",
+                              "NRW_MONGO_URI": "mongodb://case:secret@db:27017/?authSource=admin", "HOME": "/root"})
+    assert kept == {"NRW_KAFKA_BOOTSTRAP": "k:9092", "NRW_MONGO_URI": "mongodb://db:27017/"}
+
+
+def test_a_var_with_only_logs_is_empty_for_a_restore(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "kafka.log").write_text("x")
+    (tmp_path / "secrets").mkdir()
+    assert occupied(tmp_path) == {}
+    (tmp_path / "secrets" / "audit.key").write_text("x")
+    assert occupied(tmp_path) == {"secrets": 1}
+
+
+def test_a_committed_offset_follows_its_record_when_offsets_change():
+    from infra.backup.load import new_offset
+
+    assert [new_offset([0, 1, 2, 3], c) for c in (0, 2, 4)] == [0, 2, 4]  # from 0, nothing left out: the same
+    assert [new_offset([5, 6, 9], c) for c in (5, 6, 7, 9, 10)] == [0, 1, 2, 2, 3]  # retention, records left out
+
+
+def test_a_cut_keeps_what_was_published_before_the_copy_and_what_the_copy_holds():
+    from infra.backup.dump import Cut
+
+    cut = Cut({0: 10})
+    cut.event_ids.add("in-copy")
+    assert cut.keeps(0, 9, b'{"event_id": "gone-since"}')  # before the copy began: kept
+    assert cut.keeps(0, 10, b'{"event_id": "in-copy"}')
+    assert not cut.keeps(0, 11, b'{"event_id": "after-the-copy"}')
+    assert cut.keeps(0, 12, b"not json")  # a poison record stays as the topic holds it
+    assert not cut.keeps(1, 0, b'{"event_id": "x"}')  # a partition the copy did not see end: from 0
