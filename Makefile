@@ -65,8 +65,9 @@ test-cluster: install  ## three Kafka brokers and two of every consumer and rela
 test-compose: $(REQ_STAMP)  ## docker-compose.yml checks, and the compose stack where a Docker engine exists
 	$(PYTEST) tests/compose
 
-bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip, intake throughput vs /healthz, reporting at 10k/30k/100k cases, the case list's columns at 10k/30k/100k, the other services' lists and consumers at 10k/30k (bench/results/)
+bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip (one broker, then the pipeline on a three-broker cluster), intake throughput vs /healthz, reporting at 10k/30k/100k cases, the case list's columns at 10k/30k/100k, the other services' lists and consumers at 10k/30k (bench/results/)
 	$(PY) -m bench.pipeline
+	$(PY) -m bench.pipeline --brokers 3 --instances 2 --form-reports 0
 	$(PY) -m bench.throughput
 	$(PY) -m bench.scale
 	$(PY) -m bench.columns

@@ -4,6 +4,7 @@ posted through the web form (as a caseworker's browser does) until its case.open
 its case page answers 200.
 
     python -m bench.pipeline [--reports N] [--rate R] [--form-reports N] ...   (`make bench`; --help: every option)
+    python -m bench.pipeline --brokers 3 --instances 2 ...   the same on a three-broker cluster
 
 The case service publishes `case.opened` only after the case and its projection are stored, so the
 event's arrival means the case can be read. During the timed phase the benchmark only posts reports
@@ -46,7 +47,7 @@ from kafka.errors import TopicAlreadyExistsError
 from tqdm import tqdm
 
 from bench.form import FormClient
-from infra.stack import Stack, port_open, service_urls
+from infra.stack import Stack, cluster_env, port_open, scaled_procfile, service_urls
 from tests.support import ADMIN_PASSWORD, synthetic_report, tier_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,9 @@ CASE_TOPIC = "case.events"
 HTTP_TIMEOUT_S = 10
 WARMUP_CAP_S = 60
 
-PARAMETERS = ("reports", "rate", "warmup", "workers", "cap_s", "form_reports", "form_rate", "form_poll_ms")
+PARAMETERS = ("reports", "rate", "warmup", "workers", "cap_s", "form_reports", "form_rate", "form_poll_ms", "brokers",
+              "instances")
+CLUSTER_FIRST_PORT = 29112  # --brokers N: node i on 29112 + 2(i-1), its controller on the next port
 
 AIM_P50_MS = 100
 AIM_P99_MS = 500
@@ -140,24 +143,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="how often the form phase opens a case page that still answers 404 (not here yet); "
                              "the case-page figure is up to this much late (every 20 ms from 32 browsers is itself "
                              "a load test of the case service)")
+    parser.add_argument("--brokers", type=int, default=1,
+                        help="Kafka nodes: 1, or a cluster (KRaft, each broker and controller, on ports from "
+                             f"{CLUSTER_FIRST_PORT}) whose topics, the round trip's too, have min(3, N) replicas and "
+                             "min.insync.replicas 2 when 3; results then go to pipeline-cluster-<time>.json and "
+                             "latest-cluster.md")
+    parser.add_argument("--instances", type=int, default=1, help="processes of every consumer and relay")
     parser.add_argument("--ready-timeout", type=float, default=180.0,
                         help="seconds to wait for the stack to be ready")
     args = parser.parse_args(argv)
     if (args.reports < 1 or args.rate <= 0 or args.workers < 1 or args.warmup < 0 or args.cap_s <= 0
-            or args.form_reports < 0 or args.form_rate <= 0 or args.form_poll_ms <= 0):
+            or args.form_reports < 0 or args.form_rate <= 0 or args.form_poll_ms <= 0 or args.brokers < 1
+            or args.instances < 1):
         parser.error("--reports and --workers must be at least 1, --rate, --form-rate, --form-poll-ms and --cap-s "
                      "positive, --warmup and --form-reports not negative")
     return args
 
 
-def bench_env() -> dict[str, str]:
-    """The test tier's settings with the benchmark's own ports and var/ folder."""
-    return {**tier_env("bench"), **BENCH_ENV}
+def bench_env(brokers: int = 1) -> dict[str, str]:
+    """The test tier's settings with the benchmark's own ports and var/ folder (and a cluster's)."""
+    return {**tier_env("bench"), **BENCH_ENV, **(cluster_env(brokers, first_port=CLUSTER_FIRST_PORT) if brokers > 1 else {})}
 
 
 def busy_addresses(env: dict[str, str]) -> list[str]:
     """The benchmark stack's addresses where something already listens."""
-    addresses = [env["NRW_KAFKA_BOOTSTRAP"], f"127.0.0.1:{env['NRW_KAFKA_CONTROLLER_PORT']}",
+    addresses = [*env["NRW_KAFKA_BOOTSTRAP"].split(","), f"127.0.0.1:{env['NRW_KAFKA_CONTROLLER_PORT']}",
                  env["NRW_FERRETDB_LISTEN"], *service_urls(env).values()]
     return [a for a in addresses if port_open(a)]
 
@@ -308,12 +318,14 @@ def kafka_login(bootstrap: str) -> dict:
     return client_options(Settings(kafka_bootstrap=bootstrap, secrets_dir=VAR / "secrets"), "admin")
 
 
-def create_roundtrip_topic(bootstrap: str) -> None:
-    """Create bench.roundtrip (3 partitions, replication 1) unless it exists."""
+def create_roundtrip_topic(bootstrap: str, replication: int = 1) -> None:
+    """Create bench.roundtrip (3 partitions, the system topics' replication and min.insync.replicas)
+    unless it exists."""
     admin = KafkaAdminClient(**kafka_login(bootstrap), client_id="nrw-bench-admin", request_timeout_ms=10000,
                              bootstrap_timeout_ms=5000)
     try:
-        admin.create_topics({ROUNDTRIP_TOPIC: {"num_partitions": ROUNDTRIP_PARTITIONS, "replication_factor": 1}},
+        admin.create_topics({ROUNDTRIP_TOPIC: {"num_partitions": ROUNDTRIP_PARTITIONS, "replication_factor": replication,
+                                               "configs": {"min.insync.replicas": "2" if replication >= 3 else "1"}}},
                             wait_for_metadata=True)
     except TopicAlreadyExistsError:
         pass
@@ -328,7 +340,7 @@ def message_index(record: ConsumerRecord) -> int:
 
 def run_baseline(bootstrap: str, args: argparse.Namespace) -> dict:
     """Send N messages at the steady rate and time each from send() to its arrival at the consumer."""
-    create_roundtrip_topic(bootstrap)
+    create_roundtrip_topic(bootstrap, min(3, args.brokers))
     receiver = Listener(bootstrap, ROUNDTRIP_TOPIC, message_index)
     producer = KafkaProducer(**kafka_login(bootstrap), client_id="nrw-bench-producer", acks="all",
                              enable_idempotence=True, linger_ms=2, bootstrap_timeout_ms=5000)
@@ -729,7 +741,8 @@ def markdown(results: dict) -> str:
     errors = ", ".join(f"{k}: {v}" for k, v in pipe["errors"].items()) or "none"
     answers = ", ".join(f"{k}: {v}" for k, v in sorted(readable["answers"].items()))
     return "\n".join([
-        "# Pipeline latency benchmark",
+        "# Pipeline latency benchmark" + (f" on a {p['brokers']}-broker cluster ({p['instances']} of every consumer "
+                                          "and relay)" if p.get("brokers", 1) > 1 else ""),
         "",
         f"Measured {results['date']} with `make bench` (`python -m bench.pipeline`), commit "
         f"{results['git']['commit']}{' (with local changes)' if results['git']['dirty'] else ''}.",
@@ -782,9 +795,10 @@ def write_results(results: dict) -> tuple[Path, Path]:
     """Write the JSON and latest.md; their paths."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.fromisoformat(results["date"]).strftime("%Y%m%dT%H%M%SZ")
-    json_path = RESULTS / f"pipeline-{stamp}.json"
+    cluster = results["parameters"].get("brokers", 1) > 1
+    json_path = RESULTS / f"pipeline{'-cluster' if cluster else ''}-{stamp}.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    md_path = RESULTS / "latest.md"
+    md_path = RESULTS / ("latest-cluster.md" if cluster else "latest.md")
     md_path.write_text(markdown(results))
     return json_path, md_path
 
@@ -828,14 +842,17 @@ def main(argv: list[str] | None = None) -> int:
     """Start the stack, measure, report, and always stop the stack."""
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, raise_interrupt)
-    env = bench_env()
+    env = bench_env(args.brokers)
     busy = busy_addresses(env)
     if busy:
         print(f"bench: something already listens on {', '.join(busy)}; is another benchmark running?",
               file=sys.stderr)
         return 1
     shutil.rmtree(VAR, ignore_errors=True)
-    stack = Stack(env)
+    procfile = None
+    if args.brokers > 1 or args.instances > 1:
+        procfile = scaled_procfile(VAR / "run" / "Procfile", env, args.instances)
+    stack = Stack(env, procfile) if procfile else Stack(env)
     try:
         print(f"bench: starting a stack of its own (logs in {stack.logs})...", file=sys.stderr)
         stack.start()
