@@ -239,6 +239,8 @@ def cmd_restore(args) -> int:
     try:
         read_archive(args.keys, identity, restore_key, desc="keys", quiet=args.quiet)
         print(f"restore: {written[0]} key files back in {secrets} and {person_keys}")
+        recipient = var / RECIPIENT_FILE  # the next backups are encrypted to the same recovery key
+        recipient.write_text(f"# the recovery key's public half: backups are encrypted to it\n{identity.to_public()}\n")
         stack = Stack()
         stack.start("kafka", "ferretdb")
         try:

@@ -283,6 +283,11 @@ def test_a_backup_taken_while_serving_restores_the_same_system(own_stack, tmp_pa
     assert {case_id: ids for case_id, ids in opened.items() if len(ids) > 1} == {}
     assert set(cases) | during_cases <= set(opened)
 
+    # The restored stack backs up again, to the same recovery key.
+    again = _backup(env, "create", "--out", f"{tmp_path / 'again'}/")
+    assert again.returncode == 0, again.stderr
+    assert _backup(env, "verify", str(next((tmp_path / "again").glob("*.age"))), *identity).returncode == 0
+
     # New reports flow after the restore.
     new = api.post_report(synthetic_report(detention={"province": during}))
     wait_for(lambda: api.case(new["case_id"]), timeout_s=60, what="a new report's case after the restore")
