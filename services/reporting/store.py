@@ -131,24 +131,24 @@ class ReportingStore:
         return refused
 
     def _replace(self, chunk: list[dict]) -> set[str]:
-        """Replace each record where its previous version is stored; the ids refused. (No upsert:
-        FerretDB 1.24 answers a bulk whose upsert met a duplicate _id without nModified, which
-        pymongo cannot read. Where fewer matched than were sent, each record is looked at: not
-        stored, it is inserted; stored as another version than this one, it was refused.)"""
-        result = self.records.bulk_write([ReplaceOne({"_id": r["_id"], "rev": previous_rev(r)}, r) for r in chunk],
-                                         ordered=False)
-        if result.matched_count == len(chunk):
-            return set()
-        refused = set()
+        """Replace each record whose stored version is the one it was made from, insert those with
+        none stored; the ids refused. The stored rev is read by _id first, and the replace is by
+        _id alone: FerretDB 1.24 on SQLite finds a document by _id from its index but reads the
+        whole collection for a filter with any other field (50 replaces filtered on _id and rev
+        took 11 s at 5,000 records, 0.7 s on _id alone; 50 reads of the rev by _id 33 ms)."""
+        refused, replace, insert = set(), [], []
         for record in chunk:
-            stored = self.records.find_one({"_id": record["_id"]}, {"rev": 1, "applied_event_ids": 1})
+            stored = self.records.find_one({"_id": record["_id"]}, {"rev": 1})
             if stored is None:
-                try:
-                    self.records.insert_one(record)
-                except DuplicateKeyError:
-                    refused.add(record["_id"])
-            elif (stored.get("rev"), stored.get("applied_event_ids")) != (record.get("rev"), record.get("applied_event_ids")):
+                insert.append(record)
+            elif stored.get("rev") != previous_rev(record):
                 refused.add(record["_id"])
+            else:
+                replace.append(record)
+        if replace:
+            self.records.bulk_write([ReplaceOne({"_id": r["_id"]}, r) for r in replace], ordered=False)
+        if insert:
+            refused |= self._refused(insert, lambda: self.records.insert_many(insert, ordered=False))
         return refused
 
     @staticmethod

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.stack import Stack, cluster_env, scaled_procfile, service_urls
-from tests.support import TEST_PORTS, Api, register_kafka, tier_env
+from infra.stack import Stack, cluster_env, scaled_procfile
+from tests.e2e import conftest as e2e
+from tests.support import TEST_PORTS, register_kafka, tier_env
 
 BROKERS = 3
 INSTANCES = 2
@@ -41,13 +42,5 @@ def stack(env):
         stack.stop()
 
 
-@pytest.fixture(scope="session")
-def api(stack, env):
-    """HTTP access to the running stack."""
-    return Api(service_urls(stack.env))
-
-
-@pytest.fixture(scope="session")
-def bootstrap(env):
-    """Every broker's address."""
-    return env["NRW_KAFKA_BOOTSTRAP"]
+# The end-to-end tier's HTTP access and broker address, for this stack.
+api, bootstrap = e2e.api, e2e.bootstrap

@@ -13,21 +13,13 @@ from collections import Counter, defaultdict
 import pytest
 
 from shared.config import TOPICS, dead_letter_topic
+from tests.e2e.test_reporting import _analyst
 from tests.support import read_topic, synthetic_report, topic_size, wait_for
 
 REPORTS = 60
 KILL_AT, BACK_AT = 15, 35
 PROVINCES = ["Jilin", "Liaoning", "Yunnan", "Heilongjiang"]
 DETAINED_ON = "2024-01-15"
-
-
-def _analyst(api) -> dict:
-    if not hasattr(api, "analyst"):
-        res = api.http.post(f"{api.urls['intake']}/api/v1/users", headers=api.admin, timeout=10,
-                            json={"username": "analyst-cluster", "password": "e2e-password-0001", "roles": ["analyst"]})
-        assert res.status_code in (201, 409), res.text
-        api.analyst = api.login("analyst-cluster", "e2e-password-0001")
-    return api.analyst
 
 
 def _by_province(api, measure: str) -> dict[str, int]:
