@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import re
+import time
 import urllib.parse
 
 import bson
@@ -38,6 +39,7 @@ from shared.kafka_auth import client_options
 from shared.mongo import connect
 
 RAW = CodecOptions(document_class=RawBSONDocument)
+STALL_S = 60
 SECRET_SETTING = re.compile(r"PASSWORD|SECRET|KEY|TOKEN|CREDENTIAL", re.I)
 
 
@@ -204,8 +206,15 @@ def _read_partition(consumer, tp: TopicPartition, start: int, end: int, bar, cut
         return records
     consumer.assign([tp])
     consumer.seek(tp, start)
+    stalled_since = time.monotonic()
     while consumer.position(tp) < end:
-        for batch in consumer.poll(timeout_ms=1000, max_records=5000).values():
+        polled = consumer.poll(timeout_ms=1000, max_records=5000)
+        if polled:
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > STALL_S:
+            raise RuntimeError(f"{tp.topic} partition {tp.partition}: nothing read for {STALL_S} s at offset "
+                               f"{consumer.position(tp)} of {end} (is the broker answering?)")
+        for batch in polled.values():
             for record in batch:
                 if record.offset >= end:
                     break
