@@ -65,8 +65,7 @@ def group_offsets(settings: Settings) -> dict[str, dict[str, dict[str, int]]]:
         groups = sorted(g[0] if isinstance(g, tuple) else g["group_id"] for g in admin.list_groups())
         found = {}
         for group in groups:
-            offsets = admin.list_group_offsets({group: None})
-            offsets = offsets.get(group, offsets) if isinstance(offsets, dict) and group in offsets else offsets
+            offsets = admin.list_group_offsets({group: None})[group]
             kept: dict[str, dict[str, int]] = {}
             for tp, meta in offsets.items():
                 if meta.offset >= 0:

@@ -84,6 +84,7 @@ class Loader:
         self.mongo = connect(settings, "operator", timeout_ms=30000)
         self.producer = None
         self.new_offsets: dict[tuple[str, int], list[int]] = {}  # archived offsets, in their new order
+        self.committed: dict[str, dict[TopicPartition, int]] = {}  # what each group was given
 
     def close(self) -> None:
         """Let go of the clients."""
@@ -174,13 +175,22 @@ class Loader:
                 try:
                     consumer.assign(list(offsets))
                     consumer.commit(offsets)
+                    self.committed[group] = {tp: meta.offset for tp, meta in offsets.items()}
                 finally:
                     consumer.close(autocommit=False)
 
     def check(self) -> None:
-        """Every topic's partitions end where the archive says they must (count of records)."""
+        """Every topic's partitions end where the archive says they must (count of records), every
+        group's offsets are those given, every collection holds the archive's count."""
         consumer = KafkaConsumer(**client_options(self.settings, "admin"), group_id=None, bootstrap_timeout_ms=30000)
+        admin = KafkaAdminClient(**client_options(self.settings, "admin"), client_id="nrw-restore",
+                                 request_timeout_ms=30000, bootstrap_timeout_ms=30000)
         try:
+            for group, given in self.committed.items():
+                held = admin.list_group_offsets({group: list(given)})[group]
+                found = {tp: meta.offset for tp, meta in held.items()}
+                if any(found.get(tp) != offset for tp, offset in given.items()):
+                    raise ArchiveError(f"the consumer group {group} does not hold the offsets restored to it")
             for topic, info in self.manifest["topics"].items():
                 partitions = [TopicPartition(topic, int(p)) for p in info["records"]]
                 ends = consumer.end_offsets(partitions)
@@ -190,6 +200,7 @@ class Loader:
                         raise ArchiveError(f"{topic} partition {tp.partition} holds {ends[tp]} records after "
                                            f"the restore, {expected} expected")
         finally:
+            admin.close()
             consumer.close()
         for db, collections in self.manifest["databases"].items():
             for coll, expected in collections.items():
