@@ -12,9 +12,12 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from shared.config import TOPICS, dead_letter_topic
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource
+
+from shared.config import TOPICS, all_topics, dead_letter_topic
 from tests.e2e.test_reporting import _analyst
-from tests.support import read_topic, synthetic_report, topic_size, wait_for
+from tests.support import kafka_options, read_topic, synthetic_report, topic_size, wait_for
 
 REPORTS = 60
 KILL_AT, BACK_AT = 15, 35
@@ -47,6 +50,22 @@ class Reporter(threading.Thread):
                 self.pace.wait(0.2)  # a steady stream, not a burst
         except BaseException as exc:  # reported by the test, not lost in the thread
             self.failure = exc
+
+
+def test_every_topic_has_three_replicas_and_takes_a_write_on_two(stack, bootstrap):
+    """Events, dead letters and Kafka's consumer offsets: three replicas, one on each broker; the
+    system's topics take a write acknowledged by two (min.insync.replicas 2, producers acks=all)."""
+    admin = KafkaAdminClient(**kafka_options(bootstrap), bootstrap_timeout_ms=10000)
+    try:
+        topics = all_topics() + ["__consumer_offsets"]
+        layout = {t["name"]: {tuple(sorted(p["replica_nodes"])) for p in t["partitions"]}
+                  for t in admin.describe_topics(topics)}
+        assert layout == {t: {(1, 2, 3)} for t in topics}
+        configs = admin.describe_configs([ConfigResource("TOPIC", t) for t in all_topics()])
+        assert {t: configs["topic"][t]["min.insync.replicas"]["value"] for t in all_topics()} == \
+            {t: "2" for t in all_topics()}
+    finally:
+        admin.close()
 
 
 @pytest.mark.timeout(900)
