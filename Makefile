@@ -62,7 +62,7 @@ test-e2e: install browser  ## end-to-end tests: the whole stack as `make run` st
 test-cluster: install  ## three Kafka brokers and two of every consumer and relay: a broker and a consumer SIGKILLed while reports flow (about 3 minutes)
 	$(PYTEST) tests/cluster
 
-test-compose: $(REQ_STAMP)  ## docker-compose.yml checks, and the compose stack where a Docker engine exists
+test-compose: $(REQ_STAMP)  ## docker-compose.yml and docker-compose.cluster.yml checks, and the compose stacks where a Docker engine exists
 	$(PYTEST) tests/compose
 
 bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip (one broker, then the pipeline on a three-broker cluster), intake throughput vs /healthz, reporting at 10k/30k/100k cases, the case list's columns at 10k/30k/100k, the other services' lists and consumers at 10k/30k, a report and a status change with the broker paused beside the same without (bench/results/)

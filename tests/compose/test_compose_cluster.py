@@ -266,6 +266,7 @@ def test_the_cluster_runs_with_two_case_consumers_and_replicates():
     reason = docker_engine_missing()
     if reason:
         pytest.skip(reason)
+    from infra.stack import ready
     from tests.support import Api, synthetic_report, wait_for
 
     env = compose_test_env()
@@ -285,9 +286,10 @@ def test_the_cluster_runs_with_two_case_consumers_and_replicates():
             assert len(_compose("ps", "--quiet", "case-consumer").split()) == 2
             # the set has a primary and two secondaries (the job is idempotent: it only waits now)
             assert "ready (PRIMARY, SECONDARY, SECONDARY)" in _compose("run", "--rm", "mongo-replica-set")
-            api = Api(public_urls(env))
-            wait_for(lambda: api.http.get(f"{api.urls['intake']}/readyz", timeout=5).ok, timeout_s=600,
-                     what="intake through the proxy")
+            urls = public_urls(env)
+            for service, url in urls.items():  # the first start builds the image and pulls the others
+                wait_for(lambda url=url: ready(url), timeout_s=600, interval_s=2, what=f"{service} through the proxy")
+            api = Api(urls)
             created = api.post_report(synthetic_report())
             wait_for(lambda: api.case(created["case_id"]), timeout_s=60, what="the case, via the cluster")
             described = _compose("exec", "-T", "kafka", "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server",
