@@ -28,6 +28,7 @@ forever), and an update costs it about twice an insert or a delete.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import queue
@@ -275,16 +276,18 @@ def pending_predecessors(collection: Collection, doc: dict, skip: frozenset | se
     return chain[::-1]
 
 
-def _unmark(collection: Collection, doc_id) -> None:
+def _unmark(collection: Collection, doc_id) -> bool:
     """Delete a marker whose events are on the broker; a database that stopped answering leaves it
-    (the relay then sends the events once more, which consumers absorb)."""
+    (False: the relay then sends the events once more, which consumers absorb)."""
     try:
         _markers(collection).delete_one({"_id": doc_id})
+        return True
     except Exception as exc:
         if not (is_transient(exc) or is_server_internal(exc)):
             raise
         log.warning("outbox: marker of %s kept (database unavailable: %s); the relay will send its events again",
                     doc_id, type(exc).__name__)
+        return False
 
 
 def _log_published(events: list[dict]) -> None:
@@ -326,6 +329,7 @@ def publish_outbox(collection: Collection, doc: dict, topic: str, publisher: Pub
 # delivery timeout, then the lease on the marker (the relay leaves a leased marker alone).
 BACKGROUND_DELIVERY_TIMEOUT_MS = 30000
 BACKGROUND_LEASE = dt.timedelta(seconds=45)
+EXIT_DRAIN_S = 5.0  # within gunicorn's graceful_timeout (infra/gunicorn.conf.py)
 
 
 class BackgroundPublisher(Publisher):
@@ -352,6 +356,7 @@ class BackgroundPublisher(Publisher):
         self._busy = 0
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
+        self._unmark_later: list[tuple[Collection, object]] = []  # confirm thread only
 
     def submit(self, collection: Collection, doc: dict, topic: str) -> bool:
         """Queue a stored document's events and return at once; False (left to the relay) when full."""
@@ -382,6 +387,13 @@ class BackgroundPublisher(Publisher):
                 thread = threading.Thread(target=target, name=f"{self._client_id}-{name}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
+            atexit.register(self._drain, EXIT_DRAIN_S)
+
+    def _drain(self, timeout_s: float) -> None:
+        """At the process's exit (gunicorn stopping a worker): a few seconds to deliver what is in
+        flight; whatever is left keeps its marker for the relay."""
+        if not self.wait_idle(timeout_s):
+            log.warning("outbox: stopping with events undelivered; the relay sends them once their lease ends")
 
     def _finished(self, doc_id) -> None:
         with self._idle:
@@ -432,7 +444,11 @@ class BackgroundPublisher(Publisher):
 
     def _confirm_loop(self) -> None:
         while True:
-            collection, doc, earlier, producer, futures = self._sent.get()
+            try:
+                collection, doc, earlier, producer, futures = self._sent.get(timeout=1.0)
+            except queue.Empty:
+                self._unmark_again()
+                continue
             try:
                 self._confirm(collection, doc, earlier, producer, futures)
             except Exception:  # the marker stays for the relay
@@ -454,7 +470,17 @@ class BackgroundPublisher(Publisher):
             return
         _log_published([e for d in earlier + [doc] for e in d.get("outbox") or []])
         for done in earlier + [doc]:
-            _unmark(collection, done["_id"])
+            if not _unmark(collection, done["_id"]):
+                self._unmark_later.append((collection, done["_id"]))
+
+    def _unmark_again(self) -> None:
+        """Markers of delivered events that the database did not delete (it was away): deleted once
+        it answers, so that the relay, once their lease ends, does not send them again."""
+        while self._unmark_later:
+            collection, doc_id = self._unmark_later[0]
+            if not _unmark(collection, doc_id):
+                return
+            self._unmark_later.pop(0)
 
 
 def outbox_pending(collection: Collection, doc_id) -> bool:
