@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import time
+import uuid
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
@@ -54,7 +56,8 @@ AUDIT_COLUMNS = {
 }
 
 
-NEAR_LOCK_STALE_S = 30.0  # a near-match bucket's lock held longer was left by a process that died
+NEAR_LOCK_STALE_S = 10.0  # a near-match bucket's lock held longer was left by a process that died
+PROCESS = uuid.uuid4().hex  # who holds a lock: this process (and the thread, below)
 
 
 class IntakeStore:
@@ -196,14 +199,18 @@ class IntakeStore:
         read and then a write, so two consumer instances adding to one bucket at the same moment
         could each write back the list without the other's entry (measured: two threads, 100
         $addToSet each, 22 entries lost); an insert of a unique _id is atomic, so the lock is one.
-        A lock older than NEAR_LOCK_STALE_S was left by a process that died holding it."""
-        key = f"lock|{bucket}"
+        A lock older than NEAR_LOCK_STALE_S was left by a process that died holding it; one this
+        thread holds was left by its own attempt that failed (the database went away before the
+        lock could be given back: a thread does one thing at a time), so it goes on at once."""
+        key, owner = f"lock|{bucket}", f"{PROCESS}:{threading.get_ident()}"
         while True:
             try:
-                self.near_locks.insert_one({"_id": key, "at": time.time()})
+                self.near_locks.insert_one({"_id": key, "at": time.time(), "owner": owner})
                 break
             except DuplicateKeyError:
                 held = self.near_locks.find_one({"_id": key})
+                if held is not None and held.get("owner") == owner:
+                    break
                 if held is not None and time.time() - held["at"] > NEAR_LOCK_STALE_S:
                     self.near_locks.delete_one({"_id": key, "at": held["at"]})
                 time.sleep(0.002)

@@ -48,3 +48,38 @@ def test_two_instances_filing_in_one_bucket_lose_no_entry(mongo, settings):
         assert db["near_bucket_locks"].count_documents({}) == 0  # every lock given back
     finally:
         mongo.drop_database(db.name)
+
+
+def test_a_lock_left_by_the_same_threads_failed_attempt_is_taken_at_once_and_another_ones_is_waited_for(
+        mongo, settings, monkeypatch):
+    """The database went away between taking a bucket's lock and giving it back: the event comes
+    again to the same consumer thread, which must not wait for the lock to go stale (it waited 30
+    s, and the end-to-end fault tests saw intake's consumer silent that long). A lock another
+    process holds is still waited for."""
+    from services.intake import store as intake_store
+
+    db = mongo[f"{settings.db_prefix}intake_lock"]
+    try:
+        store, report = IntakeStore(db), _report(1990)
+        mine = f"{intake_store.PROCESS}:{threading.get_ident()}"
+        db["near_bucket_locks"].insert_one({"_id": "lock|y:1990", "at": intake_store.time.time(), "owner": mine})
+
+        def no_wait(_seconds):
+            raise AssertionError("waited for this thread's own lock")
+        monkeypatch.setattr(intake_store.time, "sleep", no_wait)
+        store.add_to_near_buckets(report)
+        assert [e["r"] for e in store.near_entries(1990, None)] == [report["_id"]]
+        assert db["near_bucket_locks"].count_documents({}) == 0
+
+        db["near_bucket_locks"].insert_one({"_id": "lock|y:1991", "at": intake_store.time.time(),
+                                            "owner": "another-process:1"})
+        waited = []
+
+        def give_back(_seconds):  # the other holder gives the lock back while this one waits
+            waited.append(_seconds)
+            db["near_bucket_locks"].delete_one({"_id": "lock|y:1991"})
+        monkeypatch.setattr(intake_store.time, "sleep", give_back)
+        store.add_to_near_buckets(_report(1991))
+        assert waited and len(store.near_entries(1991, None)) == 1
+    finally:
+        mongo.drop_database(db.name)
