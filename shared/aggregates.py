@@ -117,6 +117,11 @@ class VersionedStore:
             if decision is None:
                 if version is not None and projected != version["rev"]:
                     self.project(aggregate_id, version)
+                elif version is not None:
+                    # Nothing to do, often because this is a repeat (an event redelivered, a request
+                    # sent again) of a write whose journal entry was lost with the database after
+                    # the projection was written: journal it again, so every list shows it.
+                    self.journal.append(aggregate_id)
                 return current
             state, events = decision
             try:

@@ -50,6 +50,9 @@ def _already_submitted(store: IntakeStore, report_id: str, fingerprint: str) -> 
         return None
     if stored.get("submission") != fingerprint:
         raise SubmissionConflict(report_id)
+    # Journalled again: the first sending may have stored the report and lost the database before
+    # its journal entry (its client got a 503 and sent it again), and the lists follow the journal.
+    store.journal_report(report_id)
     return {"report_id": report_id, "case_id": stored["case_id"],
             "matched_existing_case": stored["matched_existing_case"], "replayed": True}
 

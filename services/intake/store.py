@@ -126,6 +126,10 @@ class IntakeStore:
         insert_with_outbox(self.reports, doc)
         self._changed(doc["_id"])
 
+    def journal_report(self, report_id: str) -> None:
+        """Journal a stored report again (a repeat of a sending that may have lost its entry)."""
+        self._changed(report_id)
+
     def _changed(self, report_id: str) -> None:
         """Journal a report written, after the write: a list that reads the entry reads this
         state or a newer one. (Re-sealing under a key of its own, datakeys.migrate, changes no
