@@ -9,6 +9,9 @@ processes sign their cookies (language, CSRF, the flash message) with `web-sessi
 login inside the cookie is the issuer's signed session token, which that secret cannot forge.
 Intake's processes seal each entry of the audit trail with `audit.key` (an HMAC key: whoever can
 write to the database but has not this file cannot change the trail unseen; shared/audit.py).
+`python -m infra.backup create` seals each data archive's manifest with `backup-seal.key` (an
+HMAC key that travels only in the keys archive), so a restore can tell an archive this stack
+wrote from one made by anyone else who knows the recovery key's public half (infra/backup).
 Reporting's web process perturbs public figures with record keys derived from
 `reporting-cellkey.key` (services/reporting/cellkey.py): kept out of the database, so a copy of
 the database cannot undo the noise.
@@ -40,6 +43,7 @@ DATA_KEYS = "keys.json"  # identifying data's keys (shared/crypto.py): intake's 
 AUDIT_KEY = "audit.key"  # the audit trail's HMAC key (shared/audit.py): intake's processes only
 CASE_NOTES_KEY = "case-notes.key"  # the case service's own key for free text about a person: case-web only
 CELLKEY_KEY = "reporting-cellkey.key"  # the cell key method's secret (public figures' noise): reporting-web only
+BACKUP_SEAL_KEY = "backup-seal.key"  # seals data archives' manifests (infra/backup): the backup command only
 SERVICE_ACCOUNTS = ("advocacy",)
 
 
@@ -146,9 +150,9 @@ def init(settings: Settings) -> list[Path]:
     notes = case_notes_key_path(settings)
     if not notes.exists() and write_new(notes, secrets.token_hex(32).encode()):
         made.append(notes)
-    cellkey = cellkey_key_path(settings)
-    if not cellkey.exists() and write_new(cellkey, secrets.token_hex(32).encode()):
-        made.append(cellkey)
+    for path in (cellkey_key_path(settings), backup_seal_key_path(settings)):
+        if not path.exists() and write_new(path, secrets.token_hex(32).encode()):
+            made.append(path)
     data_keys = settings.secrets_path / DATA_KEYS
     if not data_keys.exists():
         local_keys(data_keys)
@@ -208,16 +212,31 @@ def cellkey_key(settings: Settings) -> bytes:
     return _hex_key(path, "the cell key secret")
 
 
+def backup_seal_key_path(settings: Settings) -> Path:
+    """The key that seals the data archives' manifests (infra/backup)."""
+    return settings.secrets_path / BACKUP_SEAL_KEY
+
+
+def backup_seal_key(settings: Settings) -> bytes:
+    """That key (32 random bytes, hex in the file); KeyMissing if there is none: a data archive is
+    never sealed with a key that no keys archive holds."""
+    return _hex_key(backup_seal_key_path(settings), "the backup seal key")
+
+
+def parse_hex_key(text: bytes, what: str) -> bytes:
+    """A hex key of at least 32 bytes from a file's content; KeyMissing if it holds none."""
+    try:
+        key = bytes.fromhex(text.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise KeyMissing(f"{what} does not hold a hex key") from None
+    if len(key) < 32:
+        raise KeyMissing(f"{what} holds a key shorter than 32 bytes")
+    return key
+
+
 def _hex_key(path: Path, what: str) -> bytes:
     """A key of at least 32 bytes written in hex; KeyMissing if the file is missing or holds none."""
-    text = _read(path, what).decode().strip()
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise KeyMissing(f"{path} does not hold a hex key") from None
-    if len(key) < 32:
-        raise KeyMissing(f"{path} holds a key shorter than 32 bytes")
-    return key
+    return parse_hex_key(_read(path, what), str(path))
 
 
 def audit_key_path(settings: Settings) -> Path:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from infra.backup.archive import (ArchiveError, Writer, checked, new_recovery_key, parse_recipient,
+from infra.backup.archive import (ArchiveError, Writer, checked, matching, new_recovery_key, parse_recipient,
                                   read_identity, read_members)
 from shared.config import ROOT, Settings
+from shared.keys import BACKUP_SEAL_KEY, KeyMissing, parse_hex_key
 
 RECIPIENT_FILE = "backup-recipient.txt"  # the recovery key's public half, beside the data it protects
 KEYS_WARNING = """\
@@ -171,19 +172,42 @@ class _Progress(io.RawIOBase):
         return n
 
 
-def read_archive(path: Path, identity, on_member=None, desc: str = "checking", quiet: bool = False) -> dict:
-    """Decrypt and check one archive against its manifest (on_member gets each member); the manifest."""
+def read_archive(path: Path, identity, on_member=None, desc: str = "checking", quiet: bool = False,
+                 seal_key: bytes | None = None) -> dict:
+    """Decrypt and check one archive against its manifest (on_member gets each member), and its
+    manifest against its seal when a seal key is given; the manifest."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         raise ArchiveError(f"no archive at {path}") from None
     with fh, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=desc, disable=quiet) as bar:
-        return checked(read_members(io.BufferedReader(_Progress(fh, bar)), identity), on_member)
+        return checked(read_members(io.BufferedReader(_Progress(fh, bar)), identity), on_member, seal_key)
+
+
+SEAL_MEMBER = f"secrets/{BACKUP_SEAL_KEY}"
+
+
+def read_keys(path: Path, identity, quiet: bool = False) -> tuple[dict, bytes]:
+    """Check a keys archive; its manifest and the backup seal key it holds (ArchiveError if none)."""
+    found: dict[str, bytes] = {}
+    manifest = read_archive(path, identity, lambda name, data: found.update({name: data}) if name == SEAL_MEMBER
+                            else None, desc="checking keys", quiet=quiet)
+    if manifest.get("kind") != "keys":
+        raise ArchiveError(f"{path} is not a keys archive")
+    if SEAL_MEMBER not in found:
+        raise ArchiveError(f"{path} holds no backup seal key ({BACKUP_SEAL_KEY}): data archives cannot be checked "
+                           "against it (make a keys archive again with `python -m infra.backup keys`)")
+    try:
+        return manifest, parse_hex_key(found[SEAL_MEMBER], f"the keys archive's {BACKUP_SEAL_KEY}")
+    except KeyMissing as exc:
+        raise ArchiveError(str(exc)) from None
 
 
 def cmd_verify(args) -> int:
-    """Check an archive without restoring it."""
-    manifest = read_archive(args.archive, read_identity(_identity_path(args)), quiet=args.quiet)
+    """Check an archive without restoring it (a data archive's seal too, given its keys archive)."""
+    identity = read_identity(_identity_path(args))
+    seal_key = read_keys(args.keys, identity, quiet=args.quiet)[1] if args.keys else None
+    manifest = read_archive(args.archive, identity, quiet=args.quiet, seal_key=seal_key)
     if manifest.get("kind") == "keys":
         print(f"verify: {args.archive}: a keys archive of {manifest['files']} files, made {manifest['created_at']}: intact")
         return 0
@@ -191,7 +215,9 @@ def cmd_verify(args) -> int:
     records = sum(r["count"] for t in manifest["topics"].values() for r in t["records"].values())
     print(f"verify: {args.archive}: made {manifest['created_at']}, {documents} documents in "
           f"{len(manifest['databases'])} databases, {records} records in {len(manifest['topics'])} topics, "
-          f"{len(manifest['members'])} members: every checksum matches")
+          f"{len(manifest['members'])} members: every checksum matches" +
+          (", sealed by the keys archive's seal key" if seal_key else
+           " (give --keys to check its seal too: without it, this does not say who wrote the archive)"))
     return 0
 
 
@@ -219,13 +245,17 @@ def cmd_restore(args) -> int:
     if occupied and not args.force:
         raise ArchiveError(f"{var} is not empty ({', '.join(f'{k}/: {n} files' for k, n in occupied.items())}): "
                            "refused. Restore into an empty var/, or add --force to DESTROY what it holds")
-    # Both archives are read whole and checked before anything is changed.
-    keys_manifest = read_archive(args.keys, identity, desc="checking keys", quiet=args.quiet)
-    if keys_manifest.get("kind") != "keys":
-        raise ArchiveError(f"{args.keys} is not a keys archive")
-    manifest = read_archive(args.archive, identity, desc="checking data", quiet=args.quiet)
+    # Both archives are read whole and checked before anything is changed: the data archive's
+    # manifest against the seal key of the keys archive. When they are read again to be restored,
+    # each member is applied only if it is the one the checked manifest names.
+    keys_manifest, seal_key = read_keys(args.keys, identity, quiet=args.quiet)
+    manifest = read_archive(args.archive, identity, desc="checking data", quiet=args.quiet, seal_key=seal_key)
     if manifest.get("kind") == "keys":
         raise ArchiveError(f"{args.archive} is a keys archive, not a data archive")
+    odd = load.unexpected_members(settings, manifest)
+    if odd:
+        raise ArchiveError(f"the archive holds {len(odd)} members this stack does not restore (first: {odd[0]!r}: "
+                           f"another prefix than NRW_DB_PREFIX={settings.db_prefix!r}, or not the system's): refused")
     if occupied:
         print(f"restore: --force: destroying {', '.join(f'{var / k} ({n} files)' for k, n in occupied.items())}")
         load.wipe(var)
@@ -234,7 +264,12 @@ def cmd_restore(args) -> int:
     written = [0]
 
     def restore_key(name, data):
+        matching(keys_manifest, name, data)
         written[0] += load.restore_keys([(name, data)], secrets, person_keys)
+
+    def restore_member(name, data):
+        matching(manifest, name, data)
+        loader(name, data)
 
     try:
         read_archive(args.keys, identity, restore_key, desc="keys", quiet=args.quiet)
@@ -248,7 +283,8 @@ def cmd_restore(args) -> int:
             wait_until(lambda: port_open(settings.kafka_bootstrap), 120, "Kafka")
             loader = load.Loader(settings, manifest)
             try:
-                read_archive(args.archive, identity, loader, desc="restoring", quiet=args.quiet)
+                read_archive(args.archive, identity, restore_member, desc="restoring", quiet=args.quiet,
+                             seal_key=seal_key)
                 loader.check()
             finally:
                 loader.close()
@@ -288,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
     p = sub.add_parser("verify", help="decrypt an archive and check it against its manifest (changes nothing)")
     p.add_argument("archive", type=Path)
+    p.add_argument("--keys", type=Path, help="the keys archive, to check a data archive's seal with it")
     p.add_argument("--identity", type=Path, help="the recovery key file (or NRW_RECOVERY_KEY_FILE)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_verify)
@@ -301,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ArchiveError as exc:
+    except (ArchiveError, KeyMissing) as exc:
         print(f"backup: {exc}", file=sys.stderr)
         return 2
 

@@ -1,10 +1,15 @@
 """The archive format: a tar stream encrypted with age to the organisation's recovery key.
 
-Inside, in this order: the members (BSON or JSON, see infra/backup/__init__.py) and, last, the
-manifest `manifest.json` with every member's size, SHA-256 and record count. A reader checks
-twice: age authenticates every 64 KiB chunk of the ciphertext and its end (a byte changed or a
-truncated file fails to decrypt), and every member must match the manifest, none missing, none
-added. No I/O beyond the file objects given: unit-tested without a database or a broker.
+Inside, in this order: the members (BSON or JSON, see infra/backup/__init__.py), the manifest
+`manifest.json` with every member's size, SHA-256 and record count, and, in a data archive, last,
+`manifest.seal`: an HMAC-SHA256 of the manifest under the stack's backup seal key (a secret kept
+in the keys archive, never in a data archive). A reader checks three times: age authenticates
+every 64 KiB chunk of the ciphertext and its end (a byte changed or a truncated file fails to
+decrypt); every member must match the manifest, none missing, none added; and the seal must be
+the one the keys archive's seal key gives. age alone does not say who wrote an archive: anyone
+holding the recovery key's public half (it sits on the server) can encrypt to it, so without the
+seal someone who could write to the backups folder could have a restore load documents of their
+own making. No I/O beyond the file objects given: unit-tested without a database or a broker.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 import pyrage
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
 
 FORMAT = "nrw-backup"
 VERSION = 1
 MANIFEST = "manifest.json"
+SEAL = "manifest.seal"
 
 
 class ArchiveError(Exception):
@@ -64,6 +73,40 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _seal_of(key: bytes, manifest: bytes) -> HMAC:
+    mac = HMAC(key, hashes.SHA256())
+    mac.update(b"nrw-backup manifest seal\n" + manifest)
+    return mac
+
+
+def seal(key: bytes, manifest: bytes) -> bytes:
+    """The seal of a manifest's bytes (hex HMAC-SHA256 under the backup seal key)."""
+    return _seal_of(key, manifest).finalize().hex().encode()
+
+
+def check_seal(key: bytes, manifest: bytes, found: bytes | None) -> None:
+    """ArchiveError unless `found` is the seal of `manifest` under `key` (compared in constant time)."""
+    if found is None:
+        raise ArchiveError("the archive is not sealed with a backup seal key: it was not written by `create` on a "
+                           "stack whose keys archive you gave (anyone with the recovery key's public half can make "
+                           "an archive): refused, nothing restored")
+    try:
+        _seal_of(key, manifest).verify(bytes.fromhex(found.decode("ascii", "replace").strip()))
+    except (InvalidSignature, ValueError):
+        raise ArchiveError("the archive's seal does not match the keys archive's backup seal key: it was written by "
+                           "another stack, or changed by someone who does not hold the keys: refused, nothing "
+                           "restored") from None
+
+
+def matching(manifest: dict, name: str, data: bytes) -> None:
+    """ArchiveError unless the member `name` is listed in a manifest already checked, with this
+    content: a member is applied only once it is known to be the one the sealed manifest names."""
+    entry = (manifest.get("members") or {}).get(name)
+    if entry is None or (entry.get("sha256"), entry.get("bytes")) != (sha256(data), len(data)):
+        raise ArchiveError(f"the member {name} is not the one the checked manifest names (was the archive replaced "
+                           "while it was being restored?): the restore stopped there")
+
+
 class Writer:
     """Members added one by one to a tar stream that a thread encrypts into `out` as it comes."""
 
@@ -85,24 +128,28 @@ class Writer:
 
     def add(self, name: str, data: bytes, count: int | None = None) -> None:
         """Add one member; its checksum, size and count go to the manifest."""
-        if name == MANIFEST or name in self.members:
+        if name in (MANIFEST, SEAL) or name in self.members:
             raise ValueError(f"member {name} added twice")
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
-        self._tar.addfile(info, io.BytesIO(data))
+        self._member(name, data)
         self.members[name] = {"bytes": len(data), "sha256": sha256(data), **({} if count is None else {"count": count})}
 
     def add_json(self, name: str, value, count: int | None = None) -> None:
         """Add a JSON member."""
         self.add(name, json.dumps(value, indent=1, sort_keys=True).encode(), count)
 
-    def close(self, manifest: dict) -> dict:
-        """Write the manifest last and finish the encryption; the manifest written."""
-        manifest = {**manifest, "format": FORMAT, "version": VERSION, "members": self.members}
-        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-        info = tarfile.TarInfo(MANIFEST)
+    def _member(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
         self._tar.addfile(info, io.BytesIO(data))
+
+    def close(self, manifest: dict, seal_key: bytes | None = None) -> dict:
+        """Write the manifest, then its seal when a seal key is given, and finish the encryption;
+        the manifest written."""
+        manifest = {**manifest, "format": FORMAT, "version": VERSION, "members": self.members}
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        self._member(MANIFEST, data)
+        if seal_key is not None:
+            self._member(SEAL, seal(seal_key, data))
         self._tar.close()
         self._pipe.close()
         self._thread.join()
@@ -168,19 +215,26 @@ def _decrypt_error(errors: list[BaseException]) -> ArchiveError | None:
                         f"authenticate: {exc}): refused, nothing restored")
 
 
-def checked(members: Iterable[tuple[str, bytes]], on_member: Callable[[str, bytes], None] | None = None) -> dict:
-    """Pass each member to on_member while checking it against the manifest that closes the stream;
-    the manifest, or ArchiveError naming the first member that does not match."""
+def checked(members: Iterable[tuple[str, bytes]], on_member: Callable[[str, bytes], None] | None = None,
+            seal_key: bytes | None = None) -> dict:
+    """Pass each member to on_member while checking it against the manifest that closes the stream
+    (and, given the seal key, the manifest against its seal); the manifest, or ArchiveError naming
+    the first member that does not match."""
     seen: dict[str, dict] = {}
-    manifest = None
+    manifest = manifest_bytes = found_seal = None
     for name, data in members:
         if manifest is not None:
-            raise ArchiveError(f"a member ({name}) follows the manifest")
+            if name != SEAL or found_seal is not None:
+                raise ArchiveError(f"a member ({name}) follows the manifest")
+            found_seal = data
+            continue
         if name == MANIFEST:
             try:
-                manifest = json.loads(data)
+                manifest, manifest_bytes = json.loads(data), data
             except ValueError:
                 raise ArchiveError("the manifest is not JSON") from None
+            if not isinstance(manifest, dict):
+                raise ArchiveError("the manifest is not a JSON object")
             continue
         if name in seen:
             raise ArchiveError(f"the member {name} appears twice")
@@ -189,6 +243,8 @@ def checked(members: Iterable[tuple[str, bytes]], on_member: Callable[[str, byte
             on_member(name, data)
     if manifest is None:
         raise ArchiveError("the archive has no manifest (cut short?)")
+    if seal_key is not None:
+        check_seal(seal_key, manifest_bytes, found_seal)
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise ArchiveError(f"not an archive of this format (format {manifest.get('format')!r}, "
                            f"version {manifest.get('version')!r})")

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from infra.backup.archive import Writer
 from shared.config import TOPICS, Settings, all_topics
 from shared.kafka_auth import client_options
+from shared.keys import backup_seal_key
 from shared.mongo import connect
 
 RAW = CodecOptions(document_class=RawBSONDocument)
@@ -80,10 +81,10 @@ DOWNSTREAM_FIRST = ("reporting", "advocacy", "case", "identity", "intake")
 
 
 def databases(client, settings: Settings) -> list[str]:
-    """The system's databases (those named with its prefix), downstream ones first, then any other."""
+    """The system's databases (each service's and the accounts', under its prefix), downstream ones
+    first: what a restore will take back (infra/backup/load.py: unexpected_members)."""
     order = {settings.database_name(owner): i for i, owner in enumerate(DOWNSTREAM_FIRST)}
-    return sorted((name for name in client.list_database_names() if name.startswith(settings.db_prefix)),
-                  key=lambda name: (order.get(name, len(order)), name))
+    return sorted((name for name in client.list_database_names() if name in order), key=order.__getitem__)
 
 
 def _owner(settings: Settings, database: str) -> str | None:
@@ -91,7 +92,9 @@ def _owner(settings: Settings, database: str) -> str | None:
 
 
 def create(settings: Settings, out, recipients: list, environ: dict[str, str], quiet: bool = False) -> dict:
-    """Write the whole archive to the binary file `out`; the manifest."""
+    """Write the whole archive to the binary file `out`, its manifest sealed with the backup seal
+    key (KeyMissing before anything is read if there is none); the manifest."""
+    seal_key = backup_seal_key(settings)
     groups = group_offsets(settings)
     writer = Writer(out, recipients)
     try:
@@ -104,7 +107,7 @@ def create(settings: Settings, out, recipients: list, environ: dict[str, str], q
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "db_prefix": settings.db_prefix, "databases": counts, "topics": topics,
             "groups": {g: sum(len(p) for p in t.values()) for g, t in groups.items()},
-        })
+        }, seal_key=seal_key)
     except BaseException:
         writer.abort()
         raise
@@ -135,7 +138,8 @@ def _write_databases(writer: Writer, settings: Settings, quiet: bool,
     ends = KafkaConsumer(**client_options(settings, "operator"), group_id=None, bootstrap_timeout_ms=10000)
     try:
         names = databases(client, settings)
-        plan = [(db, coll) for db in names for coll in sorted(client[db].list_collection_names())]
+        plan = [(db, coll) for db in names for coll in sorted(client[db].list_collection_names())
+                if not coll.startswith("system.")]
         total = sum(client[db][coll].estimated_document_count() for db, coll in plan)
         counts: dict[str, dict[str, int]] = {db: {} for db in names}
         with tqdm(total=total, unit="doc", desc="databases", disable=quiet) as bar:

@@ -20,7 +20,7 @@ from pymongo import IndexModel
 import bson
 from infra.backup.archive import ArchiveError, split_bson
 from shared.bus import ensure_topics
-from shared.config import Settings
+from shared.config import SERVICES, Settings, all_topics
 from shared.kafka_auth import client_options
 from shared.mongo import connect
 
@@ -66,6 +66,28 @@ def restore_keys(members, secrets: Path, person_keys: Path) -> int:
             raise ArchiveError(f"{target / filename} exists already: restore keys into an empty var/")
         written += 1
     return written
+
+
+def unexpected_members(settings: Settings, manifest: dict) -> list[str]:
+    """The members of a checked manifest that a restore would not apply: a database that is not one
+    of the system's under this stack's prefix, a system collection, a topic that is not the
+    system's, a partition that is not a number, anything else. A restore refuses an archive that
+    has any, before it changes anything."""
+    databases = {settings.database_name(owner) for owner in (*SERVICES, "identity")}
+    topics = set(all_topics())
+    odd = []
+    for name in manifest.get("members") or {}:
+        parts = name.split("/")
+        if parts[0] == "db" and len(parts) == 3 and parts[2].endswith((".bson", ".indexes.json")):
+            collection = parts[2].removesuffix(".indexes.json").removesuffix(".bson")
+            fine = parts[1] in databases and collection and not collection.startswith("system.") and "$" not in collection
+        elif parts[0] == "topics" and len(parts) == 3 and parts[2].endswith(".bson"):
+            fine = parts[1] in topics and parts[2][:-len(".bson")].isdigit()
+        else:
+            fine = name in ("groups.json", "settings.json")
+        if not fine:
+            odd.append(name)
+    return sorted(odd)
 
 
 def new_offset(originals: list[int], committed: int) -> int:

@@ -4,7 +4,8 @@ its var/ is wiped and `python -m infra.backup restore` brings it back from the t
 The restored stack shows the same cases, reports (decrypted with the restored keys), audit
 trail (its chain verifies), statistics and snapshot; the reports filed during the backup are
 consistent (each has its case and is counted once); every case was opened once; new reports
-flow. A changed byte, no recovery key, a wrong one, and a var/ that is not empty are refused."""
+flow. A changed byte, no recovery key, a wrong one, an archive forged with the recovery key's
+public half (not sealed with the keys archive's seal key), and a var/ that is not empty are refused."""
 
 from __future__ import annotations
 
@@ -140,6 +141,42 @@ def own_stack():
         stack.stop()
 
 
+def _forged(data: bytes, identity_file: Path) -> bytes:
+    """The archive decrypted, one case document's status changed, its checksum put right in the
+    manifest (the seal kept as it was), and encrypted again to the recovery key's public half."""
+    import io
+    import tarfile
+
+    import bson
+    import pyrage
+
+    from infra.backup.archive import MANIFEST, read_identity, sha256, split_bson
+
+    identity = read_identity(identity_file)
+    plain = io.BytesIO()
+    pyrage.decrypt_io(io.BytesIO(data), plain, [identity])
+    with tarfile.open(fileobj=io.BytesIO(plain.getvalue()), mode="r|") as tar:
+        members = [(info.name, tar.extractfile(info).read()) for info in tar]
+    manifest = json.loads(dict(members)[MANIFEST])
+    target = next(name for name, _ in members if name.endswith("/cases.bson"))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, member in members:
+            if name == target:
+                documents = [bson.decode(raw) for raw in split_bson(member)]
+                documents[0]["status"] = "released"
+                member = b"".join(bson.encode(doc) for doc in documents)
+                manifest["members"][name].update(bytes=len(member), sha256=sha256(member))
+            elif name == MANIFEST:
+                member = json.dumps(manifest, indent=1, sort_keys=True).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(member)
+            tar.addfile(info, io.BytesIO(member))
+    sealed = io.BytesIO()
+    pyrage.encrypt_io(io.BytesIO(out.getvalue()), sealed, [identity.to_public()])
+    return sealed.getvalue()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)  # two starts of a whole stack and a restore: about three minutes here
 def test_a_backup_taken_while_serving_restores_the_same_system(own_stack, tmp_path):
@@ -209,6 +246,10 @@ def test_a_backup_taken_while_serving_restores_the_same_system(own_stack, tmp_pa
     assert b"Synthmark" not in listing and b"Synthmark" not in (tmp_path / "keys.age").read_bytes()
     checked = _backup(env, "verify", str(archive), "--identity", str(tmp_path / "recovery.key"))
     assert checked.returncode == 0 and "every checksum matches" in checked.stdout, checked.stderr
+    assert "does not say who wrote" in checked.stdout
+    sealed = _backup(env, "verify", str(archive), "--keys", str(tmp_path / "keys.age"),
+                     "--identity", str(tmp_path / "recovery.key"))
+    assert sealed.returncode == 0 and "sealed by the keys archive" in sealed.stdout, sealed.stderr
 
     stack.stop()
     identity = ["--identity", str(tmp_path / "recovery.key")]
@@ -229,6 +270,16 @@ def test_a_backup_taken_while_serving_restores_the_same_system(own_stack, tmp_pa
         answer = _backup(env, "restore", *args)
         assert answer.returncode == 2 and message in answer.stderr, (args, answer.stderr)
         assert not occupied(Path(env["NRW_VAR"])), "a refused restore changed var/"
+    # Someone who could write to the backups folder and knows the recovery key's public half (it is on
+    # the server) changes a document and lists it right in the manifest: every checksum matches, the
+    # seal does not.
+    forged = tmp_path / "forged.age"
+    forged.write_bytes(_forged(listing, tmp_path / "recovery.key"))
+    looks_fine = _backup(env, "verify", str(forged), *identity)
+    assert looks_fine.returncode == 0, looks_fine.stderr
+    refused_forgery = _backup(env, "restore", str(forged), "--keys", str(tmp_path / "keys.age"), *identity)
+    assert refused_forgery.returncode == 2 and "seal does not match" in refused_forgery.stderr, refused_forgery.stderr
+    assert not occupied(Path(env["NRW_VAR"])), "a forged archive changed var/"
     other = _backup(env, "recovery-key", "--out", str(tmp_path / "other.key"), "--public", str(tmp_path / "other.pub"))
     assert other.returncode == 0, other.stderr
     wrong = _backup(env, "restore", str(archive), "--keys", str(tmp_path / "keys.age"),

@@ -174,3 +174,110 @@ def test_a_cut_keeps_what_was_published_before_the_copy_and_what_the_copy_holds(
     assert not cut.keeps(0, 11, b'{"event_id": "after-the-copy"}')
     assert cut.keeps(0, 12, b"not json")  # a poison record stays as the topic holds it
     assert not cut.keeps(1, 0, b'{"event_id": "x"}')  # a partition the copy did not see end: from 0
+
+
+SEAL_KEY = bytes(range(32))
+
+
+def _sealed(recipient, key=SEAL_KEY) -> bytes:
+    out = io.BytesIO()
+    writer = Writer(out, [recipient])
+    writer.add("groups.json", b"{}")
+    writer.add("db/nrw_case/cases.bson", bson.encode({"_id": "c1"}))
+    writer.close({"created_at": "2026-11-29T00:00:00+00:00"}, seal_key=key)
+    return out.getvalue()
+
+
+def test_a_sealed_archive_reads_with_its_seal_key_and_not_with_another():
+    identity, recipient = _keys()
+    data = _sealed(recipient)
+    assert _read(data, identity)["members"]["groups.json"]["bytes"] == 2  # without a key: the seal is not asked for
+    assert checked(read_members(io.BytesIO(data), identity), seal_key=SEAL_KEY)["format"] == "nrw-backup"
+    with pytest.raises(ArchiveError, match="seal does not match"):
+        checked(read_members(io.BytesIO(data), identity), seal_key=bytes(32))
+
+
+def test_someone_with_only_the_public_half_cannot_make_an_archive_that_restores():
+    """The attacker holds the recovery key's public half (it sits on the server) and writes an archive
+    of their own, with a manifest that lists it right: without the seal key it is refused."""
+    identity, recipient = _keys()
+    forged = io.BytesIO()
+    writer = Writer(forged, [recipient])
+    writer.add("db/nrw_identity/users.bson", bson.encode({"_id": "planted-admin"}))
+    writer.close({"created_at": "2026-11-29T00:00:00+00:00"})
+    with pytest.raises(ArchiveError, match="not sealed"):
+        checked(read_members(io.BytesIO(forged.getvalue()), identity), seal_key=SEAL_KEY)
+
+    def swap(members):  # a real sealed archive, one member changed and its manifest entry with it
+        manifest = json.loads(dict(members)[archive.MANIFEST])
+        out = []
+        for name, data in members:
+            if name == "groups.json":
+                data = b'{"case": {}}'
+                manifest["members"][name] = {"bytes": len(data), "sha256": archive.sha256(data)}
+            elif name == archive.MANIFEST:
+                data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+            out.append((name, data))
+        return out
+
+    plain = io.BytesIO()
+    archive.pyrage.decrypt_io(io.BytesIO(_sealed(recipient)), plain, [identity])
+    with tarfile.open(fileobj=io.BytesIO(plain.getvalue()), mode="r|") as tar:
+        members = swap([(info.name, tar.extractfile(info).read()) for info in tar])
+    tar_out = io.BytesIO()
+    with tarfile.open(fileobj=tar_out, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    again = io.BytesIO()
+    archive.pyrage.encrypt_io(io.BytesIO(tar_out.getvalue()), again, [recipient])
+    assert _read(again.getvalue(), identity)  # every checksum matches: only the seal tells
+    with pytest.raises(ArchiveError, match="seal does not match"):
+        checked(read_members(io.BytesIO(again.getvalue()), identity), seal_key=SEAL_KEY)
+
+
+def test_the_seal_cannot_be_written_as_a_member_nor_come_twice():
+    identity, recipient = _keys()
+    with pytest.raises(ValueError):
+        Writer(io.BytesIO(), [recipient]).add(archive.SEAL, b"00")
+    twice = _reencrypted(identity, recipient, lambda m: m + [(archive.SEAL, b"00"), (archive.SEAL, b"00")])
+    with pytest.raises(ArchiveError, match="follows the manifest"):
+        _read(twice, identity)
+
+
+def test_a_member_is_applied_only_if_the_checked_manifest_names_it_with_that_content():
+    manifest = {"members": {"groups.json": {"bytes": 2, "sha256": archive.sha256(b"{}")}}}
+    archive.matching(manifest, "groups.json", b"{}")
+    for name, data in (("groups.json", b"[]"), ("settings.json", b"{}")):
+        with pytest.raises(ArchiveError, match="not the one the checked manifest names"):
+            archive.matching(manifest, name, data)
+
+
+def test_a_restore_takes_only_the_systems_databases_and_topics():
+    from infra.backup.load import unexpected_members
+    from shared.config import Settings
+
+    settings = Settings.from_env()
+    fine = ["db/nrw_case/cases.bson", "db/nrw_identity/users.indexes.json", "topics/case.events/0.bson",
+            "topics/intake.events.dlq/2.bson", "groups.json", "settings.json"]
+    odd = ["db/admin/system.users.bson", "db/nrw_case/system.users.bson", "db/other_case/cases.bson",
+           "db/nrw_case/x$y.bson", "topics/__consumer_offsets/0.bson", "topics/case.events/x.bson",
+           "topics/case.events/-1.bson", "db/nrw_case/a/b.bson", "secrets/audit.key", "db/nrw_case/.bson"]
+    assert unexpected_members(settings, {"members": dict.fromkeys(fine + odd, {})}) == sorted(odd)
+
+
+def test_keys_init_makes_the_backup_seal_key(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from shared import keys
+    from shared.config import Settings
+
+    monkeypatch.setenv("NRW_SECRETS_DIR", str(tmp_path / "secrets"))
+    settings = Settings.from_env()
+    with pytest.raises(keys.KeyMissing):
+        keys.backup_seal_key(settings)
+    keys.init(settings)
+    assert len(keys.backup_seal_key(settings)) == 32
+    assert stat.S_IMODE(os.stat(keys.backup_seal_key_path(settings)).st_mode) == 0o600

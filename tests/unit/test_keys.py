@@ -14,7 +14,7 @@ def test_init_makes_every_key_file_0600_in_a_0700_folder_and_keeps_existing_ones
     made = keys.init(settings)
     assert {p.name for p in made} == {"token-signing.key", "token-signing.pub", "service-advocacy.key",
                                       "service-advocacy.pub", "web-session.secret", "keys.json", "audit.key",
-                                      "case-notes.key", "reporting-cellkey.key", "mongo-operator.uri",
+                                      "case-notes.key", "reporting-cellkey.key", "backup-seal.key", "mongo-operator.uri",
                                       *(f"mongo-{a}.password" for a in ("intake", "case", "advocacy", "reporting", "operator")),
                                       "kafka-client.properties",
                                       *(f"kafka-{p}.password" for p in ("admin", "broker", "controller", "intake", "case",
