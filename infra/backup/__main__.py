@@ -96,6 +96,18 @@ def cmd_recovery_key(args) -> int:
     return 0
 
 
+def totals(manifest: dict) -> tuple[int, int, int]:
+    """(documents, records, consumer groups) a data archive's manifest counts; ArchiveError if its
+    counts are not of the format (an archive nobody sealed may carry any manifest)."""
+    try:
+        documents = sum(sum(c.values()) for c in manifest["databases"].values())
+        records = sum(r["count"] for t in manifest["topics"].values() for r in t["records"].values())
+        return documents, records, len(manifest["groups"])
+    except (KeyError, TypeError, AttributeError):
+        raise ArchiveError("the archive's manifest does not count databases, topics and groups as this format "
+                           "does: refused") from None
+
+
 def cmd_create(args) -> int:
     """Write a data archive of the running stack."""
     from infra.backup.dump import create
@@ -110,8 +122,7 @@ def cmd_create(args) -> int:
         _finish(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    documents = sum(sum(c.values()) for c in manifest["databases"].values())
-    records = sum(r["count"] for t in manifest["topics"].values() for r in t["records"].values())
+    documents, records, _ = totals(manifest)
     print(f"backup: {target}: {len(manifest['databases'])} databases, {documents} documents, "
           f"{len(manifest['topics'])} topics, {records} records, {len(manifest['groups'])} consumer groups")
     print("backup: now run `python -m infra.backup keys` too if keys changed, and copy this file off the server")
@@ -209,10 +220,10 @@ def cmd_verify(args) -> int:
     seal_key = read_keys(args.keys, identity, quiet=args.quiet)[1] if args.keys else None
     manifest = read_archive(args.archive, identity, quiet=args.quiet, seal_key=seal_key)
     if manifest.get("kind") == "keys":
-        print(f"verify: {args.archive}: a keys archive of {manifest['files']} files, made {manifest['created_at']}: intact")
+        print(f"verify: {args.archive}: a keys archive of {len(manifest['members'])} files, made "
+              f"{manifest.get('created_at')}: intact")
         return 0
-    documents = sum(sum(c.values()) for c in manifest["databases"].values())
-    records = sum(r["count"] for t in manifest["topics"].values() for r in t["records"].values())
+    documents, records, _ = totals(manifest)
     print(f"verify: {args.archive}: made {manifest['created_at']}, {documents} documents in "
           f"{len(manifest['databases'])} databases, {records} records in {len(manifest['topics'])} topics, "
           f"{len(manifest['members'])} members: every checksum matches" +
@@ -230,6 +241,17 @@ def _identity_path(args) -> Path:
     return path
 
 
+def _stack_pid(var: Path) -> int | None:
+    """The pid of a `make run` stack using this var/ (its pid file names a live process), or None:
+    one started with other ports is not found by looking at the configured ports."""
+    try:
+        pid = int((var / "run" / "stack.pid").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 def cmd_restore(args) -> int:
     """Restore a data archive and a keys archive into an empty var/."""
     from infra.backup import load
@@ -241,6 +263,10 @@ def cmd_restore(args) -> int:
     if busy:
         raise ArchiveError(f"something is listening at {', '.join(busy)}: stop the stack first (make stop)")
     var = settings.var_dir
+    running = _stack_pid(var)
+    if running is not None:
+        raise ArchiveError(f"a stack (pid {running}, {var / 'run' / 'stack.pid'}) is running on {var}: stop it "
+                           "first (make stop)")
     occupied = load.occupied(var)
     if occupied and not args.force:
         raise ArchiveError(f"{var} is not empty ({', '.join(f'{k}/: {n} files' for k, n in occupied.items())}): "
@@ -252,6 +278,11 @@ def cmd_restore(args) -> int:
     manifest = read_archive(args.archive, identity, desc="checking data", quiet=args.quiet, seal_key=seal_key)
     if manifest.get("kind") == "keys":
         raise ArchiveError(f"{args.archive} is a keys archive, not a data archive")
+    documents, records, groups = totals(manifest)
+    odd = load.unexpected_keys(keys_manifest)
+    if odd:
+        raise ArchiveError(f"the keys archive holds {len(odd)} members that are not key files (first: {odd[0]!r}): "
+                           "refused, nothing changed")
     odd = load.unexpected_members(settings, manifest)
     if odd:
         raise ArchiveError(f"the archive holds {len(odd)} members this stack does not restore (first: {odd[0]!r}: "
@@ -294,9 +325,7 @@ def cmd_restore(args) -> int:
         print(f"restore: did NOT finish; {var} holds part of the backup: mend the cause, then restore again "
               "with --force", file=sys.stderr)
         raise
-    documents = sum(sum(c.values()) for c in manifest["databases"].values())
-    records = sum(r["count"] for t in manifest["topics"].values() for r in t["records"].values())
-    print(f"restore: {documents} documents, {records} records and {len(manifest['groups'])} consumer groups' "
+    print(f"restore: {documents} documents, {records} records and {groups} consumer groups' "
           f"offsets from the backup of {manifest['created_at']} are back. `make run` starts the stack.")
     return 0
 

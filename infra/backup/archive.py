@@ -186,8 +186,10 @@ def read_members(source: BinaryIO, identity) -> Iterator[tuple[str, bytes]]:
         try:
             with tarfile.open(fileobj=plain, mode="r|") as tar:
                 for info in tar:
-                    if not info.isfile():
-                        raise ArchiveError(f"unexpected entry {info.name!r} in the archive")
+                    # Plain files only: a sparse member (PAX GNU.sparse.*) of a few bytes would be read
+                    # as its declared size in zeros (one of 10 KiB made 1 GiB), before any seal is checked.
+                    if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or info.issparse():
+                        raise ArchiveError(f"unexpected entry {info.name!r} in the archive (not a plain file)")
                     yield info.name, tar.extractfile(info).read()
             while plain.read(1 << 16):  # the tar's padding: decrypted to the end, so the last chunk is authenticated
                 pass
@@ -249,6 +251,8 @@ def checked(members: Iterable[tuple[str, bytes]], on_member: Callable[[str, byte
         raise ArchiveError(f"not an archive of this format (format {manifest.get('format')!r}, "
                            f"version {manifest.get('version')!r})")
     listed = manifest.get("members") or {}
+    if not isinstance(listed, dict) or not all(isinstance(e, dict) for e in listed.values()):
+        raise ArchiveError("the manifest's list of members is not of this format: refused, nothing restored")
     for name, entry in listed.items():
         if name not in seen:
             raise ArchiveError(f"the member {name} listed in the manifest is missing")

@@ -57,15 +57,27 @@ def restore_keys(members, secrets: Path, person_keys: Path) -> int:
 
     written = 0
     for name, data in members:
-        folder, _, filename = name.partition("/")
-        target = {"secrets": secrets, "person-keys": person_keys}.get(folder)
-        if target is None or not filename or "/" in filename or filename.startswith("."):
+        if not _key_member(name):
             raise ArchiveError(f"unexpected entry {name!r} in the keys archive")
+        folder, _, filename = name.partition("/")
+        target = {"secrets": secrets, "person-keys": person_keys}[folder]
         private_dir(target)
         if not write_new(target / filename, data):
             raise ArchiveError(f"{target / filename} exists already: restore keys into an empty var/")
         written += 1
     return written
+
+
+def _key_member(name: str) -> bool:
+    folder, _, filename = name.partition("/")
+    return folder in ("secrets", "person-keys") and bool(filename) and "/" not in filename \
+        and not filename.startswith(".")
+
+
+def unexpected_keys(manifest: dict) -> list[str]:
+    """The members of a checked keys archive's manifest that restore_keys would refuse: found before
+    a restore changes anything (with --force, before var/ is wiped)."""
+    return sorted(name for name in manifest.get("members") or {} if not _key_member(name))
 
 
 def unexpected_members(settings: Settings, manifest: dict) -> list[str]:

@@ -281,3 +281,127 @@ def test_keys_init_makes_the_backup_seal_key(tmp_path, monkeypatch):
     keys.init(settings)
     assert len(keys.backup_seal_key(settings)) == 32
     assert stat.S_IMODE(os.stat(keys.backup_seal_key_path(settings)).st_mode) == 0o600
+
+
+def _encrypted_tar(recipient, infos: list) -> bytes:
+    """A tar of (TarInfo, data) made by hand (as anyone with the public half could), encrypted."""
+    tar_out = io.BytesIO()
+    with tarfile.open(fileobj=tar_out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in infos:
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    archive.pyrage.encrypt_io(io.BytesIO(tar_out.getvalue()), out, [recipient])
+    return out.getvalue()
+
+
+def test_a_sparse_member_is_refused_before_it_is_read_out_to_its_declared_size():
+    """A PAX sparse member of a few hundred bytes declares any size it likes; reading it yields that
+    many zero bytes, all in memory, before the manifest or its seal is looked at (1 TiB declared:
+    the restore or verify process is killed for memory). Only plain files are members."""
+    identity, recipient = _keys()
+    declared = 64 << 20  # enough to tell, small enough not to hurt when the check is missing
+    sparse_map = b"1\n0\n1\n"  # PAX 1.0 sparse map: one region, at offset 0, 1 byte long
+    info = tarfile.TarInfo("db/nrw_case/cases.bson")
+    info.size = 512 + 1
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": info.name,
+                        "GNU.sparse.realsize": str(declared)}
+    data = _encrypted_tar(recipient, [(info, sparse_map.ljust(512, b"\0") + b"x")])
+    seen = []
+    with pytest.raises(ArchiveError, match="not a plain file"):
+        _read(data, identity, lambda name, body: seen.append(len(body)))
+    assert seen == []
+
+
+@pytest.mark.parametrize("members", [["groups.json"], {"groups.json": "0" * 64}, {"groups.json": 2}, "x"])
+def test_a_manifest_whose_member_list_has_the_wrong_shape_is_refused_clearly(members):
+    """An archive nobody sealed (verify without --keys; the keys archive, which has no seal) may carry
+    any manifest: a list of the wrong type is an ArchiveError, not a traceback."""
+    identity, recipient = _keys()
+    manifest = json.dumps({"format": archive.FORMAT, "version": archive.VERSION, "members": members}).encode()
+    info = tarfile.TarInfo(archive.MANIFEST)
+    info.size = len(manifest)
+    with pytest.raises(ArchiveError, match="list of members is not of this format"):
+        _read(_encrypted_tar(recipient, [(info, manifest)]), identity)
+
+
+def _free_address() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def _commands_env(tmp_path, monkeypatch, private):
+    """A var/ of its own, nothing listening where its Kafka and database would be, a recovery key file."""
+    for name in ("NRW_SECRETS_DIR", "NRW_PERSON_KEYS_DIR", "NRW_MONGO_URI_FILE", "NRW_RECOVERY_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NRW_VAR", str(tmp_path / "var"))
+    monkeypatch.setenv("NRW_KAFKA_BOOTSTRAP", _free_address())
+    monkeypatch.setenv("NRW_MONGO_URI", f"mongodb://{_free_address()}/")
+    key = tmp_path / "recovery.key"
+    key.write_text(f"{private}\n")
+    return key
+
+
+def _write(path, recipient, members, manifest, seal_key=None):
+    with open(path, "wb") as out:
+        writer = Writer(out, [recipient])
+        for name, data in members:
+            writer.add(name, data)
+        writer.close(manifest, seal_key=seal_key)
+
+
+def test_verify_refuses_an_unsealed_manifest_without_counts_with_a_message(tmp_path, monkeypatch, capsys):
+    from infra.backup.__main__ import main
+
+    private, public = new_recovery_key()
+    key = _commands_env(tmp_path, monkeypatch, private)
+    _write(tmp_path / "data.age", archive.parse_recipient(public), [("groups.json", b"{}")],
+           {"created_at": "2026-11-29T00:00:00+00:00", "databases": ["not", "counts"]})
+    assert main(["verify", str(tmp_path / "data.age"), "--identity", str(key), "--quiet"]) == 2
+    assert "does not count databases" in capsys.readouterr().err
+
+
+def test_a_forced_restore_refuses_a_keys_archive_with_odd_members_before_it_wipes_anything(tmp_path, monkeypatch,
+                                                                                             capsys):
+    """--force destroys var/'s data: only once both archives are known to restore. A keys archive
+    member that restore_keys refuses (here person-keys/a/b) used to be found after the wipe."""
+    from infra.backup.__main__ import main
+
+    private, public = new_recovery_key()
+    key = _commands_env(tmp_path, monkeypatch, private)
+    recipient = archive.parse_recipient(public)
+    _write(tmp_path / "keys.age", recipient, [("secrets/backup-seal.key", SEAL_KEY.hex().encode()),
+                                              ("person-keys/a/b", b"k")],
+           {"created_at": "2026-11-29T00:00:00+00:00", "kind": "keys", "files": 2})
+    _write(tmp_path / "data.age", recipient, [("groups.json", b"{}")],
+           {"created_at": "2026-11-29T00:00:00+00:00", "databases": {}, "topics": {}, "groups": {}},
+           seal_key=SEAL_KEY)
+    live = tmp_path / "var" / "secrets" / "audit.key"
+    live.parent.mkdir(parents=True)
+    live.write_text("the live stack's key")
+    assert main(["restore", str(tmp_path / "data.age"), "--keys", str(tmp_path / "keys.age"),
+                 "--identity", str(key), "--force", "--quiet"]) == 2
+    assert "not key files" in capsys.readouterr().err
+    assert live.read_text() == "the live stack's key"
+
+
+def test_a_restore_refuses_a_var_whose_stack_is_running_on_other_ports(tmp_path, monkeypatch, capsys):
+    """The port check looks where this shell's settings say Kafka and the database are; a stack
+    started with other ports (or other settings) still holds var/: its pid file says so, and even
+    --force refuses before anything is read or wiped."""
+    import os
+
+    from infra.backup.__main__ import main
+
+    private, _ = new_recovery_key()
+    key = _commands_env(tmp_path, monkeypatch, private)
+    (tmp_path / "var" / "run").mkdir(parents=True)
+    (tmp_path / "var" / "run" / "stack.pid").write_text(str(os.getpid()))  # a live process
+    (tmp_path / "var" / "secrets").mkdir()
+    (tmp_path / "var" / "secrets" / "audit.key").write_text("live")
+    assert main(["restore", str(tmp_path / "missing-data.age"), "--keys", str(tmp_path / "missing-keys.age"),
+                 "--identity", str(key), "--force", "--quiet"]) == 2
+    assert "is running on" in capsys.readouterr().err
+    assert (tmp_path / "var" / "secrets" / "audit.key").read_text() == "live"
