@@ -54,6 +54,8 @@ def settings_snapshot(environ: dict[str, str]) -> dict[str, str]:
         if "://" in value and "@" in urllib.parse.urlsplit(value).netloc:
             parts = urllib.parse.urlsplit(value)
             value = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+        if "://" in value and "@" in value:  # a login the URL parser did not see (a '#' in the password)
+            continue
         kept[name] = value
     return kept
 
