@@ -266,7 +266,7 @@ def cmd_restore(args) -> int:
     running = _stack_pid(var)
     if running is not None:
         raise ArchiveError(f"a stack (pid {running}, {var / 'run' / 'stack.pid'}) is running on {var}: stop it "
-                           "first (make stop)")
+                           "first (make stop; if no stack runs, the pid is another process's: remove the file)")
     occupied = load.occupied(var)
     if occupied and not args.force:
         raise ArchiveError(f"{var} is not empty ({', '.join(f'{k}/: {n} files' for k, n in occupied.items())}): "
