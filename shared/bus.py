@@ -35,9 +35,9 @@ import queue
 import signal
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import CommitFailedError, InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
@@ -545,6 +545,32 @@ class RetryLater(Exception):
 Handler = Callable[[dict], None]
 
 
+class Batch(NamedTuple):
+    """What a batch handler is told beside a poll's events: the partition numbers they came from;
+    how many times this consumer's partitions were handed out again (a new number: each of them
+    may have been another instance's meanwhile); and whether every topic it reads has one
+    partition count, so that a partition number holds the same keys (case ids) in every topic and
+    range assignment gives all of a case's events to one instance."""
+    partitions: frozenset
+    rebalances: int
+    copartitioned: bool
+
+
+class _Assignments(ConsumerRebalanceListener):
+    """Counts the group's hand-outs of partitions to this consumer, and checks co-partitioning."""
+
+    def __init__(self, owner: "EventConsumer", consumer: KafkaConsumer):
+        self.owner, self.consumer = owner, consumer
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.owner.rebalances += 1
+
+    def on_partitions_assigned(self, assigned) -> None:
+        counts = {len(self.consumer.partitions_for_topic(topic) or ()) for topic in self.owner.topics}
+        self.owner.copartitioned = len(counts) == 1 and 0 not in counts
+        self.owner.rebalances += 1
+
+
 class EventConsumer:
     """Consume topics in a group; apply each event once; dead-letter what cannot be applied.
 
@@ -558,12 +584,15 @@ class EventConsumer:
 
     def __init__(self, settings: Settings, *, principal: str, group_id: str, topics: list[str],
                  handlers: dict[str, Handler], publisher: Publisher, max_poll_records: int = 100,
-                 retry_backoff_s: float = 1.0, batch_handler: Callable[[list[dict]], None] | None = None):
+                 retry_backoff_s: float = 1.0, batch_handler: Callable[[list[dict], Batch], None] | None = None):
         self.settings = settings
-        # Given, each poll's events go to it at once (one read and one write for many events);
-        # `handlers` still say which event types are taken, and apply them one by one when a
-        # batch fails for a reason other than the database being away (to find the event at fault).
+        # Given, each poll's events go to it at once (one read and one write for many events),
+        # with the Batch they came in; `handlers` still say which event types are taken, and apply
+        # them one by one when a batch fails for a reason other than the database being away (to
+        # find the event at fault).
         self.batch_handler = batch_handler
+        self.rebalances = 0
+        self.copartitioned = False
         self.principal = principal
         self.group_id = group_id
         self.topics = topics
@@ -575,8 +604,7 @@ class EventConsumer:
         self._internal_errors: dict[tuple[str, int, int], int] = {}
 
     def _connect(self) -> KafkaConsumer:
-        return KafkaConsumer(
-            *self.topics,
+        consumer = KafkaConsumer(
             **client_options(self.settings, self.principal),
             group_id=self.group_id,
             client_id=self.group_id,
@@ -586,13 +614,17 @@ class EventConsumer:
             # Partitions by number, topic by topic: with several instances in a group, each gets the
             # same partition numbers of every topic it reads. The topics have one partition count
             # and the case id as key, so all of a case's events (intake's, case's, advocacy's) go to
-            # one instance at a time (reporting's record of a case has then one writer; its rev
-            # check covers the moments a partition moves: services/reporting/store.py).
+            # one instance at a time (reporting's record of a case has then one writer, which the
+            # fences of its partitions confirm; where they do not, it checks each record's rev:
+            # services/reporting/store.py, PartitionFence). _Assignments tells the batch handler
+            # when partitions were handed out again and whether the topics are co-partitioned.
             partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
             bootstrap_timeout_ms=5000,
         )
+        consumer.subscribe(self.topics, listener=_Assignments(self, consumer))
+        return consumer
 
     def run(self) -> None:
         """Poll and apply until stop is set. Broker trouble is waited out; anything unexpected
@@ -668,7 +700,8 @@ class EventConsumer:
                     events.append(event)
         try:
             if events:
-                self.batch_handler(events)
+                self.batch_handler(events, Batch(frozenset(tp.partition for tp in batch), self.rebalances,
+                                                 self.copartitioned))
             for record, reason in unreadable:
                 self.dead_letter(record, reason)
         except Exception as exc:

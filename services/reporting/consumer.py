@@ -3,11 +3,14 @@ advocacy events (the statistics are counted from these records only)."""
 
 from __future__ import annotations
 
+import uuid
+
+from shared.bus import Batch
 from shared.config import CONSUMES
 from shared.processes import run_consumer
 
 from services.reporting import handlers
-from services.reporting.store import ReportingStore
+from services.reporting.store import PartitionFence, ReportingStore
 
 TOPICS = CONSUMES["reporting"]  # the broker lets this service read these only (shared/kafka_auth.py)
 MAX_POLL = 2000  # events per batch
@@ -24,11 +27,13 @@ def make_handlers(db, publisher) -> dict:
 
 
 def make_batch_handler(db, publisher):
-    """A poll's events at once (handlers.on_batch), with the records written last kept in memory."""
+    """A poll's events at once (handlers.on_batch), with the records written last kept in memory,
+    and the fences of this instance's partitions (store.PartitionFence)."""
     store, cache = ReportingStore(db), handlers.RecordCache(track_ids=True)
+    fence = PartitionFence(store.meta, token=uuid.uuid4().hex)
 
-    def handle(events: list[dict]) -> None:
-        handlers.on_batch(events, store=store, cache=cache)
+    def handle(events: list[dict], batch: Batch | None = None) -> None:
+        handlers.on_batch(events, store=store, cache=cache, fence=fence, batch=batch)
 
     return handle
 

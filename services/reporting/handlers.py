@@ -6,13 +6,14 @@ import datetime as dt
 import uuid
 from collections import OrderedDict
 
-from shared.bus import Publisher, RetryLater, applied, mark_applied
+from shared.bus import Batch, Publisher, RetryLater, applied, mark_applied
+from shared.config import TOPICS
 
 from services.reporting import domain, figures, recommendations, snapshots
 from services.reporting.recommendation_store import RecommendationStore
-from services.reporting.store import ReportingStore, live_population
+from services.reporting.store import PartitionFence, ReportingStore, live_population
 
-TOPIC = "reporting.events"
+TOPIC = TOPICS["reporting"]
 
 # What the read model is built from: intake's, the case service's and advocacy's events.
 EVENT_TYPES = ("case.reported", "consent.changed", "case.merged", "case.opened", "case.status_changed",
@@ -71,7 +72,8 @@ class RecordCache:
             self._records.popitem(last=False)
 
 
-def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | None = None) -> int:
+def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | None = None,
+             fence: PartitionFence | None = None, batch: Batch | None = None, private: bool = False) -> int:
     """Apply a batch of events (each partition's in order) to their cases' records: one read of
     each record the batch touches, one write of those it changed. An event a record already has
     is skipped, so a batch delivered again changes nothing. Returns how many records changed.
@@ -79,9 +81,13 @@ def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | 
     Safe with several consumer instances, whatever partitions each gets: a record is stored only
     over the version it was made from (store.save_many); if another instance stored a newer one
     first, the cache is emptied and RetryLater has the batch delivered again, to be applied to
-    what is stored (its events already there are skipped)."""
+    what is stored (its events already there are skipped). The read of each record's stored
+    version is left out when this instance alone writes these records: it holds the fences of the
+    batch's partitions (PartitionFence) and no rebuild is catching up into them, or (`private`) a
+    rebuild fills records no other process uses yet."""
     store = store.pinned()
     cache = cache or RecordCache(size=0)
+    alone = private or (fence is not None and fence.holds(batch, cache.forget) and not store.shared)
     records = cache.take(store, {e["case_id"] for e in events})
     base = {case_id: (record or {}).get("rev") for case_id, record in records.items()}
     changed: dict[str, dict] = {}
@@ -93,7 +99,7 @@ def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | 
                                                                                  event["event_id"])
     for case_id, record in changed.items():
         record["rev"] = (base.get(case_id) or 0) + 1
-    refused = store.save_many(list(changed.values()), new_ids=cache.new_ids(changed))
+    refused = store.save_many(list(changed.values()), new_ids=cache.new_ids(changed), checked=not alone)
     if refused:
         cache.forget()
         raise RetryLater(f"{len(refused)} records were changed by another consumer instance; applying again")

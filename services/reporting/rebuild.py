@@ -41,11 +41,12 @@ def _end_offsets(settings: Settings, partitions: list[TopicPartition]) -> dict:
         probe.close()
 
 
+CATCH_UP_S = 1800  # at most this long after the move, the live consumer checks revs (caught_up ends it)
 REPLAY_BATCH = 20000  # events applied at once: a case's events from several topics meet in one batch
 
 
 def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dict, progress,
-           cache: handlers.RecordCache | None = None) -> tuple[int, int]:
+           cache: handlers.RecordCache | None = None, private: bool = False) -> tuple[int, int]:
     """Apply every record between `start` and `end` offsets, up to REPLAY_BATCH events at a time
     (handlers.on_batch: each record changed in a batch is written once, and most are new, so
     inserted); (applied, skipped as not events)."""
@@ -75,7 +76,7 @@ def replay(consumer: KafkaConsumer, store: ReportingStore, start: dict, end: dic
         remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
         if len(events) >= REPLAY_BATCH or not remaining:
             if events:
-                handlers.on_batch(events, store=store, cache=cache)
+                handlers.on_batch(events, store=store, cache=cache, private=private)
             progress.update(seen)
             events, seen = [], 0
     return applied, skipped
@@ -98,13 +99,17 @@ def rebuild(settings: Settings, *, quiet: bool = False) -> dict:
         end = consumer.end_offsets(partitions)
         with tqdm(total=sum(end[tp] - start[tp] for tp in partitions), unit="event", desc="replaying",
                   disable=quiet, file=sys.stderr) as progress:
-            applied, skipped = replay(consumer, target, start, end, progress, cache)
-            live.point_to(fresh)
+            # Nobody else writes these records yet: no rev is read before a replace.
+            applied, skipped = replay(consumer, target, start, end, progress, cache, private=True)
+            # Now the live consumer writes them too: it reads each record's rev before replacing it
+            # until caught_up (or CATCH_UP_S, should this process die before).
+            live.point_to(fresh, catching_up_s=CATCH_UP_S)
             target.journaling = True  # readers now follow these records
             # What arrived while replaying (the live consumer wrote it to the old records).
             later = _end_offsets(settings, partitions)
             progress.total += sum(later[tp] - end[tp] for tp in partitions)
             caught_up, skipped_later = replay(consumer, target, end, later, progress, cache)
+            live.caught_up(fresh)
     finally:
         consumer.close()
     if old != fresh:

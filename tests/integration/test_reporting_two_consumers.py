@@ -103,3 +103,77 @@ def test_a_write_over_a_changed_record_is_refused_and_the_newer_one_kept(db):
                            new_ids={case_id}) == {case_id}
     assert store.get(case_id)["applied_event_ids"] == ["e1", "e2"]
     assert reader.get()._facts[case_id] == facts(store.get(case_id))
+
+
+def test_fences_let_the_instance_that_holds_a_partition_write_without_reading_revs_and_stop_a_dropped_one(db):
+    """The fast path (issue 12: ingest): an instance that holds the fences of its partitions writes
+    without reading each record's rev. Then the group drops it without its knowing (a zombie: it
+    has not rejoined) and hands every partition to the other, which applies the rest; the zombie
+    applies one more event from its stale memory of a case the other has since written. Its fence
+    tells it: it forgets, reads what is stored, finds the event applied, writes nothing. Every
+    record ends as one consumer would make it (with the zombie trusting its memory, the case
+    would go back to the zombie's older version: tried)."""
+    import zlib
+
+    from services.reporting.store import PartitionFence
+    from shared.bus import Batch
+
+    rng = random.Random(7)
+    clock = (dt.datetime(2024, 8, 1, tzinfo=UTC) + dt.timedelta(seconds=i) for i in itertools.count())
+    by_partition: dict[int, list[dict]] = {0: [], 1: [], 2: []}
+    everything = []
+    for person in invent(rng, 120):
+        for evs in events_of(person, clock).values():
+            for event in evs:
+                by_partition[zlib.crc32(event["case_id"].encode()) % 3].append(event)
+                everything.append(event)
+    store = ReportingStore(db)
+    a = {"cache": handlers.RecordCache(track_ids=True), "fence": PartitionFence(store.meta, "instance-a"), "n": 1}
+    b = {"cache": handlers.RecordCache(track_ids=True), "fence": PartitionFence(store.meta, "instance-b"), "n": 1}
+
+    def apply(instance, partition, start, end):
+        handlers.on_batch(by_partition[partition][start:end], store=store, cache=instance["cache"],
+                          fence=instance["fence"], batch=Batch(frozenset({partition}), instance["n"], True))
+
+    # k: an event of partition 0 whose case has events before it and after it.
+    zero = [e["case_id"] for e in by_partition[0]]
+    k = next(i for i in range(len(zero) // 2, len(zero) - 1) if zero[i] in zero[:i] and zero[i] in zero[i + 1:])
+    half = {p: len(evs) // 2 for p, evs in by_partition.items()}
+    half[0] = k
+    for p in (0, 1, 2):  # a holds every partition
+        apply(a, p, 0, half[p])
+    assert a["fence"].claimed == {0, 1, 2} and not a["fence"].lost
+    b["n"] += 1  # the group hands every partition to b; a is not told
+    for p in (0, 1, 2):
+        apply(b, p, half[p], len(by_partition[p]))
+    assert b["fence"].claimed == {0, 1, 2}
+    apply(a, 0, k, k + 1)  # the zombie's next event, of a case b has written to its end since
+    assert a["fence"].lost == {0}, "the dropped instance did not see that its partition was taken"
+    stored = {r["_id"]: r for r in db["records"].find({})}
+    wanted = expected_records(everything)
+    assert set(stored) == set(wanted)
+    for case_id, record in wanted.items():
+        assert without_bookkeeping(stored[case_id]) == without_bookkeeping(record), case_id
+    a["n"] += 1  # a rejoins and is handed partition 0 again: it claims it and trusts its fence
+    assert a["fence"].holds(Batch(frozenset({0}), a["n"], True), lambda: None) is True and not a["fence"].lost
+    assert b["fence"].holds(Batch(frozenset({0}), b["n"], True), lambda: None) is False  # and b sees it
+    # Topics whose partition counts differ: no fence is trusted, each rev is read.
+    assert PartitionFence(store.meta, "instance-c").holds(Batch(frozenset({0}), 1, False), lambda: None) is False
+
+
+def test_while_a_rebuild_catches_up_the_consumers_read_revs(db):
+    """A rebuild moves the pointer to its records and writes the events that came meanwhile into
+    them while the live consumer writes there too: until it says it caught up, a pinned store is
+    `shared` (each rev read before a replace), and after, not; a pointer whose rebuild died says
+    so only until its time is up."""
+    import time
+
+    store = ReportingStore(db)
+    assert store.pinned().shared is False
+    store.point_to("records_new", catching_up_s=600)
+    pinned = store.pinned()
+    assert (pinned.records_name, pinned.shared) == ("records_new", True)
+    store.caught_up("records_new")
+    assert (store.pinned().records_name, store.pinned().shared) == ("records_new", False)
+    store.meta.replace_one({"_id": "records"}, {"collection": "records_new", "catching_up_until": time.time() - 1})
+    assert store.pinned().shared is False

@@ -41,10 +41,16 @@ def test_each_consumer_instance_gets_the_same_partition_numbers_of_every_topic(m
     from shared.config import CONSUMES
 
     made = {}
-    monkeypatch.setattr(bus, "KafkaConsumer", lambda *topics, **options: made.update(options) or object())
+
+    class Subscribing:
+        def subscribe(self, topics, listener):
+            made.update(topics=topics, listener=listener)
+
+    monkeypatch.setattr(bus, "KafkaConsumer", lambda *topics, **options: made.update(options) or Subscribing())
     settings = Settings(kafka_security_protocol="PLAINTEXT")
     bus.EventConsumer(settings, principal="reporting", group_id="reporting", topics=CONSUMES["reporting"],
                       handlers={}, publisher=None)._connect()
+    assert made["topics"] == CONSUMES["reporting"] and isinstance(made["listener"], bus._Assignments)
     (strategy,) = made["partition_assignment_strategy"]
     for instances in (2, 3):
         members = [SimpleNamespace(member_id=f"reporting-{i}", group_instance_id=None,
@@ -57,3 +63,25 @@ def test_each_consumer_instance_gets_the_same_partition_numbers_of_every_topic(m
             assert len(set(numbers.values())) == 1, numbers  # the same numbers of every topic
         owned = sorted(p for given in assignment.values() for p in dict(given.assignment)[CONSUMES["reporting"][0]])
         assert owned == [0, 1, 2]
+
+
+def test_a_batch_handler_is_told_of_each_hand_out_and_of_co_partitioning():
+    """The listener counts the group's hand-outs (revoked, then assigned: a new number each time)
+    and says whether every topic read has one partition count (a partition number then holds the
+    same cases in every topic)."""
+    from types import SimpleNamespace
+
+    from shared import bus
+
+    owner = SimpleNamespace(topics=["a", "b"], rebalances=0, copartitioned=False)
+    counts = {"a": {0, 1, 2}, "b": {0, 1, 2}}
+    listener = bus._Assignments(owner, SimpleNamespace(partitions_for_topic=lambda topic: counts.get(topic)))
+    listener.on_partitions_revoked(set())
+    listener.on_partitions_assigned(set())
+    assert (owner.rebalances, owner.copartitioned) == (2, True)
+    counts["b"] = {0, 1}
+    listener.on_partitions_assigned(set())
+    assert (owner.rebalances, owner.copartitioned) == (3, False)
+    del counts["b"]  # a topic the consumer has no metadata of yet
+    listener.on_partitions_assigned(set())
+    assert owner.copartitioned is False
