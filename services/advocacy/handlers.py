@@ -8,13 +8,13 @@ import uuid
 
 from shared import audit_events
 from shared.bus import Publisher, applied, mark_applied
-from shared.config import Settings
+from shared.config import TOPICS, Settings
 from shared.events import new_event
 
 from services.advocacy import domain
 from services.advocacy.store import AdvocacyStore
 
-TOPIC = "advocacy.events"
+TOPIC = TOPICS["advocacy"]
 
 
 class NotFound(Exception):

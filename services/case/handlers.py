@@ -7,6 +7,7 @@ import datetime as dt
 
 from shared import audit_events
 from shared.bus import Publisher, RetryLater, applied, mark_applied
+from shared.config import TOPICS
 from shared.crypto import Keyring
 from shared.events import new_event
 
@@ -14,7 +15,7 @@ from services.case import domain
 from services.case.store import CaseStore
 
 
-TOPIC = "case.events"
+TOPIC = TOPICS["case"]
 
 
 class NotFound(Exception):

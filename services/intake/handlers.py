@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared import audit_events
 from shared.bus import Publisher, publish_outbox, with_outbox
+from shared.config import TOPICS
 from shared.crypto import Keyring
 from shared.events import new_event
 
@@ -20,7 +21,7 @@ from services.intake.datakeys import Erased
 from services.intake.schemas import ReportIn
 from services.intake.store import IntakeStore, find_account
 
-TOPIC = "intake.events"
+TOPIC = TOPICS["intake"]
 SERVICE_ROLE = "service"  # another service's own account (shared.auth), not a person
 log = logging.getLogger(__name__)
 

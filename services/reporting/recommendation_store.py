@@ -11,12 +11,13 @@ from pymongo.database import Database
 from shared import audit_events
 from shared.aggregates import VersionedStore
 from shared.bus import Publisher
+from shared.config import TOPICS
 
 from services.reporting import recommendations
 
 log = logging.getLogger(__name__)
 
-TOPIC = "reporting.events"
+TOPIC = TOPICS["reporting"]
 SHIPPED_BY = "reporting"  # the versions the shipped file made: no account made them
 
 
