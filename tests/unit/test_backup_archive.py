@@ -79,12 +79,19 @@ def test_another_key_cannot_open_it():
 
 def _reencrypted(identity, recipient, edit) -> bytes:
     """The archive's plain tar, edited (as someone holding the public key could), encrypted again."""
+    return _encrypted(edit(_plain_members(_archive(recipient), identity)), recipient)
+
+
+def _plain_members(data: bytes, identity) -> list[tuple[str, bytes]]:
+    """An archive's members as its tar holds them, decrypted without any check."""
     plain = io.BytesIO()
-    archive.pyrage.decrypt_io(io.BytesIO(_archive(recipient)), plain, [identity])
-    members = []
+    archive.pyrage.decrypt_io(io.BytesIO(data), plain, [identity])
     with tarfile.open(fileobj=io.BytesIO(plain.getvalue()), mode="r|") as tar:
-        members = [(info.name, tar.extractfile(info).read()) for info in tar]
-    members = edit(members)
+        return [(info.name, tar.extractfile(info).read()) for info in tar]
+
+
+def _encrypted(members, recipient) -> bytes:
+    """Members written as a tar and encrypted to the recipient, as anyone holding it could."""
     tar_out = io.BytesIO()
     with tarfile.open(fileobj=tar_out, mode="w") as tar:
         for name, data in members:
@@ -222,21 +229,10 @@ def test_someone_with_only_the_public_half_cannot_make_an_archive_that_restores(
             out.append((name, data))
         return out
 
-    plain = io.BytesIO()
-    archive.pyrage.decrypt_io(io.BytesIO(_sealed(recipient)), plain, [identity])
-    with tarfile.open(fileobj=io.BytesIO(plain.getvalue()), mode="r|") as tar:
-        members = swap([(info.name, tar.extractfile(info).read()) for info in tar])
-    tar_out = io.BytesIO()
-    with tarfile.open(fileobj=tar_out, mode="w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    again = io.BytesIO()
-    archive.pyrage.encrypt_io(io.BytesIO(tar_out.getvalue()), again, [recipient])
-    assert _read(again.getvalue(), identity)  # every checksum matches: only the seal tells
+    again = _encrypted(swap(_plain_members(_sealed(recipient), identity)), recipient)
+    assert _read(again, identity)  # every checksum matches: only the seal tells
     with pytest.raises(ArchiveError, match="seal does not match"):
-        checked(read_members(io.BytesIO(again.getvalue()), identity), seal_key=SEAL_KEY)
+        checked(read_members(io.BytesIO(again), identity), seal_key=SEAL_KEY)
 
 
 def test_the_seal_cannot_be_written_as_a_member_nor_come_twice():
