@@ -566,9 +566,10 @@ class _Assignments(ConsumerRebalanceListener):
         self.owner.rebalances += 1
 
     def on_partitions_assigned(self, assigned) -> None:
+        self.owner.rebalances += 1
+        self.owner.copartitioned = False  # until the counts are known
         counts = {len(self.consumer.partitions_for_topic(topic) or ()) for topic in self.owner.topics}
         self.owner.copartitioned = len(counts) == 1 and 0 not in counts
-        self.owner.rebalances += 1
 
 
 class EventConsumer:
