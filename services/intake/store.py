@@ -220,8 +220,8 @@ class IntakeStore:
                 time.sleep(0.002)
         try:
             yield
-        finally:
-            self.near_locks.delete_one({"_id": key})
+        finally:  # only this holder's lock: one slower than NEAR_LOCK_STALE_S may have been taken over
+            self.near_locks.delete_one({"_id": key, "owner": owner})
 
     def add_to_near_buckets(self, report: dict) -> None:
         """File a stored report in its near-match buckets (idempotent: the same entry once)."""

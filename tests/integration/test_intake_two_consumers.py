@@ -83,3 +83,21 @@ def test_a_lock_left_by_the_same_threads_failed_attempt_is_taken_at_once_and_ano
         assert waited and len(store.near_entries(1991, None)) == 1
     finally:
         mongo.drop_database(db.name)
+
+
+def test_a_holder_whose_lock_was_taken_over_gives_back_only_its_own(mongo, settings):
+    """A holder slower than NEAR_LOCK_STALE_S (the database stalled) finds, when it is done, that
+    another instance took the lock over as stale: giving back must not delete that instance's lock
+    (it did, by _id alone, so a third instance could enter the bucket while the second still wrote
+    in it: the lost entries the lock exists for)."""
+    db = mongo[f"{settings.db_prefix}intake_takeover"]
+    try:
+        store, locks = IntakeStore(db), db["near_bucket_locks"]
+        with store._bucket_locked("y:1992"):
+            # meanwhile, another instance saw this lock stale and took it over (delete, then insert)
+            locks.delete_one({"_id": "lock|y:1992"})
+            locks.insert_one({"_id": "lock|y:1992", "at": 1.0, "owner": "another-process:7"})
+        held = locks.find_one({"_id": "lock|y:1992"})
+        assert held is not None and held["owner"] == "another-process:7"
+    finally:
+        mongo.drop_database(db.name)
