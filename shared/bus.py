@@ -351,7 +351,9 @@ class BackgroundPublisher(Publisher):
         self._lease = lease
         self._todo: queue.Queue = queue.Queue(capacity)
         self._sent: queue.Queue = queue.Queue()
-        self._in_flight: set = set()  # _ids queued or sent, not yet acknowledged or given up
+        # _id -> its place in the queue, for those queued or sent, not yet acknowledged or given up
+        self._in_flight: dict = {}
+        self._handed = 0
         self._idle = threading.Condition()
         self._busy = 0
         self._threads: list[threading.Thread] = []
@@ -363,7 +365,8 @@ class BackgroundPublisher(Publisher):
         self._start()
         with self._idle:
             self._busy += 1
-            self._in_flight.add(doc["_id"])
+            self._handed += 1
+            self._in_flight[doc["_id"]] = self._handed
         try:
             self._todo.put_nowait((collection, doc, topic))
         except queue.Full:
@@ -397,7 +400,7 @@ class BackgroundPublisher(Publisher):
 
     def _finished(self, doc_id) -> None:
         with self._idle:
-            self._in_flight.discard(doc_id)
+            self._in_flight.pop(doc_id, None)
             self._busy -= 1
             self._idle.notify_all()
 
@@ -423,8 +426,11 @@ class BackgroundPublisher(Publisher):
             log.warning("outbox: broker failed moments ago; %d event(s) of %s left to the relay",
                         len(events), doc["_id"])
             return None
-        with self._idle:
-            mine = set(self._in_flight) - {doc["_id"]}
+        with self._idle:  # only what was queued before this document is sent before it by this producer:
+            # a version handed over late (its request thread paused after storing it, while the next
+            # version was stored and handed over) is behind this one, and is sent here first
+            place = self._in_flight.get(doc["_id"], 0)
+            mine = {doc_id for doc_id, at in self._in_flight.items() if at < place}
         earlier = pending_predecessors(collection, doc, skip=mine)
         try:
             producer = self._get()

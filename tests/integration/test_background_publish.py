@@ -77,3 +77,29 @@ def test_a_version_goes_out_after_the_earlier_versions_another_process_left_pend
     sent = [e["payload"]["into_case_id"] for e in _on_topic(settings, case_id)]
     assert sent == ["v1", "v2", "v3"]  # without outbox_previous v3 went first and v1, v2 waited for the relay
     assert not any(outbox_pending(store.versions, d["_id"]) for d in (first, second, third))
+
+
+def test_a_version_handed_over_before_the_one_it_follows_still_goes_out_after_it(settings, mongo):
+    """Two request threads of one process, one case: A stores v1, B reads it, stores v2 and hands it
+    over before A's thread gets to hand over v1 (a thread switch between A's insert and its submit).
+    The queue then holds v2 before v1; v1 is in flight in this process, but queued behind v2, so v2
+    must not count on this process's producer to send v1 first (it did: v2's events went out first)."""
+    store = VersionedStore(mongo[settings.database_name("intake")], f"bg_race_{uuid.uuid4().hex[:6]}")
+    case_id = f"race-{uuid.uuid4().hex[:8]}"
+    now = utcnow()
+    first = store.append(case_id, 1, {"n": 1}, [_merged(case_id, "v1")], now)
+    second = store.append(case_id, 2, {"n": 2}, [_merged(case_id, "v2")], now)
+    publisher = BackgroundPublisher(settings, principal="admin", client_id="it-race")
+    start = publisher._start
+    publisher._start = lambda: None  # both handed over before its threads take the first (the race, held still)
+    try:
+        publish_outbox(store.versions, second, "intake.events", publisher)  # B's thread
+        publish_outbox(store.versions, first, "intake.events", publisher)  # A's thread, a moment late
+        publisher._start = start
+        start()
+        assert publisher.wait_idle(30)
+    finally:
+        publisher.close()
+    sent = [e["payload"]["into_case_id"] for e in _on_topic(settings, case_id)]
+    assert sent.index("v1") < sent.index("v2"), sent  # v1 may come again after (consumers absorb it)
+    assert not any(outbox_pending(store.versions, d["_id"]) for d in (first, second))
