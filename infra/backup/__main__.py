@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -308,8 +309,15 @@ def cmd_restore(args) -> int:
         recipient = var / RECIPIENT_FILE  # the next backups are encrypted to the same recovery key
         recipient.write_text(f"# the recovery key's public half: backups are encrypted to it\n{identity.to_public()}\n")
         stack = Stack()
-        stack.start("kafka", "ferretdb")
+        # The stack's pid file names this process while its Kafka and FerretDB serve the restore:
+        # `make run` then refuses to start the consumers and relays against a half-restored var/.
+        pidfile = var / "run" / "stack.pid"
+        pidfile.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pidfile.write_text(str(os.getpid()))
+        # `make stop` sends SIGTERM to that pid: stop Kafka and FerretDB and say so, not die leaving them running
+        previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
+            stack.start("kafka", "ferretdb")
             wait_until(lambda: port_open(settings.mongo_uri), 120, "FerretDB")
             wait_until(lambda: port_open(settings.kafka_bootstrap), 120, "Kafka")
             loader = load.Loader(settings, manifest)
@@ -321,6 +329,8 @@ def cmd_restore(args) -> int:
                 loader.close()
         finally:
             stack.stop()
+            pidfile.unlink(missing_ok=True)
+            signal.signal(signal.SIGTERM, previous)
     except BaseException:
         print(f"restore: did NOT finish; {var} holds part of the backup: mend the cause, then restore again "
               "with --force", file=sys.stderr)

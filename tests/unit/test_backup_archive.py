@@ -403,3 +403,61 @@ def test_a_restore_refuses_a_var_whose_stack_is_running_on_other_ports(tmp_path,
                  "--identity", str(key), "--force", "--quiet"]) == 2
     assert "is running on" in capsys.readouterr().err
     assert (tmp_path / "var" / "secrets" / "audit.key").read_text() == "live"
+
+
+def test_while_a_restore_runs_its_pid_file_keeps_make_run_away_and_is_gone_after(tmp_path, monkeypatch):
+    """`make run` refuses a var/ whose pid file names a live process: the restore writes its own pid
+    there while its Kafka and FerretDB are up (consumers and relays started against a half-restored
+    var/ would publish and commit into it), and removes it when it stops them."""
+    import os
+
+    import infra.stack
+    from infra.backup.__main__ import main
+
+    private, public = new_recovery_key()
+    key = _commands_env(tmp_path, monkeypatch, private)
+    recipient = archive.parse_recipient(public)
+    _write(tmp_path / "keys.age", recipient, [("secrets/backup-seal.key", SEAL_KEY.hex().encode())],
+           {"created_at": "2026-11-29T00:00:00+00:00", "kind": "keys", "files": 1})
+    _write(tmp_path / "data.age", recipient, [("groups.json", b"{}")],
+           {"created_at": "2026-11-29T00:00:00+00:00", "databases": {}, "topics": {}, "groups": {}},
+           seal_key=SEAL_KEY)
+    pidfile = tmp_path / "var" / "run" / "stack.pid"
+    seen = []
+
+    class NoStack:  # stands for Kafka and FerretDB: what the pid file says while they would run
+        def start(self, *names):
+            seen.append(pidfile.read_text() if pidfile.exists() else None)
+            raise RuntimeError("no real processes in a unit test")
+
+        def stop(self):
+            pass
+
+    monkeypatch.setattr(infra.stack, "Stack", NoStack)
+    args = ["restore", str(tmp_path / "data.age"), "--keys", str(tmp_path / "keys.age"), "--identity", str(key),
+            "--quiet"]
+    with pytest.raises(RuntimeError):
+        main(args)
+    assert seen == [str(os.getpid())]
+    assert not pidfile.exists()
+
+    import signal
+
+    stopped = []
+
+    class StoppedByMakeStop(NoStack):  # `make stop` sends SIGTERM to the pid in the file meanwhile
+        def start(self, *names):
+            signal.raise_signal(signal.SIGTERM)
+
+        def stop(self):
+            stopped.append(True)
+
+    monkeypatch.setattr(infra.stack, "Stack", StoppedByMakeStop)
+    before = signal.getsignal(signal.SIGTERM)
+    for name in ("secrets", "person-keys"):  # the first attempt restored the keys: start again
+        import shutil
+        shutil.rmtree(tmp_path / "var" / name, ignore_errors=True)
+    with pytest.raises(SystemExit):
+        main(args)
+    assert stopped == [True] and not pidfile.exists()  # Kafka and FerretDB stopped, not left running
+    assert signal.getsignal(signal.SIGTERM) == before
