@@ -12,10 +12,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from infra.backup.archive import (ArchiveError, Writer, checked, matching, new_recovery_key, parse_recipient,
-                                  read_identity, read_members)
+from infra.backup.archive import (SEAL_FINGERPRINT, ArchiveError, Writer, check_fingerprint, checked, matching,
+                                  new_recovery_key, parse_recipient, read_identity, read_members, seal_fingerprint)
 from shared.config import ROOT, Settings
-from shared.keys import BACKUP_SEAL_KEY, KeyMissing, parse_hex_key
+from shared.keys import BACKUP_SEAL_KEY, KeyMissing, backup_seal_key, backup_seal_key_path, parse_hex_key
 
 RECIPIENT_FILE = "backup-recipient.txt"  # the recovery key's public half, beside the data it protects
 KEYS_WARNING = """\
@@ -84,11 +84,19 @@ def cmd_recovery_key(args) -> int:
     if out == var or var in out.parents:
         raise ArchiveError(f"the recovery key's private half must not be kept under {var}: the server's own "
                            "disk is what a backup must survive (give --out a path on another medium)")
+    has_seal = backup_seal_key_path(settings).exists()  # `shared.keys init` (make run) makes it
+    anchor = (f"# The line below names this stack's backup seal key (a hash of it, not the key): a restore\n"
+              f"# refuses archives sealed with any other. Copy it with the key, on paper too.\n"
+              f"{SEAL_FINGERPRINT}{seal_fingerprint(backup_seal_key(settings))}\n") if has_seal else ""
     private, public = new_recovery_key()
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(f"# Non-Refoulement Watch recovery key, made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d}.\n"
-                 f"# public key: {public}\n{private}\n")
+                 f"# public key: {public}\n{anchor}{private}\n")
+    if not has_seal:
+        print(f"recovery-key: WARNING: no backup seal key in {settings.secrets_path} (run `python -m shared.keys "
+              "init`), so this file records none and a restore cannot tell your keys archive from a forged one: "
+              "make the recovery key again after init", file=sys.stderr)
     public_file = args.public or settings.var_dir / RECIPIENT_FILE
     public_file.parent.mkdir(parents=True, exist_ok=True)
     public_file.write_text(f"# the recovery key's public half: backups are encrypted to it\n{public}\n")
@@ -215,10 +223,21 @@ def read_keys(path: Path, identity, quiet: bool = False) -> tuple[dict, bytes]:
         raise ArchiveError(str(exc)) from None
 
 
+def anchored(identity_path: Path, seal_key: bytes) -> None:
+    """The keys archive's seal key against the fingerprint the recovery key file records (off the
+    server, so a forger cannot change it); a warning where the file records none."""
+    if not check_fingerprint(identity_path, seal_key):
+        print(f"backup: WARNING: {identity_path} records no backup seal fingerprint (made before they were), so "
+              "nothing says this keys archive is your stack's: make a new recovery key file with `recovery-key` and "
+              "keep it with the old one", file=sys.stderr)
+
+
 def cmd_verify(args) -> int:
     """Check an archive without restoring it (a data archive's seal too, given its keys archive)."""
     identity = read_identity(_identity_path(args))
     seal_key = read_keys(args.keys, identity, quiet=args.quiet)[1] if args.keys else None
+    if seal_key is not None:
+        anchored(_identity_path(args), seal_key)
     manifest = read_archive(args.archive, identity, quiet=args.quiet, seal_key=seal_key)
     if manifest.get("kind") == "keys":
         print(f"verify: {args.archive}: a keys archive of {len(manifest['members'])} files, made "
@@ -276,6 +295,7 @@ def cmd_restore(args) -> int:
     # manifest against the seal key of the keys archive. When they are read again to be restored,
     # each member is applied only if it is the one the checked manifest names.
     keys_manifest, seal_key = read_keys(args.keys, identity, quiet=args.quiet)
+    anchored(_identity_path(args), seal_key)
     manifest = read_archive(args.archive, identity, desc="checking data", quiet=args.quiet, seal_key=seal_key)
     if manifest.get("kind") == "keys":
         raise ArchiveError(f"{args.archive} is a keys archive, not a data archive")

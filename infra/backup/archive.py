@@ -15,6 +15,7 @@ own making. No I/O beyond the file objects given: unit-tested without a database
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -66,6 +67,36 @@ def read_identity(path: Path):
             except Exception:
                 break
     raise ArchiveError(f"{path} holds no age recovery key (a line AGE-SECRET-KEY-...)")
+
+
+SEAL_FINGERPRINT = "# backup seal fingerprint: "
+
+
+def seal_fingerprint(key: bytes) -> str:
+    """What the recovery key file records of the backup seal key: a hash of it (the key stays secret)."""
+    return hashlib.sha256(b"nrw-backup seal fingerprint\n" + key).hexdigest()
+
+
+def recorded_fingerprint(path: Path) -> str | None:
+    """The seal fingerprint a recovery key file records (made by `recovery-key`), or None."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(SEAL_FINGERPRINT):
+            return line[len(SEAL_FINGERPRINT):].strip()
+    return None
+
+
+def check_fingerprint(identity_path: Path, key: bytes) -> bool:
+    """ArchiveError if the recovery key file records another seal key than `key`; False if it
+    records none (a file made before fingerprints: the keys archive cannot be checked)."""
+    recorded = recorded_fingerprint(identity_path)
+    if recorded is None:
+        return False
+    if not hmac.compare_digest(recorded, seal_fingerprint(key)):
+        raise ArchiveError("the keys archive's backup seal key is not the one your recovery key file records: these "
+                           "archives were not written by your stack (someone holding the recovery key's public half "
+                           "can make a keys archive and data sealed with a key of their own): refused, nothing "
+                           "restored")
+    return True
 
 
 def sha256(data: bytes) -> str:

@@ -5,7 +5,8 @@ The restored stack shows the same cases, reports (decrypted with the restored ke
 trail (its chain verifies), statistics and snapshot; the reports filed during the backup are
 consistent (each has its case and is counted once); every case was opened once; new reports
 flow. A changed byte, no recovery key, a wrong one, an archive forged with the recovery key's
-public half (not sealed with the keys archive's seal key), and a var/ that is not empty are refused."""
+public half (not sealed with the keys archive's seal key), a keys archive forged with a seal key
+of its own (not the one the recovery key file records), and a var/ that is not empty are refused."""
 
 from __future__ import annotations
 
@@ -141,16 +142,16 @@ def own_stack():
         stack.stop()
 
 
-def _forged(data: bytes, identity_file: Path) -> bytes:
-    """The archive decrypted, one case document's status changed, its checksum put right in the
-    manifest (the seal kept as it was), and encrypted again to the recovery key's public half."""
+def _rewritten(data: bytes, identity_file: Path, edit, seal_key: bytes | None = None) -> bytes:
+    """An archive decrypted, each member passed through edit(name, bytes) with its checksum put right
+    in the manifest (and the manifest sealed again with seal_key, if given, else the seal kept as it
+    was), then encrypted again to the recovery key's public half: what anyone holding it can do."""
     import io
     import tarfile
 
-    import bson
     import pyrage
 
-    from infra.backup.archive import MANIFEST, read_identity, sha256, split_bson
+    from infra.backup.archive import MANIFEST, SEAL, read_identity, seal, sha256
 
     identity = read_identity(identity_file)
     plain = io.BytesIO()
@@ -158,23 +159,35 @@ def _forged(data: bytes, identity_file: Path) -> bytes:
     with tarfile.open(fileobj=io.BytesIO(plain.getvalue()), mode="r|") as tar:
         members = [(info.name, tar.extractfile(info).read()) for info in tar]
     manifest = json.loads(dict(members)[MANIFEST])
-    target = next(name for name, _ in members if name.endswith("/cases.bson"))
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         for name, member in members:
-            if name == target:
-                documents = [bson.decode(raw) for raw in split_bson(member)]
-                documents[0]["status"] = "released"
-                member = b"".join(bson.encode(doc) for doc in documents)
+            if name == MANIFEST:
+                member = manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
+            elif name == SEAL:
+                member = seal(seal_key, manifest_bytes) if seal_key else member
+            else:
+                member = edit(name, member)
                 manifest["members"][name].update(bytes=len(member), sha256=sha256(member))
-            elif name == MANIFEST:
-                member = json.dumps(manifest, indent=1, sort_keys=True).encode()
             info = tarfile.TarInfo(name)
             info.size = len(member)
             tar.addfile(info, io.BytesIO(member))
     sealed = io.BytesIO()
     pyrage.encrypt_io(io.BytesIO(out.getvalue()), sealed, [identity.to_public()])
     return sealed.getvalue()
+
+
+def _one_case_released(name: str, member: bytes) -> bytes:
+    """The first case of a cases member with its status changed."""
+    import bson
+
+    from infra.backup.archive import split_bson
+
+    if not name.endswith("/cases.bson"):
+        return member
+    documents = [bson.decode(raw) for raw in split_bson(member)]
+    documents[0]["status"] = "released"
+    return b"".join(bson.encode(doc) for doc in documents)
 
 
 @pytest.mark.slow
@@ -274,12 +287,24 @@ def test_a_backup_taken_while_serving_restores_the_same_system(own_stack, tmp_pa
     # the server) changes a document and lists it right in the manifest: every checksum matches, the
     # seal does not.
     forged = tmp_path / "forged.age"
-    forged.write_bytes(_forged(listing, tmp_path / "recovery.key"))
+    forged.write_bytes(_rewritten(listing, tmp_path / "recovery.key", _one_case_released))
     looks_fine = _backup(env, "verify", str(forged), *identity)
     assert looks_fine.returncode == 0, looks_fine.stderr
     refused_forgery = _backup(env, "restore", str(forged), "--keys", str(tmp_path / "keys.age"), *identity)
     assert refused_forgery.returncode == 2 and "seal does not match" in refused_forgery.stderr, refused_forgery.stderr
     assert not occupied(Path(env["NRW_VAR"])), "a forged archive changed var/"
+    # ... and with a keys archive of their own too, whose seal key seals their data archive: the
+    # recovery key file (off the server) records the real seal key, and names the forgery.
+    own_key = os.urandom(32)
+    forged_keys = tmp_path / "forged-keys.age"
+    forged_keys.write_bytes(_rewritten((tmp_path / "keys.age").read_bytes(), tmp_path / "recovery.key",
+                                       lambda name, member: own_key.hex().encode()
+                                       if name == "secrets/backup-seal.key" else member))
+    forged.write_bytes(_rewritten(listing, tmp_path / "recovery.key", _one_case_released, seal_key=own_key))
+    both_forged = _backup(env, "restore", str(forged), "--keys", str(forged_keys), *identity)
+    assert both_forged.returncode == 2 and "not the one your recovery key file records" in both_forged.stderr, \
+        both_forged.stderr
+    assert not occupied(Path(env["NRW_VAR"])), "forged archives changed var/"
     other = _backup(env, "recovery-key", "--out", str(tmp_path / "other.key"), "--public", str(tmp_path / "other.pub"))
     assert other.returncode == 0, other.stderr
     wrong = _backup(env, "restore", str(archive), "--keys", str(tmp_path / "keys.age"),

@@ -461,3 +461,20 @@ def test_while_a_restore_runs_its_pid_file_keeps_make_run_away_and_is_gone_after
         main(args)
     assert stopped == [True] and not pidfile.exists()  # Kafka and FerretDB stopped, not left running
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_the_recovery_key_file_anchors_the_seal_key(tmp_path):
+    """Someone with the recovery key's public half can make a keys archive holding a seal key of
+    their own and a data archive sealed with it; the recovery key file, kept off the server, records
+    a hash of the real seal key, and a restore refuses any other."""
+    private, _ = new_recovery_key()
+    path = tmp_path / "recovery.key"
+    path.write_text(f"# a comment\n{archive.SEAL_FINGERPRINT}{archive.seal_fingerprint(SEAL_KEY)}\n{private}\n")
+    assert archive.read_identity(path) is not None
+    assert archive.check_fingerprint(path, SEAL_KEY) is True
+    with pytest.raises(ArchiveError, match="not the one your recovery key file records"):
+        archive.check_fingerprint(path, bytes(32))
+    assert SEAL_KEY.hex() not in path.read_text()  # a hash of the key, not the key
+    older = tmp_path / "older.key"
+    older.write_text(f"{private}\n")
+    assert archive.check_fingerprint(older, bytes(32)) is False  # nothing recorded: the caller warns
