@@ -16,7 +16,9 @@ Measured for each list at each size:
 - the first load of its columns (once per web process) and the memory it took;
 - a list request: random filters and random pages, and the last page unfiltered, p50/p95/max in
   milliseconds;
-- following the journal: a request after 100 changes (appended as the services do);
+- following the journal: a request after 100 changes (appended as the services do), and after a
+  backlog (a tenth of the rows changed at once, 1,000 to 5,000: a consumer catching up), with the
+  seconds until the list held every change;
 - baselines: one document read by `_id`; the old way (count_documents, then find().sort().skip()
   .limit()) on the same data, fewer times, as it takes seconds.
 
@@ -253,6 +255,27 @@ def rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
+BACKLOG_MAX = 5000
+
+
+def backlog(lists: Lists, name: str, changes: int) -> dict:
+    """A consumer catching up: `changes` written at once to a list a process has loaded. The first
+    request after them (it follows at most listindex.FOLLOW_IN_REQUEST and leaves the rest to a
+    load in a thread), and the seconds until the list holds every change."""
+    from shared import listindex
+
+    lists.change(name, changes)
+    index = lists.index(name)
+    began = time.perf_counter()
+    index.current()
+    first_ms = (time.perf_counter() - began) * 1000
+    reload = index._reloading
+    if reload is not None:
+        reload.join()
+    return {"changes": changes, "first_request_ms": round(first_ms, 1), "reloaded": reload is not None,
+            "caught_up_s": round(time.perf_counter() - began, 2), "follow_in_request": listindex.FOLLOW_IN_REQUEST}
+
+
 def measure(lists: Lists, name: str, n: int, old_n: int) -> dict:
     from shared import listindex
     listindex._INDEXES.clear()  # a process's first load, as at a start
@@ -277,6 +300,7 @@ def measure(lists: Lists, name: str, n: int, old_n: int) -> dict:
     began = time.perf_counter()
     lists.index(name).current()
     result["follow_100_changes_ms"] = round((time.perf_counter() - began) * 1000, 1)
+    result["backlog"] = backlog(lists, name, min(BACKLOG_MAX, max(1000, rows // 10)))
     result["read_by_id"] = timed(lambda _i: lists.by_id(name), n)
     result["database_count_and_sort"] = timed(lambda _i: lists.old_way(name), old_n, budget_s=60)
     return result
@@ -460,6 +484,16 @@ def markdown(results: dict) -> str:
             lines.append(f"| {size['cases']:,} | {name} | {s['rows']:,} | {cell(s['list'])} | {cell(s['last_page'])} | "
                          f"{cell(s['read_by_id'])} | {cell(s['database_count_and_sort'])} | {s['load_s']} s | "
                          f"{s['rss_grew_mib']} MiB | {s['follow_100_changes_ms']} ms |")
+    backlogs = [(size["cases"], name, s["backlog"]) for size in results["sizes"] for name, s in size["lists"].items()
+                if "backlog" in s]
+    if backlogs:
+        lines += ["", "A backlog (a consumer catching up): changes written at once to a list a process has loaded; the "
+                  f"first request after them follows at most {backlogs[0][2]['follow_in_request']} and leaves the "
+                  "rest to a load in a thread; then the seconds until the list held every change:", "",
+                  "| cases | list | changes | first request | loaded again in a thread | every change held after |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {cases:,} | {name} | {b['changes']:,} | {b['first_request_ms']:,} ms | "
+                  f"{'yes' if b['reloaded'] else 'no'} | {b['caught_up_s']} s |" for cases, name, b in backlogs]
     if any("http" in size for size in results["sizes"]):
         lines += http_markdown(results)
     for note in results.get("notes", []):

@@ -411,3 +411,42 @@ def test_a_deleted_position_is_passed_over_once_a_later_one_is_known_written():
     index.current()
     write(7)
     assert index.current().select() == (expected(entries), 6) and entries.scans == 2
+
+
+def test_a_backlog_larger_than_a_request_follows_is_loaded_afresh_in_a_thread(monkeypatch):
+    """A consumer catching up writes thousands of changes at once: a request follows at most
+    FOLLOW_IN_REQUEST of them and answers; the list is loaded again in a thread and takes the
+    place of the columns in use, with every change, the ones written during the load too."""
+    monkeypatch.setattr(listindex, "FOLLOW_IN_REQUEST", 50)
+    things, journal = FakeCollection(), ChangeJournal(FakeCollection("journal"))
+    index = make_index(things, journal).current()
+
+    def write(n):
+        things.docs[f"t{n}"] = {"_id": f"t{n}", "status": "open", "created_at": T0 + dt.timedelta(minutes=n)}
+        journal.append(f"t{n}")
+
+    for n in range(30):  # within what a request follows: answered at once, in full
+        write(n)
+    assert index.current().select()[1] == 30 and index._reloading is None
+    release = threading.Event()
+    real_find = things.find
+
+    def held_find(query, projection=None, batch_size=None):  # the reload's full read waits here
+        release.wait(10)
+        return real_find(query, projection, batch_size)
+
+    monkeypatch.setattr(things, "find", held_find)
+    for n in range(30, 300):
+        write(n)
+    answered = index.current().select()[1]
+    assert answered == 80, "the request followed more than its share, or less"
+    reload = index._reloading
+    assert reload is not None
+    assert index.current().select()[1] == 80  # while the load runs: the columns in use, no following
+    write(300)  # written during the load: followed by it
+    release.set()
+    reload.join(10)
+    assert index._reloading is None
+    assert index.current().select() == (expected(things), 301)
+    write(301)
+    assert index.current().select()[1] == 302  # following again
