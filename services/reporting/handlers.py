@@ -41,6 +41,7 @@ class RecordCache:
         self.collection: str | None = None
         self.ids: set[str] | None = None
         self._records: OrderedDict[str, dict] = OrderedDict()
+        self.trusted = False  # the last batch wrote without reading revs (trust)
 
     def take(self, store: ReportingStore, case_ids: set[str]) -> dict[str, dict]:
         """The records of these cases that exist, from memory where it can."""
@@ -56,6 +57,14 @@ class RecordCache:
         """Remember nothing: the next take reads the records (and the ids) again."""
         self._records.clear()
         self.collection = self.ids = None
+
+    def trust(self, alone: bool) -> None:
+        """Say whether this batch writes without reading revs; records remembered while it did
+        not (another writer could change them meanwhile: a rebuild catching up) are dropped
+        before one that does (the ids of records stored stay known: a record is never removed)."""
+        if alone and not self.trusted:
+            self._records.clear()
+        self.trusted = alone
 
     def new_ids(self, case_ids) -> set[str]:
         """Of these cases, those known to have no record stored yet (none unless it tracks ids)."""
@@ -88,6 +97,7 @@ def on_batch(events: list[dict], *, store: ReportingStore, cache: RecordCache | 
     store = store.pinned()
     cache = cache or RecordCache(size=0)
     alone = private or (fence is not None and fence.holds(batch, cache.forget) and not store.shared)
+    cache.trust(alone)
     records = cache.take(store, {e["case_id"] for e in events})
     base = {case_id: (record or {}).get("rev") for case_id, record in records.items()}
     changed: dict[str, dict] = {}

@@ -177,3 +177,37 @@ def test_while_a_rebuild_catches_up_the_consumers_read_revs(db):
     assert (store.pinned().records_name, store.pinned().shared) == ("records_new", False)
     store.meta.replace_one({"_id": "records"}, {"collection": "records_new", "catching_up_until": time.time() - 1})
     assert store.pinned().shared is False
+
+
+def test_a_consumer_back_from_sharing_its_records_with_a_rebuild_reads_them_again(db):
+    """While a rebuild catches up into the records in use, the live consumer reads revs (the
+    rebuild writes there too); when the rebuild is done, the consumer writes without reading revs
+    again, and must not trust what it remembered from before: the rebuild may have written those
+    records since (without dropping them, the case would go back to the consumer's older copy)."""
+    import zlib
+
+    from services.reporting.store import PartitionFence
+    from shared.bus import Batch
+
+    rng = random.Random(11)
+    clock = (dt.datetime(2024, 9, 1, tzinfo=UTC) + dt.timedelta(seconds=i) for i in itertools.count())
+    events = [e for person in invent(rng, 40) for evs in events_of(person, clock).values() for e in evs]
+    cases = [e["case_id"] for e in events]
+    # k: an event whose case has events before it and after it
+    k = next(i for i in range(len(events) // 2, len(events) - 1) if cases[i] in cases[:i] and cases[i] in cases[i + 1:])
+    later = next(i for i in range(k + 1, len(events)) if cases[i] == cases[k])
+    store = ReportingStore(db)
+    live_cache, fence = handlers.RecordCache(track_ids=True), PartitionFence(store.meta, "live")
+    one = Batch(frozenset({0}), 1, True)  # every case in one partition here, held by the live consumer
+    assert {zlib.crc32(c.encode()) % 1 for c in cases} == {0}
+    store.point_to("records_fresh", catching_up_s=600)  # the rebuild moved the pointer and catches up
+    handlers.on_batch(events[:k], store=store, cache=live_cache, fence=fence, batch=one)
+    assert live_cache.trusted is False  # checked while the rebuild writes too
+    rebuild_cache = handlers.RecordCache(track_ids=True)  # the rebuild applies what it had not yet
+    handlers.on_batch(events[k:later], store=store, cache=rebuild_cache)
+    store.caught_up("records_fresh")
+    handlers.on_batch(events[later:], store=store, cache=live_cache, fence=fence, batch=one)
+    assert live_cache.trusted is True
+    stored = {r["_id"]: r for r in db["records_fresh"].find({})}
+    for case_id, record in expected_records(events).items():
+        assert without_bookkeeping(stored[case_id]) == without_bookkeeping(record), case_id
