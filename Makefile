@@ -65,13 +65,13 @@ test-cluster: install  ## three Kafka brokers and two of every consumer and rela
 test-compose: $(REQ_STAMP)  ## docker-compose.yml and docker-compose.cluster.yml checks, and the compose stacks where a Docker engine exists
 	$(PYTEST) tests/compose
 
-bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip (one broker, then the pipeline on a three-broker cluster), intake throughput vs /healthz, reporting at 10k/30k/100k cases, the case list's columns at 10k/30k/100k, the other services' lists and consumers at 10k/30k, a report and a status change with the broker paused beside the same without (bench/results/)
+bench: install  ## benchmarks: pipeline and form-to-case latency vs a bare Kafka round trip (one broker, then the pipeline on a three-broker cluster), intake throughput vs /healthz, reporting at 10k/30k/100k cases, every list's columns at 10k/30k/100k (in-process and over HTTP, with a backlog), every list and consumer through the real consumers at 10k/30k/100k, a report and a status change with the broker paused beside the same without (bench/results/)
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.pipeline --brokers 3 --instances 2 --form-reports 0
 	$(PY) -m bench.throughput
 	$(PY) -m bench.scale
 	$(PY) -m bench.columns
-	$(PY) -m bench.lists
+	$(PY) -m bench.lists --sizes 10000,30000,100000 --ingest-cap-minutes 25
 	$(PY) -m bench.outage
 
 translations: $(REQ_STAMP)  ## extract the pages' strings into the catalog; new ones then need their Korean in messages.po
