@@ -333,16 +333,11 @@ FIRST = (("cases", "case", "/api/v1/cases"), ("reports", "intake", "/reports"), 
 
 def http_filters(lists: Lists, name: str, via_page: bool) -> tuple[dict, dict]:
     """Random filters of a list as bench.lists asks them: (query parameters, the store's arguments)."""
-    from bench.lists import APPEAL_STATUSES, AUDIT_ACTIONS, CASE_STATUSES, REQUEST_STATUSES
+    from bench.lists import APPEAL_STATUSES, AUDIT_ACTIONS, REQUEST_STATUSES, case_filters
     rng = lists.rng
     params: dict = {}
     if name == "cases":
-        if rng.random() < 0.5:
-            params["status"] = rng.choice(CASE_STATUSES)
-        if rng.random() < 0.5:
-            params["province"] = rng.choice(PROVINCES)
-        if rng.random() < 0.15:
-            params["imminent"] = "1"
+        params = case_filters(rng)
         return params, {**{k: params[k] for k in ("status", "province") if k in params},
                         **({"imminent": True} if "imminent" in params else {})}
     if name == "reports":

@@ -281,6 +281,18 @@ def timed_within(call, n: int, budget_s: float) -> dict:
     return {**out, "failed": failed} if failed else out
 
 
+def case_filters(rng: random.Random) -> dict:
+    """Random filters of the case list, as its API and page take them (status, province, imminent)."""
+    params = {}
+    if rng.random() < 0.5:
+        params["status"] = rng.choice(CASE_STATUSES)
+    if rng.random() < 0.5:
+        params["province"] = rng.choice(PROVINCES)
+    if rng.random() < 0.15:
+        params["imminent"] = "1"
+    return params
+
+
 def cached(total):
     """total(params) computed once per set of filters."""
     kept: dict = {}
@@ -371,16 +383,6 @@ def queries(urls: dict, api, web, dbs: dict, rng: random.Random, n: int, budget_
 
     report_total, audit_total = cached(report_total), cached(audit_total)
 
-    def case_filters():
-        params = {}
-        if rng.random() < 0.5:
-            params["status"] = rng.choice(CASE_STATUSES)
-        if rng.random() < 0.5:
-            params["province"] = rng.choice(PROVINCES)
-        if rng.random() < 0.15:
-            params["imminent"] = "1"
-        return params
-
     def report_filters():
         return {"province": rng.choice(PROVINCES)} if rng.random() < 0.5 else {}
 
@@ -412,8 +414,8 @@ def queries(urls: dict, api, web, dbs: dict, rng: random.Random, n: int, budget_
     steps = {
         "case": {
             **baselines(api, case_url, cases.current, n),
-            "list_api": lambda: lists.paged(cases_api, case_filters, case_total, size, n, via_page=False),
-            "list_page": lambda: lists.paged(cases_page, case_filters, case_total, size, n, via_page=True),
+            "list_api": lambda: lists.paged(cases_api, lambda: case_filters(rng), case_total, size, n, via_page=False),
+            "list_page": lambda: lists.paged(cases_page, lambda: case_filters(rng), case_total, size, n, via_page=True),
             "deepest_api": lambda: lists.paged(cases_api, dict, case_total, size, deep, via_page=False, deepest=True),
             "deepest_page": lambda: lists.paged(cases_page, dict, case_total, size, deep, via_page=True, deepest=True),
             # where the time goes: the store's two queries of the last page, in this process
